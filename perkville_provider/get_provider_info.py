@@ -1,0 +1,99 @@
+"""Provider metadata read by Airflow's providers manager through the entry point.
+
+The connection form is declared here (``conn-fields`` and ``ui-field-behaviour``), not with
+wtforms widgets on the hook: Airflow 3.2+ reads this without importing the hook, and masks
+every field whose schema has ``"format": "password"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perkville_provider import __version__
+
+
+def _string_field(label: str, description: str, *, secret: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": ["string", "null"]}
+    if secret:
+        schema["format"] = "password"
+    return {"label": label, "description": description, "schema": schema}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-perkville",
+        "name": "Perkville",
+        "description": "Perkville loyalty program: award points, sync external members, "
+        "look up and join connections. https://www.perkville.com/developers/docs/v2/",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Perkville",
+                "external-doc-url": "https://www.perkville.com/developers/docs/v2/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Perkville",
+                "python-modules": ["perkville_provider.hooks.perkville"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Perkville",
+                "python-modules": [
+                    "perkville_provider.operators.transactions",
+                    "perkville_provider.operators.external_members",
+                    "perkville_provider.operators.connections",
+                ],
+            }
+        ],
+        "extra-links": ["perkville_provider.links.PerkvilleBusinessLink"],
+        "connection-types": [
+            {
+                "connection-type": "perkville",
+                "hook-class-name": "perkville_provider.hooks.perkville.PerkvilleHook",
+                "hook-name": "Perkville",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "API base URL",
+                        "login": "Staff username (email)",
+                        "password": "Staff password",
+                    },
+                    "placeholders": {
+                        "host": "https://api.perkville.com",
+                        "login": "staff@your-business.com",
+                        "extra": '{"business_id": 9823}',
+                    },
+                },
+                "conn-fields": {
+                    "client_id": _string_field("Client ID", "API client id from Perkville's registration."),
+                    "client_secret": _string_field(
+                        "Client secret", "API client secret from Perkville's registration.", secret=True
+                    ),
+                    "token": _string_field(
+                        "Token",
+                        "A pre-issued long-lived token (mint one with `perkville-provider token`). "
+                        "When set, the username and password are not used.",
+                        secret=True,
+                    ),
+                    "token_url": _string_field(
+                        "Token URL", "OAuth token endpoint (default https://www.perkville.com/api/token/)."
+                    ),
+                    "business_id": {
+                        "label": "Business ID",
+                        "description": "Default business for every call that does not name one.",
+                        "schema": {"type": ["integer", "string", "null"]},
+                    },
+                    "scope": _string_field("Scope", "Space-separated scopes to request (default: all granted)."),
+                    "timeout": {
+                        "label": "Timeout (s)",
+                        "description": "Read timeout in seconds for each request (default 30).",
+                        "schema": {"type": ["number", "null"]},
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,1 @@
+"""Pytest fixtures for the Perkville sandbox (placeholder until the sandbox lands)."""

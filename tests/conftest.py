@@ -1,0 +1,70 @@
+"""Test-wide set-up: a throwaway Airflow home with SQLite metadata, and the DAG bundles.
+
+Airflow reads its configuration when it is first imported, so the environment is set here, at
+import time, before any test module imports ``airflow``. Two local DAG bundles are configured:
+the example DAGs in ``dags/`` and the test DAGs in ``tests/dags/``; ``dag.test()`` syncs them into
+the metadata database, which is why every DAG a test runs lives in a file.
+
+The sandbox fixtures (``perkville_sandbox``, ``sandbox``) come from the provider's pytest plugin,
+``perkville_provider.sandbox.pytest_plugin``, registered as a ``pytest11`` entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_DAGS = REPO_ROOT / "dags"
+TEST_DAGS = Path(__file__).resolve().parent / "dags"
+
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="perkville-airflow-home-"))
+
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(TEST_DAGS)
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": "perkville_example_dags",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(EXAMPLE_DAGS), "refresh_interval": 0},
+        },
+        {
+            "name": "perkville_test_dags",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(TEST_DAGS), "refresh_interval": 0},
+        },
+    ]
+)
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+os.environ["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[Path]:
+    """Create the SQLite metadata database once per test session."""
+    from airflow.utils import db
+
+    db.resetdb()
+    yield _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def airflow_home() -> Path:
+    return _AIRFLOW_HOME
+
+
+def load_dag(path: Path, dag_id: str):
+    """Parse one DAG file the way the DAG processor does and return the named DAG."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(path))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag(dag_id)
