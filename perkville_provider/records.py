@@ -1,0 +1,298 @@
+"""Typed, normalised records for awards and members, and the validators that build them.
+
+Validation happens before any request, so a bad record is reported with the field and the bad
+value and is never sent. Nothing here talks HTTP: the hook turns an ``Award`` or a ``Member``
+into a request body, and the operators use these validators to sort a batch into records to
+send and records to report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pendulum
+
+MAX_TRANS_SOURCE_ID_LENGTH = 255
+CONNECTION_STATUSES = ("ACTIVE", "INACTIVE")
+TRANS_SOURCE_ID_SEPARATOR = ":"
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_USER_IDENTIFIER_HELP = "user_email, user_id, or external_member_id with external_system_id"
+
+
+class RecordValidationError(ValueError):
+    """A record field that cannot be sent: says which field, what is wrong and the bad value."""
+
+    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Award:
+    """One points award, validated. ``trans_source_id`` is the idempotency key."""
+
+    trans_source_id: str
+    perk_id: int
+    quantity: int = 1
+    user_email: str | None = None
+    user_id: int | None = None
+    external_member_id: str | None = None
+    external_system_id: str | None = None
+    location_id: int | None = None
+    transaction_dt: pendulum.DateTime | None = None
+
+    @property
+    def key(self) -> str:
+        """The record's identity in reports."""
+        return self.trans_source_id
+
+
+@dataclass(frozen=True)
+class Member:
+    """One external member record, validated; upserted on (external_system_id, external_member_id)."""
+
+    external_system_id: str
+    external_member_id: str
+    user_email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    external_membership_type: str | None = None
+    external_membership_status: str | None = None
+    external_join_dt: pendulum.Date | pendulum.DateTime | None = None
+    external_cancel_dt: pendulum.Date | pendulum.DateTime | None = None
+    home_location_id: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The record's identity in reports."""
+        return self.external_member_id
+
+
+def _shown(value: Any) -> str:
+    """The bad value for an error message, cut short so one huge field cannot flood a log."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _optional(record: Mapping[str, Any], field: str) -> Any:
+    value = record.get(field)
+    return None if _is_blank(value) else value
+
+
+def validate_positive_int(value: Any, field: str) -> int:
+    """An id or a count: a positive integer, given as an int, an integral float, or a digit string.
+
+    Booleans are refused although Python counts them as ints: ``True`` is never meant as 1 here.
+    """
+    number: int | None = None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float | decimal.Decimal):
+        if value == value and value not in (float("inf"), float("-inf")) and int(value) == value:
+            number = int(value)
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        number = int(value)
+    if number is None:
+        raise RecordValidationError(field, f"must be a positive integer, got {_shown(value)}")
+    if number < 1:
+        raise RecordValidationError(field, f"must be a positive integer (1 or more), got {_shown(value)}")
+    return number
+
+
+def _required_text(record: Mapping[str, Any], field: str, *, max_length: int | None = None) -> str:
+    value = record.get(field)
+    if _is_blank(value):
+        raise RecordValidationError(field, "is required", code="required")
+    return _text(value, field, max_length=max_length)
+
+
+def _text(value: Any, field: str, *, max_length: int | None = None) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RecordValidationError(field, f"must be a string, got {_shown(value)}")
+    text = str(value).strip()
+    if max_length is not None and len(text) > max_length:
+        raise RecordValidationError(field, f"must be at most {max_length} characters, got {len(text)}")
+    return text
+
+
+def validate_email(value: Any, field: str = "user_email") -> str:
+    """An email address, stripped and lower-cased (Perkville matches customers by email)."""
+    if not isinstance(value, str) or not _EMAIL_RE.match(value.strip()):
+        raise RecordValidationError(field, f"must be an email address, got {_shown(value)}")
+    return value.strip().lower()
+
+
+def validate_connection_status(value: Any) -> str:
+    """A connection status the API accepts on write: ACTIVE or INACTIVE (any case)."""
+    status = value.strip().upper() if isinstance(value, str) else None
+    if status not in CONNECTION_STATUSES:
+        raise RecordValidationError(
+            "status", f"must be one of {', '.join(CONNECTION_STATUSES)}, got {_shown(value)}"
+        )
+    return status
+
+
+def validate_aware_datetime(value: Any, field: str) -> pendulum.DateTime:
+    """A point in time with a timezone. A naive time is refused: its day is ambiguous."""
+    parsed = _parse_temporal(value, field)
+    if not isinstance(parsed, pendulum.DateTime):
+        raise RecordValidationError(field, f"must be a date and time with a timezone, got {_shown(value)}")
+    if parsed.tzinfo is None:
+        raise RecordValidationError(
+            field,
+            f"must carry a timezone (e.g. 2024-05-01T07:30:00-04:00 or ...Z), got {_shown(value)}",
+        )
+    return parsed
+
+
+def validate_date_or_datetime(value: Any, field: str) -> pendulum.Date | pendulum.DateTime:
+    """A calendar date, or a date and time with a timezone."""
+    parsed = _parse_temporal(value, field)
+    if isinstance(parsed, pendulum.DateTime):
+        return validate_aware_datetime(parsed, field)
+    return parsed
+
+
+def _parse_temporal(value: Any, field: str) -> pendulum.Date | pendulum.DateTime:
+    if isinstance(value, dt.datetime):
+        return pendulum.instance(value) if value.tzinfo else pendulum.naive(*value.timetuple()[:6])
+    if isinstance(value, dt.date):
+        return pendulum.Date(value.year, value.month, value.day)
+    if isinstance(value, str):
+        try:
+            parsed = pendulum.parse(value.strip(), exact=True, tz=None)
+        except ValueError:  # pendulum's ParserError is a ValueError
+            parsed = None
+        if isinstance(parsed, pendulum.DateTime | pendulum.Date):
+            return parsed
+    raise RecordValidationError(field, f"must be an ISO 8601 date or date-time, got {_shown(value)}")
+
+
+def build_trans_source_id(*parts: Any) -> str:
+    """Join parts with ':' the way Perkville's own integrations do, e.g. ``MYGYM:DT:CHECKIN:12345``.
+
+    Each part must be non-empty and free of ':', so two different sources never build the same id.
+    """
+    if not parts:
+        raise RecordValidationError("trans_source_id", "needs at least one part")
+    texts = []
+    for index, part in enumerate(parts):
+        text = "" if part is None else str(part).strip()
+        if not text:
+            raise RecordValidationError("trans_source_id", f"part {index} is empty")
+        if TRANS_SOURCE_ID_SEPARATOR in text:
+            raise RecordValidationError("trans_source_id", f"part {index} contains ':': {_shown(text)}")
+        texts.append(text)
+    joined = TRANS_SOURCE_ID_SEPARATOR.join(texts)
+    if len(joined) > MAX_TRANS_SOURCE_ID_LENGTH:
+        raise RecordValidationError(
+            "trans_source_id", f"must be at most {MAX_TRANS_SOURCE_ID_LENGTH} characters, got {len(joined)}"
+        )
+    return joined
+
+
+def _user_identifier(record: Mapping[str, Any]) -> dict[str, Any]:
+    email = _optional(record, "user_email")
+    user_id = _optional(record, "user_id")
+    member_id = _optional(record, "external_member_id")
+    system_id = _optional(record, "external_system_id")
+    given = [
+        name
+        for name, value in (("user_email", email), ("user_id", user_id), ("external_member_id", member_id))
+        if value is not None
+    ]
+    if not given:
+        raise RecordValidationError(
+            "user_email", f"one user identifier is required: {_USER_IDENTIFIER_HELP}", code="required"
+        )
+    if len(given) > 1:
+        raise RecordValidationError(
+            given[1], f"give exactly one user identifier ({_USER_IDENTIFIER_HELP}), got {', '.join(given)}"
+        )
+    if email is not None:
+        return {"user_email": validate_email(email)}
+    if user_id is not None:
+        return {"user_id": validate_positive_int(user_id, "user_id")}
+    if system_id is None:
+        raise RecordValidationError(
+            "external_system_id", "is required together with external_member_id", code="required"
+        )
+    return {
+        "external_member_id": _text(member_id, "external_member_id", max_length=255),
+        "external_system_id": _text(system_id, "external_system_id", max_length=255),
+    }
+
+
+def validate_award(record: Mapping[str, Any], *, default_perk_id: Any = None) -> Award:
+    """Check one award record and return it normalised; raise ``RecordValidationError`` otherwise."""
+    if not isinstance(record, Mapping):
+        raise RecordValidationError("record", f"must be a mapping of fields, got {_shown(record)}")
+    trans_source_id = _required_text(record, "trans_source_id", max_length=MAX_TRANS_SOURCE_ID_LENGTH)
+    user = _user_identifier(record)
+    perk = _optional(record, "perk_id")
+    if perk is None:
+        perk = default_perk_id
+    if _is_blank(perk):
+        raise RecordValidationError(
+            "perk_id", "is required (in the record or as the default perk)", code="required"
+        )
+    quantity = _optional(record, "quantity")
+    location = _optional(record, "location_id")
+    when = _optional(record, "transaction_dt")
+    return Award(
+        trans_source_id=trans_source_id,
+        perk_id=validate_positive_int(perk, "perk_id"),
+        quantity=1 if quantity is None else validate_positive_int(quantity, "quantity"),
+        location_id=None if location is None else validate_positive_int(location, "location_id"),
+        transaction_dt=None if when is None else validate_aware_datetime(when, "transaction_dt"),
+        **user,
+    )
+
+
+def validate_member(record: Mapping[str, Any], *, external_system_id: str | None = None) -> Member:
+    """Check one member record and return it normalised; raise ``RecordValidationError`` otherwise.
+
+    The record's own ``external_system_id`` wins over the batch default.
+    """
+    if not isinstance(record, Mapping):
+        raise RecordValidationError("record", f"must be a mapping of fields, got {_shown(record)}")
+    system_id = _optional(record, "external_system_id") or external_system_id
+    if _is_blank(system_id):
+        raise RecordValidationError("external_system_id", "is required", code="required")
+    optional_text = {
+        field: _text(value, field, max_length=255)
+        for field in ("first_name", "last_name", "external_membership_type")
+        if (value := _optional(record, field)) is not None
+    }
+    status = _optional(record, "external_membership_status")
+    dates = {
+        field: validate_date_or_datetime(value, field)
+        for field in ("external_join_dt", "external_cancel_dt")
+        if (value := _optional(record, field)) is not None
+    }
+    home = _optional(record, "home_location_id")
+    return Member(
+        external_system_id=_text(system_id, "external_system_id", max_length=255),
+        external_member_id=_required_text(record, "external_member_id", max_length=255),
+        user_email=validate_email(_required_text(record, "user_email")),
+        external_membership_status=None
+        if status is None
+        else _text(status, "external_membership_status", max_length=255).upper(),
+        home_location_id=None if home is None else validate_positive_int(home, "home_location_id"),
+        **optional_text,
+        **dates,
+    )
