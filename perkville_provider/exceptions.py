@@ -1,0 +1,215 @@
+"""Typed errors for Perkville API failures, and the one mapping from an HTTP answer to them.
+
+Every error carries the HTTP status, the ``pv_*`` (or OAuth) error codes, the method and the path,
+so an operator can sort failures without parsing text. None carries the token, the password or
+the client secret: messages are built from the server's error codes and texts, passed through
+Airflow's secrets masker, and the request's query string and headers are never included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.log import redact
+
+if TYPE_CHECKING:
+    import requests
+
+GENERAL_FIELD = "__all__"
+
+#: Customer-safe copy for join errors, from Perkville's "Joining the loyalty program" guide.
+CUSTOMER_SAFE_MESSAGES: Mapping[str, str] = {
+    "pv_connection_membership_not_active": (
+        "Your membership is not active. Please contact the business for help."
+    ),
+    "pv_agreement_required": "Please review and accept the required terms to join at {perkville_url}",
+}
+
+
+def customer_safe_message(code: str, *, perkville_url: str | None = None) -> str | None:
+    """The message Perkville recommends showing a customer for ``code``, or None if it gives none."""
+    template = CUSTOMER_SAFE_MESSAGES.get(code)
+    if template is None:
+        return None
+    return template.format(perkville_url=perkville_url or "the business's Perkville page")
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One entry of Perkville's ``errors`` object: which field, which code, what it says."""
+
+    field: str
+    code: str
+    message: str
+
+
+class PerkvilleError(AirflowException):
+    """Base of every Perkville API error.
+
+    :param message: what went wrong, already free of secrets
+    :param status: the HTTP status, or None when no answer arrived
+    :param details: the error entries the API returned
+    :param method: the HTTP method of the request
+    :param path: the request path, without its query string
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        details: tuple[ErrorDetail, ...] = (),
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.message = redact(message)
+        self.status = status
+        self.details = details
+        self.method = method
+        self.path = path
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        where = f"{self.method} {self.path}" if self.method and self.path else "Perkville"
+        status = f" -> {self.status}" if self.status is not None else ""
+        return f"{where}{status}: {self.message}"
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The error codes in the answer, in order, without repeats."""
+        return tuple(dict.fromkeys(detail.code for detail in self.details if detail.code))
+
+    @property
+    def code(self) -> str | None:
+        """The first error code, the one a report shows."""
+        return self.codes[0] if self.codes else None
+
+    def fields(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(detail.field for detail in self.details))
+
+    def codes_for(self, field: str) -> tuple[str, ...]:
+        return tuple(detail.code for detail in self.details if detail.field == field)
+
+
+class PerkvilleConfigurationError(PerkvilleError):
+    """The Airflow connection or the call lacks a setting it needs (no request was sent)."""
+
+
+class PerkvilleNetworkError(PerkvilleError):
+    """No answer after every retry: connection refused or reset, or a timeout."""
+
+
+class PerkvilleAuthenticationError(PerkvilleError):
+    """401 or a refused token grant: bad username or password, bad client, or a refused token."""
+
+
+class PerkvillePermissionError(PerkvilleError):
+    """403: the token lacks the scope, or its user lacks the staff role, for this action."""
+
+
+class PerkvilleNotFoundError(PerkvilleError):
+    """404: the object or path does not exist (or is not visible to this token)."""
+
+
+class PerkvilleValidationError(PerkvilleError):
+    """400: Perkville refused the request's data; ``details`` names the fields and ``pv_*`` codes."""
+
+    @property
+    def field(self) -> str:
+        """The first field named in the errors (``__all__`` when the error is not about one field)."""
+        fields = [detail.field for detail in self.details]
+        specific = [field for field in fields if field != GENERAL_FIELD]
+        return (specific or fields or [GENERAL_FIELD])[0]
+
+    def customer_message(self, *, perkville_url: str | None = None) -> str | None:
+        """The customer-safe copy for the first code that has one (join errors), else None."""
+        for code in self.codes:
+            message = customer_safe_message(code, perkville_url=perkville_url)
+            if message is not None:
+                return message
+        return None
+
+
+class PerkvilleRateLimitedError(PerkvilleError):
+    """429 after every retry; ``retry_after`` is the server's last wait hint in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class PerkvilleServerError(PerkvilleError):
+    """5xx after every retry."""
+
+
+_ERROR_CLASS_BY_STATUS: Mapping[int, type[PerkvilleError]] = {
+    400: PerkvilleValidationError,
+    401: PerkvilleAuthenticationError,
+    403: PerkvillePermissionError,
+    404: PerkvilleNotFoundError,
+    409: PerkvilleValidationError,
+    422: PerkvilleValidationError,
+    429: PerkvilleRateLimitedError,
+}
+
+
+def error_details(body: Any) -> tuple[ErrorDetail, ...]:
+    """Read Perkville's error shapes: ``{"errors": {field: [{code, message}]}}`` and OAuth's
+    ``{"error", "error_description"}``; anything else yields no details."""
+    if not isinstance(body, Mapping):
+        return ()
+    errors = body.get("errors")
+    details: list[ErrorDetail] = []
+    if isinstance(errors, Mapping):
+        for field, entries in errors.items():
+            for entry in entries if isinstance(entries, list) else [entries]:
+                if isinstance(entry, Mapping):
+                    details.append(
+                        ErrorDetail(str(field), str(entry.get("code", "")), str(entry.get("message", "")))
+                    )
+                else:
+                    details.append(ErrorDetail(str(field), "", str(entry)))
+    if not details and isinstance(body.get("error"), str):
+        details.append(ErrorDetail(GENERAL_FIELD, body["error"], str(body.get("error_description", ""))))
+    if not details and isinstance(body.get("detail"), str):
+        details.append(ErrorDetail(GENERAL_FIELD, "", body["detail"]))
+    return tuple(details)
+
+
+def summarise_details(details: tuple[ErrorDetail, ...]) -> str:
+    """``field: code (message); ...`` for an exception message."""
+    parts = []
+    for detail in details:
+        code = f" {detail.code}" if detail.code else ""
+        message = f" ({detail.message})" if detail.message else ""
+        parts.append(f"{detail.field}:{code}{message}")
+    return "; ".join(parts)
+
+
+def error_from_response(
+    response: requests.Response, *, retry_after: float | None = None, hint: str | None = None
+) -> PerkvilleError:
+    """The typed error for a non-2xx answer. ``hint`` is added to say what the caller can do."""
+    request = response.request
+    method = request.method if request is not None else None
+    path = urlsplit(request.url).path if request is not None and request.url else None
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    details = error_details(body)
+    summary = summarise_details(details) or (response.reason or "no error details")
+    message = f"{summary}. {hint}" if hint else summary
+    if status >= 500:
+        error_class: type[PerkvilleError] = PerkvilleServerError
+    else:
+        error_class = _ERROR_CLASS_BY_STATUS.get(status, PerkvilleError)
+    kwargs: dict[str, Any] = {"status": status, "details": details, "method": method, "path": path}
+    if error_class is PerkvilleRateLimitedError:
+        kwargs["retry_after"] = retry_after
+    return error_class(message, **kwargs)

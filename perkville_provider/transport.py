@@ -1,0 +1,229 @@
+"""How one logical request reaches Perkville: rate limit, timeouts, retries, User-Agent.
+
+The retry policy lives here and only here. It retries what a later attempt can fix: 429 (after
+the server's ``Retry-After``), 500/502/503/504, connection errors and timeouts; never another 4xx.
+Every write the hook sends is idempotent (awards carry ``trans_source_id``, member posts are
+upserts, status patches and agreement acceptances are repeatable), so a write whose answer was
+lost is safe to send again; ``Delivery.maybe_committed`` tells the caller that this happened.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from perkville_provider import __version__
+from perkville_provider.exceptions import PerkvilleNetworkError
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 30.0
+
+Timeout = float | tuple[float, float]
+
+
+def user_agent() -> str:
+    """``airflow-provider-perkville/<ver> apache-airflow/<ver>``: who is calling, for Perkville's logs."""
+    try:
+        from airflow import __version__ as airflow_version
+    except ImportError:  # pragma: no cover - Airflow is a dependency
+        airflow_version = "unknown"
+    return f"airflow-provider-perkville/{__version__} apache-airflow/{airflow_version}"
+
+
+def normalise_timeout(timeout: Any) -> tuple[float, float]:
+    """A (connect, read) pair from a number, a pair, or None (the defaults)."""
+    if timeout is None or timeout == "":
+        return (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)
+    if isinstance(timeout, list | tuple):
+        connect, read = (float(part) for part in timeout)
+        return (connect, read)
+    read = float(timeout)
+    return (min(DEFAULT_CONNECT_TIMEOUT, read), read)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, capped by attempts and by total time.
+
+    :param max_attempts: attempts in all, the first included
+    :param max_elapsed: seconds after the first attempt beyond which no new attempt starts
+    :param backoff_initial: the first backoff in seconds, doubled each attempt
+    :param backoff_max: the largest backoff in seconds
+    :param max_retry_after: the longest ``Retry-After`` honoured; a longer one gives up at once
+    """
+
+    max_attempts: int = 6
+    max_elapsed: float = 120.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 20.0
+    max_retry_after: float = 60.0
+
+    def backoff(self, retry_number: int) -> float:
+        """Equal jitter: half the exponential step fixed, half random, so threads spread out."""
+        step = min(self.backoff_max, self.backoff_initial * 2 ** (retry_number - 1))
+        return step / 2 + random.uniform(0, step / 2)
+
+    def delay(self, retry_number: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after + random.uniform(0, min(1.0, self.backoff_initial))
+        return self.backoff(retry_number)
+
+
+class RateLimiter:
+    """Spaces request starts ``1/max_per_second`` apart across all threads that share it."""
+
+    def __init__(self, max_per_second: float) -> None:
+        if max_per_second <= 0:
+            raise ValueError(f"max_requests_per_second must be positive, got {max_per_second!r}")
+        self.interval = 1.0 / max_per_second
+        self._next_start = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_start)
+            self._next_start = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The final answer to a request, and whether an earlier attempt may have been applied unseen."""
+
+    response: requests.Response
+    attempts: int
+    maybe_committed: bool
+
+
+class Transport:
+    """Sends requests through one shared session with the retry policy and the rate limiter."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        policy: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        timeout: tuple[float, float] = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.session = session
+        self.policy = policy or RetryPolicy()
+        self.limiter = limiter
+        self.timeout = timeout
+        self._sleep = sleep
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        auth: Any = None,
+    ) -> Delivery:
+        """Send until an answer that is not worth retrying, or until the policy's caps.
+
+        Returns the last response whatever its status; raises ``PerkvilleNetworkError`` when the
+        last attempt got no response at all.
+        """
+        path = urlsplit(url).path
+        started = time.monotonic()
+        maybe_committed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.limiter is not None:
+                self.limiter.acquire()
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    headers=dict(headers or {}),
+                    params=params,
+                    json=json,
+                    data=data,
+                    auth=auth,
+                    timeout=self.timeout,
+                    allow_redirects=method == "GET",
+                )
+            except (requests.ConnectionError, requests.Timeout) as error:
+                failure = type(error).__name__
+                delay = self._next_delay(attempt, started, None)
+                if delay is None:
+                    raise PerkvilleNetworkError(
+                        f"no answer after {attempt} attempt(s): {failure}", method=method, path=path
+                    ) from None
+                maybe_committed = maybe_committed or not _never_sent(error)
+            else:
+                if response.status_code not in RETRYABLE_STATUSES:
+                    return Delivery(response, attempt, maybe_committed)
+                failure = str(response.status_code)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                delay = self._next_delay(attempt, started, retry_after)
+                if delay is None:
+                    return Delivery(response, attempt, maybe_committed)
+                maybe_committed = maybe_committed or response.status_code != 429
+                response.close()
+            log.warning(
+                "Perkville %s %s: %s on attempt %d of %d; retrying in %.2f s",
+                method,
+                path,
+                failure,
+                attempt,
+                self.policy.max_attempts,
+                delay,
+            )
+            self._sleep(delay)
+
+    def _next_delay(self, attempt: int, started: float, retry_after: float | None) -> float | None:
+        """The wait before the next attempt, or None when the policy says stop."""
+        policy = self.policy
+        if attempt >= policy.max_attempts:
+            return None
+        if retry_after is not None and retry_after > policy.max_retry_after:
+            return None
+        delay = policy.delay(attempt, retry_after)
+        if time.monotonic() - started + delay > policy.max_elapsed:
+            return None
+        return delay
+
+
+def _never_sent(error: Exception) -> bool:
+    """True when the request cannot have reached the server (it failed while connecting)."""
+    return isinstance(error, requests.ConnectTimeout) or "Failed to establish a new connection" in str(error)
