@@ -1,0 +1,289 @@
+"""What every Perkville batch operator shares: its common parameters, execute(), and the verdict.
+
+A concrete operator only says where its records come from (:meth:`PerkvilleBatchOperator.records`)
+and how one record is handled (:meth:`PerkvilleBatchOperator.build_job`); validation of the shared
+parameters, the hook, the extra link, the batch run, the summary in the log and the failure
+verdict happen here once.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from perkville_provider.batch import (
+    DEFAULT_MAX_WORKERS,
+    BatchJob,
+    exceeds_failure_ratio,
+    failure_count,
+    failures_are_retriable,
+    format_summary,
+    run_batch,
+)
+from perkville_provider.links import PerkvilleBusinessLink, business_url
+from perkville_provider.records import RecordValidationError, validate_positive_int
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from perkville_provider.hooks.perkville import PerkvilleHook
+
+DEFAULT_CONN_ID = "perkville_default"
+MIN_POOL_SIZE = 16
+_TRUE = frozenset({"true", "yes", "1", "on"})
+_FALSE = frozenset({"false", "no", "0", "off", "", "none"})
+
+
+def raise_for_failure_ratio(summary: Mapping[str, Any], max_failure_ratio: float) -> None:
+    """Fail the task when more records failed than ``max_failure_ratio`` allows.
+
+    A retry resends nothing twice (awards carry ``trans_source_id``, member posts are upserts), so
+    a batch with transient failures raises ``AirflowException`` and Airflow's retries apply; a batch
+    whose failures are all permanent (invalid records, refused data) raises
+    ``AirflowFailException``: a retry would fail the same way.
+    """
+    if not exceeds_failure_ratio(summary, max_failure_ratio):
+        return
+    failed, total = failure_count(summary), int(summary["total"])
+    message = (
+        f"{failed} of {total} records failed ({failed / total:.1%}), more than "
+        f"max_failure_ratio={max_failure_ratio:g}.\n{format_summary(summary)}"
+    )
+    if failures_are_retriable(summary):
+        raise AirflowException(message)
+    raise AirflowFailException(message)
+
+
+def setting_error(name: str, message: str) -> AirflowFailException:
+    """A bad operator parameter: a retry cannot fix it."""
+    return AirflowFailException(f"{name}: {message}")
+
+
+def as_bool(value: Any, name: str) -> bool:
+    """A flag, also from a rendered template (``"True"``, ``"false"``...)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise setting_error(name, f"must be true or false, got {value!r}")
+
+
+def as_positive_int(value: Any, name: str) -> int:
+    try:
+        return validate_positive_int(value, name)
+    except RecordValidationError as error:
+        raise setting_error(name, error.message) from None
+
+
+def as_optional_positive_int(value: Any, name: str) -> int | None:
+    return None if value is None or value == "" else as_positive_int(value, name)
+
+
+def as_text(value: Any, name: str) -> str:
+    if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+        return str(value).strip()
+    raise setting_error(name, f"must be a non-empty string, got {value!r}")
+
+
+def as_records(value: Any, name: str) -> Iterable[Any]:
+    """Records given inline, by XCom (a list, or the lazy sequence of a mapped task) or by a template.
+
+    A template renders to text unless the DAG renders native objects, so a string is read back
+    as JSON or as a Python literal. A lone mapping is refused: it is almost surely a mistake.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = _parse_rendered(value, name)
+    if isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable):
+        raise setting_error(name, f"must be a list of records, got {type(value).__name__}")
+    return value
+
+
+def _parse_rendered(text: str, name: str) -> Any:
+    if not text.strip():
+        return []
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise setting_error(name, "is text that is neither a JSON nor a Python list of records") from None
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """The shared parameters, validated after rendering."""
+
+    perkville_conn_id: str
+    business_id: int | None
+    max_workers: int
+    max_requests_per_second: float | None
+    max_failure_ratio: float
+    dry_run: bool
+    report_path: Any
+
+
+class PerkvilleBatchOperator(BaseOperator):
+    """Base of the Perkville operators: runs a batch of records through the shared engine.
+
+    :param perkville_conn_id: the Perkville connection
+    :param business_id: the business; defaults to the connection's ``business_id`` extra
+    :param max_workers: records sent concurrently (one pooled session shared by all)
+    :param max_requests_per_second: client-side cap on requests (retries included), or None
+    :param max_failure_ratio: share of records (0 to 1) allowed to end ``invalid`` or ``failed``
+        before the task fails; the whole batch is attempted first either way
+    :param dry_run: validate and report what would be sent, send no write
+    :param report_path: where to write the per-record JSON Lines report (``ObjectStoragePath`` or
+        a path/URL string), or None
+    """
+
+    template_fields: Sequence[str] = (
+        "perkville_conn_id",
+        "business_id",
+        "max_workers",
+        "max_requests_per_second",
+        "max_failure_ratio",
+        "dry_run",
+        "report_path",
+    )
+    ui_color = "#fde8d7"
+    ui_fgcolor = "#000000"
+    operator_extra_links = (PerkvilleBusinessLink(),)
+    #: what the operator's own records parameter is called, for error messages
+    records_parameter: ClassVar[str] = "records"
+
+    def __init__(
+        self,
+        *,
+        perkville_conn_id: str = DEFAULT_CONN_ID,
+        business_id: int | str | None = None,
+        max_workers: int | str = DEFAULT_MAX_WORKERS,
+        max_requests_per_second: float | str | None = None,
+        max_failure_ratio: float | str = 0.0,
+        dry_run: bool | str = False,
+        report_path: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.perkville_conn_id = perkville_conn_id
+        self.business_id = business_id
+        self.max_workers = max_workers
+        self.max_requests_per_second = max_requests_per_second
+        self.max_failure_ratio = max_failure_ratio
+        self.dry_run = dry_run
+        self.report_path = report_path
+
+    def records(self) -> Iterable[Any]:
+        """The raw records to run, read from the operator's rendered parameters."""
+        raise NotImplementedError
+
+    def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Any]:
+        """How one record is validated, sent and previewed; checks the operator's own parameters."""
+        raise NotImplementedError
+
+    def settings(self) -> BatchSettings:
+        """The shared parameters, checked now that templates are rendered."""
+        return BatchSettings(
+            perkville_conn_id=as_text(self.perkville_conn_id, "perkville_conn_id"),
+            business_id=as_optional_positive_int(self.business_id, "business_id"),
+            max_workers=as_positive_int(self.max_workers, "max_workers"),
+            max_requests_per_second=_optional_rate(self.max_requests_per_second),
+            max_failure_ratio=_ratio(self.max_failure_ratio),
+            dry_run=as_bool(self.dry_run, "dry_run"),
+            report_path=_report_path(self.report_path),
+        )
+
+    def make_hook(self, settings: BatchSettings) -> PerkvilleHook:
+        from perkville_provider.hooks.perkville import PerkvilleHook
+
+        return PerkvilleHook(
+            perkville_conn_id=settings.perkville_conn_id,
+            max_requests_per_second=settings.max_requests_per_second,
+            pool_size=max(MIN_POOL_SIZE, settings.max_workers),
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        settings = self.settings()
+        hook = self.make_hook(settings)
+        job = self.build_job(hook, settings)
+        records = self.records()
+        self._persist_business_link(context, hook, settings)
+        summary = run_batch(
+            records,
+            job,
+            max_workers=settings.max_workers,
+            dry_run=settings.dry_run,
+            report_path=settings.report_path,
+            logger=self.log,
+        )
+        self.log.info("Summary:\n%s", format_summary(summary))
+        raise_for_failure_ratio(summary, settings.max_failure_ratio)
+        return summary
+
+    def _persist_business_link(self, context: Context, hook: PerkvilleHook, settings: BatchSettings) -> None:
+        """Save the business's Perkville URL for the extra link; a read, so dry runs do it too.
+
+        This is also the batch's pre-flight: a wrong connection, token or business fails here,
+        before any record is sent.
+        """
+        try:
+            business = hook.get_business(settings.business_id)
+        except Exception:
+            if not settings.dry_run:
+                raise
+            self.log.warning("Dry run: could not read the business; validating the records anyway.")
+            return
+        url = business_url(business, business.get("business_id", settings.business_id))
+        PerkvilleBusinessLink.persist(context, url)
+
+
+def request_preview(record: Any, **extra: Any) -> dict[str, Any]:
+    """What a dry run reports as the request for a validated record: its set fields, JSON-ready."""
+    fields = dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
+    preview = {name: value for name, value in {**fields, **extra}.items() if value is not None}
+    return {
+        name: value.isoformat() if hasattr(value, "isoformat") else value for name, value in preview.items()
+    }
+
+
+def _optional_rate(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = 0.0
+    if isinstance(value, bool) or not rate > 0:
+        raise setting_error("max_requests_per_second", f"must be a positive number or None, got {value!r}")
+    return rate
+
+
+def _ratio(value: Any) -> float:
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        ratio = -1.0
+    if isinstance(value, bool) or not 0.0 <= ratio <= 1.0:
+        raise setting_error("max_failure_ratio", f"must be a number from 0 to 1, got {value!r}")
+    return ratio
+
+
+def _report_path(value: Any) -> Any:
+    """None, or a path the engine can open: URLs become ``ObjectStoragePath`` (object storage too)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and "://" in value:
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(value.strip())
+    return value

@@ -1,0 +1,72 @@
+"""Syncing members from a membership system into Perkville as external member records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from perkville_provider.batch import BatchJob, Outcome
+from perkville_provider.operators.base import (
+    BatchSettings,
+    PerkvilleBatchOperator,
+    as_records,
+    as_text,
+    request_preview,
+)
+from perkville_provider.records import Member, validate_member
+
+if TYPE_CHECKING:
+    from perkville_provider.hooks.perkville import PerkvilleHook
+
+MEMBER_STATUSES = ("created", "updated")
+
+
+class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
+    """Create or update external member records (an upsert on the member id), creating the
+    Perkville user and connection of a new member.
+
+    Each member: ``external_member_id`` and ``user_email`` (required), and any of ``first_name``,
+    ``last_name``, ``external_membership_type``, ``external_membership_status``,
+    ``external_join_dt``, ``external_cancel_dt``, ``home_location_id``. A member's own
+    ``external_system_id`` overrides the operator's.
+
+    Returns the batch summary: ``total``, ``created``, ``updated``, ``invalid``, ``failed`` and the
+    first failures.
+
+    :param members: the member records: a list, an XCom (``XComArg``) or a template rendering to one
+    :param external_system_id: the source system, e.g. ``MY_MEMBERSHIP_SYS`` (must match what an
+        existing Perkville integration uses, or members are duplicated)
+    """
+
+    template_fields: Sequence[str] = (
+        *PerkvilleBatchOperator.template_fields,
+        "members",
+        "external_system_id",
+    )
+    template_fields_renderers = {"members": "json"}
+    records_parameter = "members"
+
+    def __init__(self, *, members: Any, external_system_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.members = members
+        self.external_system_id = external_system_id
+
+    def records(self) -> Iterable[Any]:
+        return as_records(self.members, "members")
+
+    def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Member]:
+        system_id = as_text(self.external_system_id, "external_system_id")
+
+        def upsert(member: Member) -> Outcome:
+            result = hook.upsert_external_member(member, business_id=settings.business_id)
+            return Outcome(result.status, detail={"connection_uri": result.connection_uri})
+
+        return BatchJob(
+            name="sync_members",
+            prepare=partial(validate_member, external_system_id=system_id),
+            process=upsert,
+            key_fields=("external_member_id", "user_email"),
+            statuses=MEMBER_STATUSES,
+            preview=request_preview,
+        )
