@@ -131,6 +131,7 @@ class BatchSettings:
     max_failure_ratio: float
     dry_run: bool
     report_path: Any
+    perkville_url: str | None = None
 
 
 class PerkvilleBatchOperator(BaseOperator):
@@ -215,11 +216,10 @@ class PerkvilleBatchOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         settings = self.settings()
         hook = self.make_hook(settings)
+        settings = self._with_business(context, hook, settings)
         job = self.build_job(hook, settings)
-        records = self.records()
-        self._persist_business_link(context, hook, settings)
         summary = run_batch(
-            records,
+            self.records(),
             job,
             max_workers=settings.max_workers,
             dry_run=settings.dry_run,
@@ -230,11 +230,12 @@ class PerkvilleBatchOperator(BaseOperator):
         raise_for_failure_ratio(summary, settings.max_failure_ratio)
         return summary
 
-    def _persist_business_link(self, context: Context, hook: PerkvilleHook, settings: BatchSettings) -> None:
-        """Save the business's Perkville URL for the extra link; a read, so dry runs do it too.
+    def _with_business(self, context: Context, hook: PerkvilleHook, settings: BatchSettings) -> BatchSettings:
+        """Read the business once: its id (the connection's default when not given) and its URL,
+        saved for the extra link.
 
         This is also the batch's pre-flight: a wrong connection, token or business fails here,
-        before any record is sent.
+        before any record is sent. A dry run goes on without it (it sends nothing anyway).
         """
         try:
             business = hook.get_business(settings.business_id)
@@ -242,18 +243,11 @@ class PerkvilleBatchOperator(BaseOperator):
             if not settings.dry_run:
                 raise
             self.log.warning("Dry run: could not read the business; validating the records anyway.")
-            return
-        url = business_url(business, business.get("business_id", settings.business_id))
+            return settings
+        business_id = business.get("business_id") or settings.business_id
+        url = business_url(business, business_id)
         PerkvilleBusinessLink.persist(context, url)
-
-
-def request_preview(record: Any, **extra: Any) -> dict[str, Any]:
-    """What a dry run reports as the request for a validated record: its set fields, JSON-ready."""
-    fields = dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
-    preview = {name: value for name, value in {**fields, **extra}.items() if value is not None}
-    return {
-        name: value.isoformat() if hasattr(value, "isoformat") else value for name, value in preview.items()
-    }
+        return dataclasses.replace(settings, business_id=business_id, perkville_url=url)
 
 
 def _optional_rate(value: Any) -> float | None:

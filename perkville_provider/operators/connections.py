@@ -7,6 +7,7 @@ when the caller states that the customer agreed; then set the connection ``ACTIV
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from perkville_provider.batch import MAX_RESULTS_SHOWN, BatchJob, Outcome
 from perkville_provider.exceptions import PerkvilleValidationError, customer_safe_message
-from perkville_provider.links import business_url
 from perkville_provider.operators.base import (
     BatchSettings,
     PerkvilleBatchOperator,
     as_bool,
     as_records,
     as_text,
-    request_preview,
 )
 from perkville_provider.records import (
     Member,
@@ -102,7 +101,9 @@ class PerkvilleGetConnectionsOperator(PerkvilleBatchOperator):
             process=look_up,
             key_fields=("email", "user_id"),
             statuses=LOOKUP_STATUSES,
-            preview=request_preview,
+            preview=lambda lookup: {
+                name: value for name, value in dataclasses.asdict(lookup).items() if value is not None
+            },
             inline_results=MAX_RESULTS_SHOWN,
         )
 
@@ -186,9 +187,15 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
         )
         business_id = settings.business_id
 
-        @functools.cache
-        def perkville_url() -> str | None:
-            return business_url(hook.get_business(business_id), business_id)
+        from perkville_provider.hooks.perkville import member_request_body
+
+        def preview(request: JoinRequest) -> dict[str, Any]:
+            return {
+                "user_email": request.user_email,
+                "create_member": request.member and member_request_body(request.member, business_id),
+                "accept_agreements": accept,
+                "status": ACTIVE,
+            }
 
         def join(request: JoinRequest) -> Outcome:
             connection = hook.find_connection(business_id=business_id, email=request.user_email)
@@ -215,7 +222,7 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
             try:
                 hook.set_connection_status(connection, ACTIVE)
             except PerkvilleValidationError as error:
-                refusal = _refusal(error, detail, perkville_url)
+                refusal = _refusal(error, detail, settings.perkville_url)
                 if refusal is None:
                     raise
                 return refusal
@@ -227,7 +234,7 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
             process=join,
             key_fields=("user_email", "external_member_id"),
             statuses=JOIN_STATUSES,
-            preview=functools.partial(request_preview, agreements_accepted=accept),
+            preview=preview,
             inline_results=MAX_RESULTS_SHOWN,
         )
 
@@ -246,7 +253,9 @@ def _accept_pending_agreements(
     return pending
 
 
-def _refusal(error: PerkvilleValidationError, detail: dict[str, Any], perkville_url: Any) -> Outcome | None:
+def _refusal(
+    error: PerkvilleValidationError, detail: dict[str, Any], perkville_url: str | None
+) -> Outcome | None:
     """The join refusal outcome for the error's ``pv_*`` codes, with the customer-safe message."""
     for code, status in JOIN_REFUSALS:
         if code in error.codes:
@@ -255,6 +264,6 @@ def _refusal(error: PerkvilleValidationError, detail: dict[str, Any], perkville_
                 detail={**detail, "codes": list(error.codes)},
                 code=code,
                 field=error.field,
-                message=customer_safe_message(code, perkville_url=perkville_url()),
+                message=customer_safe_message(code, perkville_url=perkville_url),
             )
     return None

@@ -12,7 +12,6 @@ from perkville_provider.operators.base import (
     PerkvilleBatchOperator,
     as_records,
     as_text,
-    request_preview,
 )
 from perkville_provider.records import Member, validate_member
 
@@ -56,6 +55,8 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
         return as_records(self.members, "members")
 
     def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Member]:
+        from perkville_provider.hooks.perkville import member_request_body
+
         system_id = as_text(self.external_system_id, "external_system_id")
 
         def upsert(member: Member) -> Outcome:
@@ -68,5 +69,5 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
             process=upsert,
             key_fields=("external_member_id", "user_email"),
             statuses=MEMBER_STATUSES,
-            preview=request_preview,
+            preview=lambda member: member_request_body(member, settings.business_id),
         )

@@ -13,7 +13,6 @@ from perkville_provider.operators.base import (
     as_bool,
     as_optional_positive_int,
     as_records,
-    request_preview,
 )
 from perkville_provider.records import Award, validate_award
 
@@ -68,6 +67,8 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
         return as_records(self.awards, "awards")
 
     def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Award]:
+        from perkville_provider.hooks.perkville import award_request_body
+
         perk_id = as_optional_positive_int(self.perk_id, "perk_id")
         once_a_day = as_bool(self.limit_to_once_per_calendar_day, "limit_to_once_per_calendar_day")
 
@@ -84,7 +85,9 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
             key_fields=("trans_source_id",),
             statuses=AWARD_STATUSES,
             metrics=("points",),
-            preview=partial(request_preview, limit_to_once_per_calendar_day=once_a_day),
+            preview=lambda record: award_request_body(
+                record, settings.business_id, limit_to_once_per_calendar_day=once_a_day
+            ),
         )
 
 
