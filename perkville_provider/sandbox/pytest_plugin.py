@@ -1,1 +1,49 @@
-"""Pytest fixtures for the Perkville sandbox (placeholder until the sandbox lands)."""
+"""Pytest fixtures for the Perkville sandbox (registered as a ``pytest11`` entry point).
+
+Installing ``airflow-provider-perkville`` gives every pytest run two fixtures:
+
+``perkville_sandbox`` (session scope)
+    One sandbox server (a child process on a free loopback port, in-memory SQLite) for the whole
+    run. Yields a ``SandboxHandle``: ``base_url``, ``token_url``, the demo credentials
+    (``admin_username``/``admin_password``, ``frontdesk_*``, ``customer_*``, ``client_id``/
+    ``client_secret``, ``business_id``), ``token()``, ``admin`` (``set_faults(**kw)``,
+    ``clear_faults()``, ``set_settings(**kw)``, ``stats()``, ``ledger()``, ``reset()``,
+    ``revoke_token(tok)``), ``airflow_connection(**overrides)`` and
+    ``airflow_conn_env_value(**overrides)``.
+
+``sandbox`` (function scope)
+    The session server, reset for this test: reseeded, faults off, settings default, stats
+    cleared; and ``AIRFLOW_CONN_PERKVILLE_DEFAULT`` set (via ``monkeypatch``) to point at it.
+    Returns the same handle.
+
+The module imports nothing heavy at collection time; the server code loads on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from perkville_provider.sandbox.server import SandboxHandle
+
+CONN_ENV_VAR = "AIRFLOW_CONN_PERKVILLE_DEFAULT"
+
+
+@pytest.fixture(scope="session")
+def perkville_sandbox() -> Iterator[SandboxHandle]:
+    """One sandbox server for the whole test session."""
+    from perkville_provider.sandbox.server import run_sandbox
+
+    with run_sandbox() as handle:
+        yield handle
+
+
+@pytest.fixture
+def sandbox(perkville_sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> SandboxHandle:
+    """The session sandbox, freshly reset, with the default Airflow connection pointing at it."""
+    perkville_sandbox.admin.reset()
+    monkeypatch.setenv(CONN_ENV_VAR, perkville_sandbox.airflow_conn_env_value())
+    return perkville_sandbox

@@ -1,0 +1,154 @@
+"""The sandbox-only API under ``/_sandbox/``: health, faults, settings, stats, ledger, reset, revoke.
+
+Tests and benchmarks read ``/_sandbox/ledger`` and ``/_sandbox/stats`` to prove exactly-once and
+no-loss from the server's own records, never from the client's counters. No auth, no faults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from perkville_provider.sandbox.app import json_response, read_body, route_template, store_error_response
+from perkville_provider.sandbox.errors import StoreError, ValidationFailed
+from perkville_provider.sandbox.faults import (
+    FAULT_KEY,
+    RAW_SEND_KEY,
+    ASGIApp,
+    FaultConfig,
+    Faults,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
+from perkville_provider.sandbox.store import Store
+
+ADMIN_PREFIX = "/_sandbox/"
+
+
+class Stats:
+    """Request counts by ``"METHOD /path-template"`` and status, and the number of token grants."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.requests: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.token_grants = 0
+
+    def record(self, endpoint: str, status: str) -> None:
+        self.requests[endpoint][status] += 1
+
+    def count_token_grant(self) -> None:
+        self.token_grants += 1
+
+
+class StatsMiddleware:
+    """Outermost ASGI layer: counts every API request by template and the status the client saw.
+
+    It also keeps uvicorn's own ``send`` in the scope, the handle the fault layer needs to reset a
+    connection.
+    """
+
+    def __init__(self, app: ASGIApp, stats: Stats, api_routes: list[BaseRoute]) -> None:
+        self.app = app
+        self.stats = stats
+        self.api_routes = api_routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        scope[RAW_SEND_KEY] = send
+        status: list[int] = []
+
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            template = route_template(self.api_routes, scope["path"]) or "<unmatched>"
+            seen = str(status[0]) if status else ("reset" if scope.get(FAULT_KEY) else "no_answer")
+            self.stats.record(f"{scope['method']} {template}", seen)
+
+
+class Admin:
+    """The ``/_sandbox/`` endpoints over the store, the faults and the stats of one server."""
+
+    def __init__(self, store: Store, faults: Faults, stats: Stats, defaults: dict[str, Any]) -> None:
+        self.store = store
+        self.faults = faults
+        self.stats = stats
+        self.default_settings = defaults
+
+    def routes(self) -> list[BaseRoute]:
+        p = ADMIN_PREFIX
+        return [
+            Route(f"{p}health", self.health, methods=["GET"]),
+            Route(f"{p}faults", self.fault_settings, methods=["GET", "PUT"]),
+            Route(f"{p}settings", self.settings, methods=["GET", "PUT"]),
+            Route(f"{p}stats", self.stats_report, methods=["GET"]),
+            Route(f"{p}ledger", self.ledger, methods=["GET"]),
+            Route(f"{p}reset", self.reset, methods=["POST"]),
+            Route(f"{p}tokens/revoke", self.revoke, methods=["POST"]),
+        ]
+
+    async def health(self, request: Request) -> Response:
+        return json_response({"status": "ok", "pid": os.getpid(), "db": self.store.path})
+
+    async def fault_settings(self, request: Request) -> Response:
+        if request.method == "PUT":
+            try:
+                self.faults.configure(FaultConfig.from_mapping(await read_body(request)))
+            except StoreError as exc:
+                return store_error_response(exc)
+        return json_response(self.faults.config.as_dict())
+
+    async def settings(self, request: Request) -> Response:
+        try:
+            if request.method == "PUT":
+                return json_response(self.store.set_settings(await read_body(request)))
+            return json_response(self.store.get_settings())
+        except StoreError as exc:
+            return store_error_response(exc)
+
+    async def stats_report(self, request: Request) -> Response:
+        return json_response(
+            {
+                "requests": {k: dict(v) for k, v in sorted(self.stats.requests.items())},
+                "faults_injected": dict(self.faults.counters.counts),
+                "token_grants": self.stats.token_grants,
+            }
+        )
+
+    async def ledger(self, request: Request) -> Response:
+        return json_response(self.store.ledger())
+
+    async def reset(self, request: Request) -> Response:
+        """Reseed, clear stats and fault counters, faults off, settings back to the server's defaults."""
+        self.store.reset()
+        if self.default_settings:
+            self.store.set_settings(self.default_settings)
+        self.faults.configure(FaultConfig())
+        self.faults.counters.clear()
+        self.stats.clear()
+        return json_response({"status": "reset"})
+
+    async def revoke(self, request: Request) -> Response:
+        try:
+            body = await read_body(request)
+            token = body.get("token")
+            if not isinstance(token, str) or not token:
+                raise ValidationFailed.one("token", "required", "token is required")
+        except StoreError as exc:
+            return store_error_response(exc)
+        return json_response({"revoked": self.store.revoke_token(token)})

@@ -1,0 +1,134 @@
+"""``perkville-sandbox``: serve the local Perkville, or reseed its database file.
+
+    perkville-sandbox serve --host 127.0.0.1 --port 8765 --db .demo/sandbox.db [fault flags]
+    perkville-sandbox reset --db .demo/sandbox.db
+
+On start, ``serve`` prints the base URL, the demo credentials and a ready
+``export AIRFLOW_CONN_PERKVILLE_DEFAULT='...'`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from perkville_provider.sandbox import seed
+from perkville_provider.sandbox.connection import airflow_conn_env_value
+
+FAULT_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("latency_ms", float, "fixed latency added to every API answer, in ms"),
+    ("jitter_ms", float, "extra random latency, uniform in [0, jitter], in ms"),
+    ("error_rate", float, "share of API requests answered 500/502/503 without processing"),
+    ("rate_limit", float, "requests per second allowed per token; over it: 429 with Retry-After"),
+    ("retry_after_format", str, "Retry-After as 'seconds' (default) or 'http-date'"),
+    ("reset_rate", float, "share of API requests whose connection is reset before processing"),
+    ("lost_after_commit_rate", float, "share of writes that commit but lose their answer"),
+    ("lost_after_commit_mode", str, "how the answer is lost: 'reset' (default) or '502'"),
+    ("seed", int, "seed of the fault random stream (repeatable runs)"),
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="perkville-sandbox", description="A local Perkville v2 API server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the sandbox until interrupted")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    serve.add_argument("--db", default=":memory:", help="SQLite file (kept across restarts) or :memory:")
+    for name, kind, text in FAULT_FLAGS:
+        serve.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, help=text)
+    serve.add_argument(
+        "--duplicate-mode",
+        choices=["error", "return_existing"],
+        default=None,
+        help="answer to a repeated trans_source_id: 400 error (default) or 200 with the existing one",
+    )
+    serve.add_argument("--faults-json", default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--settings-json", default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--quiet", action="store_true", help="do not print the banner")
+    reset = commands.add_parser("reset", help="reseed a sandbox database file")
+    reset.add_argument("--db", required=True)
+    return parser
+
+
+def _faults(args: argparse.Namespace) -> dict[str, Any]:
+    faults: dict[str, Any] = json.loads(args.faults_json) if args.faults_json else {}
+    for name, _, _ in FAULT_FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            faults["rate_limit_per_second" if name == "rate_limit" else name] = value
+    return faults
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    settings: dict[str, Any] = json.loads(args.settings_json) if args.settings_json else {}
+    if args.duplicate_mode:
+        settings["duplicate_mode"] = args.duplicate_mode
+    return settings
+
+
+def banner(base_url: str) -> str:
+    return "\n".join(
+        [
+            f"Perkville sandbox on {base_url}",
+            f"  token URL {base_url}/api/token/, admin API {base_url}/_sandbox/",
+            f"  business {seed.BUSINESS_ID}; admin {seed.ADMIN_USERNAME} / {seed.ADMIN_PASSWORD}; "
+            f"front desk {seed.FRONTDESK_USERNAME} / {seed.FRONTDESK_PASSWORD}",
+            f"  API client {seed.CLIENT_ID} / {seed.CLIENT_SECRET}",
+            f"export AIRFLOW_CONN_PERKVILLE_DEFAULT={shlex.quote(airflow_conn_env_value(base_url))}",
+        ]
+    )
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from perkville_provider.sandbox.runtime import serve
+
+    if args.db != ":memory:":
+        Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+
+    def ready(base_url: str) -> None:
+        if args.ready_file:
+            tmp = f"{args.ready_file}.tmp"
+            Path(tmp).write_text(base_url)
+            os.replace(tmp, args.ready_file)
+        if not args.quiet:
+            print(banner(base_url), flush=True)
+
+    serve(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        faults=_faults(args),
+        settings=_settings(args),
+        on_ready=ready,
+        parent_pid=args.parent_pid,
+    )
+
+
+def _reset(args: argparse.Namespace) -> None:
+    from perkville_provider.sandbox.store import Store
+
+    store = Store(args.db, seeder=seed.load)
+    store.reset()
+    store.close()
+    print(f"reseeded {args.db}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        _serve(args) if args.command == "serve" else _reset(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

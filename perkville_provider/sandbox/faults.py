@@ -1,0 +1,302 @@
+"""Seeded fault injection for the sandbox: latency, 5xx answers, a per-token rate limit, connection
+resets before processing, and the response lost after the write committed.
+
+Every faulted request draws the same five numbers from one ``random.Random(seed)``, whatever the
+configuration, so a sequential client sees the same faults on every run with the same seed.
+Faults apply to the Perkville API (``/v2/*`` and the token endpoint), never to ``/_sandbox/*``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import asdict, dataclass, field, fields
+from email.utils import formatdate
+from typing import Any
+
+from perkville_provider.sandbox.errors import ValidationFailed
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+RAW_SEND_KEY = "sandbox.raw_send"
+FAULT_KEY = "sandbox.fault"
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+RETRY_AFTER_FORMATS = ("seconds", "http-date")
+LOST_AFTER_COMMIT_MODES = ("reset", "502")
+
+
+@dataclass
+class FaultConfig:
+    """The fault settings; all off by default. See the README's Faults table."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    error_statuses: list[int] = field(default_factory=lambda: [500, 502, 503])
+    rate_limit_per_second: float = 0.0
+    retry_after_format: str = "seconds"
+    reset_rate: float = 0.0
+    lost_after_commit_rate: float = 0.0
+    lost_after_commit_mode: str = "reset"
+    seed: int = 0
+
+    @classmethod
+    def from_mapping(cls, values: MutableMapping[str, Any] | None) -> FaultConfig:
+        """Validate and build; unknown keys and bad values are refused with the field named."""
+        values = dict(values or {})
+        known = {f.name: f for f in fields(cls)}
+        errors: dict[str, list[dict[str, str]]] = {}
+
+        def bad(name: str, message: str) -> None:
+            errors.setdefault(name, []).append({"code": "invalid", "message": f"{name} {message}"})
+
+        config = cls()
+        for name, value in values.items():
+            if name not in known:
+                bad(name, "is not a fault setting")
+            elif value is None:
+                continue
+            elif name in ("retry_after_format", "lost_after_commit_mode"):
+                allowed = RETRY_AFTER_FORMATS if name == "retry_after_format" else LOST_AFTER_COMMIT_MODES
+                if str(value) not in allowed:
+                    bad(name, f"must be one of {', '.join(allowed)}")
+                else:
+                    setattr(config, name, str(value))
+            elif name == "error_statuses":
+                if (
+                    not isinstance(value, list)
+                    or not value
+                    or not all(isinstance(v, int) and 500 <= v <= 599 for v in value)
+                ):
+                    bad(name, "must be a non-empty list of 5xx status codes")
+                else:
+                    setattr(config, name, value)
+            elif name == "seed":
+                if not isinstance(value, int) or isinstance(value, bool):
+                    bad(name, "must be an integer")
+                else:
+                    config.seed = value
+            else:
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    bad(name, "must be a non-negative number")
+                elif name.endswith("_rate") and value > 1:
+                    bad(name, "is a share of requests, between 0 and 1")
+                else:
+                    setattr(config, name, float(value))
+        if errors:
+            raise ValidationFailed(errors)
+        return config
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One request's random numbers, always drawn together to keep runs repeatable."""
+
+    reset: float
+    error: float
+    status: float
+    lost: float
+    jitter: float
+
+
+class FaultCounters:
+    """How many faults of each kind were injected (reported by ``/_sandbox/stats``)."""
+
+    KINDS = ("latency", "reset", "error", "rate_limited", "lost_after_commit", "reset_fallback_502")
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.counts = dict.fromkeys(self.KINDS, 0)
+
+    def add(self, kind: str) -> None:
+        self.counts[kind] += 1
+
+
+class Faults:
+    """The current fault configuration, its random stream and the rate-limit windows."""
+
+    def __init__(self, config: FaultConfig | None = None) -> None:
+        self.counters = FaultCounters()
+        self.configure(config or FaultConfig())
+
+    def configure(self, config: FaultConfig) -> None:
+        """Replace the whole configuration and restart the random stream from its seed."""
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.windows: dict[str, deque[float]] = {}
+
+    @property
+    def active(self) -> bool:
+        c = self.config
+        return bool(
+            c.latency_ms
+            or c.jitter_ms
+            or c.error_rate
+            or c.rate_limit_per_second
+            or c.reset_rate
+            or c.lost_after_commit_rate
+        )
+
+    def draw(self) -> Draw:
+        r = self.rng.random
+        return Draw(r(), r(), r(), r(), r())
+
+    def retry_after(self, key: str, now: float) -> float | None:
+        """Sliding one-second window per key; the seconds to wait when over the limit, else None."""
+        limit = self.config.rate_limit_per_second
+        if not limit:
+            return None
+        window = self.windows.setdefault(key, deque())
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) >= limit:
+            return max(window[0] + 1.0 - now, 0.001)
+        window.append(now)
+        return None
+
+    def retry_after_header(self, wait: float) -> str:
+        seconds = max(1, int(-(-wait // 1)))
+        if self.config.retry_after_format == "http-date":
+            return formatdate(time.time() + seconds, usegmt=True)
+        return str(seconds)
+
+
+def abort_connection(raw_send: Send | None) -> bool:
+    """Reset the client's TCP connection (RST via SO_LINGER 0). False when the server hides its transport.
+
+    Under uvicorn, the ASGI ``send`` is a bound method of the protocol's request cycle, which holds
+    the asyncio transport; that is the only handle on the socket an ASGI app gets.
+    """
+    transport = getattr(getattr(raw_send, "__self__", None), "transport", None)
+    if transport is None or not hasattr(transport, "abort"):
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    return True
+
+
+async def send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()
+) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _fault_body(code: str, message: str) -> dict[str, Any]:
+    return {"error_type": "server_error", "errors": {"__all__": [{"code": code, "message": message}]}}
+
+
+class FaultMiddleware:
+    """ASGI middleware applying ``Faults`` to the Perkville API paths."""
+
+    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+        self.app = app
+        self.faults = faults
+
+    @staticmethod
+    def applies_to(path: str) -> bool:
+        return path.startswith("/v2/") or path.startswith("/api/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        faults = self.faults
+        if scope["type"] != "http" or not faults.active or not self.applies_to(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        config = faults.config
+        draw = faults.draw()
+        delay = config.latency_ms + draw.jitter * config.jitter_ms
+        if delay > 0:
+            faults.counters.add("latency")
+            await asyncio.sleep(delay / 1000.0)
+        if draw.reset < config.reset_rate:
+            await self._reset(scope, send, "reset")
+            return
+        wait = faults.retry_after(self._rate_key(scope), time.monotonic())
+        if wait is not None:
+            faults.counters.add("rate_limited")
+            scope[FAULT_KEY] = "rate_limited"
+            header = faults.retry_after_header(wait)
+            body = _fault_body("rate_limited", f"rate limit of {config.rate_limit_per_second:g}/s exceeded")
+            await send_json(send, 429, body, [(b"retry-after", header.encode())])
+            return
+        if draw.error < config.error_rate:
+            statuses = config.error_statuses
+            status = statuses[min(int(draw.status * len(statuses)), len(statuses) - 1)]
+            faults.counters.add("error")
+            scope[FAULT_KEY] = "error"
+            await send_json(send, status, _fault_body("sandbox_injected_error", f"injected {status}"))
+            return
+        if (
+            scope["method"] in WRITE_METHODS
+            and scope["path"].startswith("/v2/")
+            and draw.lost < config.lost_after_commit_rate
+        ):
+            await self._lose_answer(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _rate_key(scope: Scope) -> str:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return value.decode("latin-1")
+        client = scope.get("client")
+        return f"client:{client[0] if client else '?'}"
+
+    async def _reset(self, scope: Scope, send: Send, kind: str) -> None:
+        """Reset the connection; where that is impossible, answer 502 and count the fallback."""
+        scope[FAULT_KEY] = kind
+        self.faults.counters.add(kind)
+        if abort_connection(scope.get(RAW_SEND_KEY)):
+            # Let the server see the connection is gone before the app returns without an answer.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            return
+        self.faults.counters.add("reset_fallback_502")
+        await send_json(send, 502, _fault_body("sandbox_injected_reset", "connection reset (502 fallback)"))
+
+    async def _lose_answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Process and commit the write, then drop its answer: a reset, or a 502 in its place."""
+
+        async def swallow(message: Message) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        if self.faults.config.lost_after_commit_mode == "reset":
+            await self._reset(scope, send, "lost_after_commit")
+            return
+        scope[FAULT_KEY] = "lost_after_commit"
+        self.faults.counters.add("lost_after_commit")
+        await send_json(
+            send, 502, _fault_body("sandbox_injected_error", "bad gateway (answer lost after commit)")
+        )
