@@ -50,6 +50,8 @@ _LAST_NAMES = (
     "Khan", "Lopez", "Moreau", "Nakamura", "Okafor", "Patel", "Reyes", "Silva", "Turner", "Weber",
 )  # fmt: skip
 _MEMBERSHIP_TYPES = ("Monthly", "Annual", "Student", "Family")
+_INVALID_EMAIL, _NO_EMAIL = 2, 4
+"""Positions of the members whose email is malformed or missing."""
 
 SCHEMA = """
 CREATE TABLE demo_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -137,8 +139,8 @@ def _members(spec: DemoDataSpec, rng: random.Random) -> list[_Member]:
                 updated_at=db_time(first_day.subtract(minutes=rng.randint(60, 30 * 24 * 60))),
             )
         )
-    members[2] = _replace_email(members[2], "jordan.at.example.org")  # invalid email
-    members[4] = _replace_email(members[4], None)  # no email on file
+    members[_INVALID_EMAIL] = _replace_email(members[_INVALID_EMAIL], "diego.brooks.at.example.org")
+    members[_NO_EMAIL] = _replace_email(members[_NO_EMAIL], None)
     nameless = members[6]
     members.append(  # an export glitch: the member id is missing
         _Member(None, "pat.morgan@example.org", "Pat", "Morgan", "Monthly", "ACTIVE",
@@ -169,21 +171,16 @@ def _checkins(spec: DemoDataSpec, members: Sequence[_Member], rng: random.Random
 
     Per day: distinct members first, then the bad rows. Ids follow time, like a real sequence.
     """
-    with_id = [member for member in members if member.member_id is not None]
+    bad = [members[_INVALID_EMAIL], members[_NO_EMAIL]]
+    good = [member for member in members if member.member_id is not None and member not in bad]
     visits: list[tuple[pendulum.DateTime, str, str | None, bool]] = []  # (time, club, member, exported twice)
     for day in spec.checkin_days:
-        count = spec.checkins_per_day
-        visitors = rng.sample(with_id, min(count, len(with_id)))
-        visitors += [rng.choice(with_id) for _ in range(count - len(visitors))]
-        visitors += [with_id[2], with_id[4]]  # the invalid email and the missing email check in too
-        for position, member in enumerate(visitors):
+        visitors = rng.sample(good, min(spec.checkins_per_day, len(good)))
+        visitors += [rng.choice(good) for _ in range(spec.checkins_per_day - len(visitors))]
+        returning = visitors[0]  # comes back the same day: Perkville's daily limit refuses the second
+        for position, member in enumerate([*visitors, *bad, returning]):
             club = rng.choice(CLUBS)
             visits.append((_local_checkin_time(day, club, rng), club.code, member.member_id, position == 1))
-        morning = _local_checkin_time(day, CLUBS[0], rng).set(hour=7)
-        visits.append((morning, CLUBS[0].code, visitors[0].member_id, False))
-        visits.append(
-            (morning.add(hours=10), CLUBS[0].code, visitors[0].member_id, False)
-        )  # back the same day
         visits.append((_local_checkin_time(day, CLUBS[1], rng), CLUBS[1].code, None, False))  # no member id
     visits.sort(key=lambda visit: (visit[0], visit[1], visit[2] or ""))
     rows = []

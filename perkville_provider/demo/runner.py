@@ -1,0 +1,337 @@
+"""The demo: both example DAGs through real Airflow against the local Perkville sandbox.
+
+``python -m perkville_provider.demo`` (what ``make demo`` runs) does, in the checkout:
+
+1. starts the sandbox with its database in ``.demo/sandbox.db`` (so a second run sees the first
+   run's awards), and generates the gym's membership database ``.demo/gym.db`` once;
+2. points a reused ``AIRFLOW_HOME`` (``.demo/airflow``, SQLite metadata) at ``dags/`` and defines
+   the two connections as ``AIRFLOW_CONN_*`` variables: ``perkville_default`` (the sandbox) and
+   ``gym_source_db`` (the SQLite membership database);
+3. runs the member sync, then the check-in awards for each demo day, with ``dag.test()``;
+4. prints what each run did and the sandbox's own ledger totals, then stops the sandbox.
+
+Airflow reads its configuration on first import, so :func:`configure_airflow` runs before
+anything imports ``airflow``; the functions that run DAGs import it lazily. Airflow's own output
+goes to ``.demo/airflow/logs/dag_test.log``; the console gets the summaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import pendulum
+
+from perkville_provider.demo import data
+
+if TYPE_CHECKING:
+    from perkville_provider.sandbox.server import SandboxHandle
+
+MEMBER_SYNC_DAG_ID = "perkville_member_sync"
+AWARDS_DAG_ID = "perkville_daily_checkin_awards"
+REPORT_TASK_ID = "report"
+SOURCE_CONN_ENV_VAR = "AIRFLOW_CONN_GYM_SOURCE_DB"
+PERKVILLE_CONN_ENV_VAR = "AIRFLOW_CONN_PERKVILLE_DEFAULT"
+DAG_BUNDLE_NAME = "perkville_example_dags"
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    """Where the demo keeps its state, all under one directory (``.demo/`` in the checkout)."""
+
+    root: Path
+
+    @property
+    def sandbox_db(self) -> Path:
+        return self.root / "sandbox.db"
+
+    @property
+    def gym_db(self) -> Path:
+        return self.root / "gym.db"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.root / "airflow"
+
+    @property
+    def airflow_log(self) -> Path:
+        return self.airflow_home / "logs" / "dag_test.log"
+
+
+def repo_dags_folder() -> Path:
+    """The example DAGs of this checkout."""
+    return Path(__file__).resolve().parents[2] / "dags"
+
+
+def configure_airflow(home: Path, dags_folder: Path) -> None:
+    """Point Airflow at ``home`` (SQLite metadata) and ``dags_folder``; call before importing airflow."""
+    if "airflow" in sys.modules:
+        raise RuntimeError("configure_airflow() must run before airflow is imported")
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["AIRFLOW_HOME"] = str(home)
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home / 'airflow.db'}"
+    os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+        [
+            {
+                "name": DAG_BUNDLE_NAME,
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(dags_folder), "refresh_interval": 0},
+            }
+        ]
+    )
+
+
+def source_conn_env_value(gym_db: Path) -> str:
+    """The ``AIRFLOW_CONN_GYM_SOURCE_DB`` value: a sqlite connection to the membership database."""
+    return json.dumps({"conn_type": "sqlite", "host": str(gym_db.resolve())})
+
+
+def prepare_metadata_db(home: Path) -> None:
+    """Create the Airflow metadata database on the first run; reuse it afterwards."""
+    from airflow.utils import db
+
+    if not (home / "airflow.db").exists():
+        db.initdb()
+
+
+def award_logical_date(day: pendulum.Date, timezone: str) -> pendulum.DateTime:
+    """The logical date of a manual run that awards ``day``: its data interval is ``[day, day + 1)``."""
+    return pendulum.datetime(day.year, day.month, day.day, tz=timezone).add(days=1)
+
+
+def member_sync_logical_date(spec: data.DemoDataSpec) -> pendulum.DateTime:
+    """A member sync run after every demo member's last change."""
+    first_day = spec.checkin_days[0]
+    return pendulum.datetime(first_day.year, first_day.month, first_day.day, tz=spec.timezone)
+
+
+@dataclass
+class RunResult:
+    """One DAG run: its state and the report task's merged summary (None if it did not run)."""
+
+    dag_id: str
+    label: str
+    state: str
+    summary: dict[str, Any] | None
+    run_id: str
+
+
+@dataclass
+class DemoResults:
+    runs: list[RunResult] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return all(run.state == "success" for run in self.runs)
+
+
+def load_example_dags(dags_folder: Path) -> dict[str, Any]:
+    """Parse the example DAG files the way Airflow does (bundle folder on ``sys.path``)."""
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    bag = BundleDagBag(dag_folder=str(dags_folder), bundle_path=dags_folder)
+    if bag.import_errors:
+        raise RuntimeError(f"the example DAGs do not import: {bag.import_errors}")
+    return bag.dags
+
+
+def report_summary(dag_id: str, run_id: str) -> dict[str, Any] | None:
+    """The report task's XCom (the run's merged summary), read from the metadata database."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_id,
+                XComModel.run_id == run_id,
+                XComModel.task_id == REPORT_TASK_ID,
+                XComModel.key == "return_value",
+            )
+        ).first()
+        return None if row is None else XComModel.deserialize_value(row)
+
+
+def run_dag(
+    dag: Any, label: str, logical_date: pendulum.DateTime, conf: Mapping[str, Any] | None = None
+) -> RunResult:
+    """``dag.test()`` one run and collect its summary."""
+    run = dag.test(logical_date=logical_date, run_conf=dict(conf or {}))
+    state = str(getattr(run.state, "value", run.state))
+    return RunResult(dag.dag_id, label, state, report_summary(dag.dag_id, run.run_id), run.run_id)
+
+
+def run_demo_dags(
+    spec: data.DemoDataSpec, dags_folder: Path, conf: Mapping[str, Any] | None = None
+) -> DemoResults:
+    """The member sync (a full sync), then the awards for each demo day, oldest first."""
+    dags = load_example_dags(dags_folder)
+    results = DemoResults()
+    results.runs.append(
+        run_dag(
+            dags[MEMBER_SYNC_DAG_ID],
+            "full sync",
+            member_sync_logical_date(spec),
+            {**(conf or {}), "full_sync": True},
+        )
+    )
+    for day in spec.checkin_days:
+        results.runs.append(
+            run_dag(dags[AWARDS_DAG_ID], day.to_date_string(), award_logical_date(day, spec.timezone), conf)
+        )
+    return results
+
+
+@contextlib.contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """Send everything written to stdout and stderr (file descriptors 1 and 2) to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+@dataclass(frozen=True)
+class LedgerTotals:
+    """The sandbox's own record of what happened (never the operators' counters)."""
+
+    transactions: int
+    points: int
+    external_members: int
+    connections: int
+
+    @classmethod
+    def of(cls, ledger: Mapping[str, Any], business_id: int) -> LedgerTotals:
+        transactions = [t for t in ledger["transactions"] if _same_id(t.get("business"), business_id)]
+        return cls(
+            transactions=len(transactions),
+            points=sum(int(t.get("points") or 0) * int(t.get("quantity") or 1) for t in transactions),
+            external_members=sum(
+                1 for m in ledger["external_members"] if _same_id(m.get("business"), business_id)
+            ),
+            connections=sum(1 for c in ledger["connections"] if _same_id(c.get("business"), business_id)),
+        )
+
+
+def _same_id(value: Any, wanted: int) -> bool:
+    """A relation given as a URI (``/v2/businesses/9823/``) or a bare id."""
+    return str(value).rstrip("/").rsplit("/", 1)[-1] == str(wanted)
+
+
+def _count(summary: Mapping[str, Any] | None, name: str) -> str:
+    return "-" if summary is None else str(summary.get(name, 0))
+
+
+def _reasons(summary: Mapping[str, Any] | None) -> list[str]:
+    if not summary:
+        return []
+    return [
+        f"      {entry.get('key') or '(no key)'}: {entry.get('field') or '-'} {entry.get('code')}: "
+        f"{entry.get('message')}"
+        for entry in summary.get("failures") or []
+    ]
+
+
+def print_report(
+    results: DemoResults, before: LedgerTotals, after: LedgerTotals, out: TextIO, elapsed: float
+) -> None:
+    """What each run did, then the ledger totals and what this run added."""
+    print("\nMember sync (perkville_member_sync)", file=out)
+    for run in (r for r in results.runs if r.dag_id == MEMBER_SYNC_DAG_ID):
+        s = run.summary
+        print(
+            f"  {run.label}: {run.state}; members read {_count(s, 'total')}, created {_count(s, 'created')}, "
+            f"updated {_count(s, 'updated')}, invalid {_count(s, 'invalid')}, failed {_count(s, 'failed')}",
+            file=out,
+        )
+        if _reasons(s):
+            print("    rows not sent:", *_reasons(s), sep="\n", file=out)
+    print("\nDaily check-in awards (perkville_daily_checkin_awards)", file=out)
+    columns = ("total", "awarded", "points", "duplicate", "daily_limited", "invalid", "failed")
+    print(f"  {'day':<10}  {'state':<8}" + "".join(f"{c:>14}" for c in columns), file=out)
+    for run in (r for r in results.runs if r.dag_id == AWARDS_DAG_ID):
+        counts = "".join(f"{_count(run.summary, c):>14}" for c in columns)
+        print(f"  {run.label:<10}  {run.state:<8}{counts}", file=out)
+    for run in (r for r in results.runs if r.dag_id == AWARDS_DAG_ID):
+        if _reasons(run.summary):
+            print(f"    {run.label} rows not awarded:", *_reasons(run.summary), sep="\n", file=out)
+    print(
+        f"\nSandbox ledger: {after.transactions} transactions, {after.points} points, "
+        f"{after.external_members} external members, {after.connections} connections",
+        file=out,
+    )
+    new_awards, new_points = after.transactions - before.transactions, after.points - before.points
+    if new_awards:
+        print(f"This run awarded {new_awards} check-ins ({new_points} points).", file=out)
+    else:
+        print(
+            "This run awarded nothing new: every check-in was already awarded (counted as duplicates).",
+            file=out,
+        )
+    verdict = "all runs succeeded" if results.succeeded else "SOME RUNS FAILED"
+    print(
+        f"Done in {elapsed:.0f} s: {verdict}. Airflow's log: see dag_test.log under AIRFLOW_HOME/logs.",
+        file=out,
+    )
+
+
+def run_demo(paths: DemoPaths, dags_folder: Path, sandbox: SandboxHandle, out: TextIO) -> DemoResults:
+    """Everything after the sandbox is up and Airflow is configured."""
+    started = time.monotonic()
+    os.environ[PERKVILLE_CONN_ENV_VAR] = sandbox.airflow_conn_env_value()
+    os.environ[SOURCE_CONN_ENV_VAR] = source_conn_env_value(paths.gym_db)
+    today = pendulum.today(data.BUSINESS_TIMEZONE).date()
+    spec = data.ensure(paths.gym_db, data.DemoDataSpec(anchor=today))
+    days = ", ".join(day.to_date_string() for day in spec.checkin_days)
+    print(f"Membership database: {paths.gym_db} ({spec.members} members, check-ins on {days})", file=out)
+    before = LedgerTotals.of(sandbox.admin.ledger(), sandbox.business_id)
+    print("Running the DAGs with dag.test() ...", file=out, flush=True)
+    with output_to(paths.airflow_log):
+        prepare_metadata_db(paths.airflow_home)
+        results = run_demo_dags(spec, dags_folder)
+    after = LedgerTotals.of(sandbox.admin.ledger(), sandbox.business_id)
+    print_report(results, before, after, out, time.monotonic() - started)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m perkville_provider.demo", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--dir", type=Path, default=Path(".demo"), help="where the demo keeps its state")
+    parser.add_argument("--port", type=int, default=0, help="sandbox port (default: any free port)")
+    args = parser.parse_args(argv)
+    paths = DemoPaths(args.dir.resolve())
+    dags_folder = repo_dags_folder()
+    configure_airflow(paths.airflow_home, dags_folder)
+    from perkville_provider.sandbox.server import run_sandbox
+
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with run_sandbox(port=args.port, db=paths.sandbox_db) as sandbox:
+        print(f"Perkville sandbox at {sandbox.base_url} (state in {paths.sandbox_db})", flush=True)
+        results = run_demo(paths, dags_folder, sandbox, sys.stdout)
+    print("Sandbox stopped.")
+    return 0 if results.succeeded else 1
