@@ -30,6 +30,7 @@ def operators_connections():
         members="{{ params.members }}",
         agreements_accepted="{{ params.agreements_accepted }}",
         external_system_id="TEST_SYS",
+        max_failure_ratio=0.5,
     )
 
     @task

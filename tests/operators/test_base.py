@@ -1,0 +1,79 @@
+"""The shared operator base without a DAG run: parameter checks after rendering, and the verdict."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from perkville_provider.operators.base import as_records, raise_for_failure_ratio
+from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
+
+
+def _summary(**counts: int) -> dict:
+    return {
+        "operation": "award_points",
+        "total": 10,
+        "invalid": 0,
+        "failed": 0,
+        "retriable_failures": 0,
+        **counts,
+    }
+
+
+def test_transient_failures_over_the_ratio_raise_a_retriable_error_with_the_summary():
+    with pytest.raises(AirflowException) as raised:
+        raise_for_failure_ratio(_summary(failed=2, retriable_failures=1), 0.1)
+    assert not isinstance(raised.value, AirflowFailException)
+    assert "2 of 10 records failed" in str(raised.value)
+    assert "Perkville award_points" in str(raised.value)
+
+
+def test_permanent_failures_over_the_ratio_fail_without_retry():
+    with pytest.raises(AirflowFailException, match="more than max_failure_ratio=0"):
+        raise_for_failure_ratio(_summary(invalid=1), 0.0)
+
+
+def test_failures_within_the_ratio_pass():
+    raise_for_failure_ratio(_summary(invalid=1, failed=1, retriable_failures=1), 0.2)
+
+
+def test_rendered_template_strings_are_read_back_as_typed_settings():
+    operator = PerkvilleAwardPointsOperator(
+        task_id="t",
+        awards="[{'trans_source_id': 'a', 'user_id': 1}]",
+        business_id="9823",
+        max_workers="4",
+        max_requests_per_second="20",
+        max_failure_ratio="0.25",
+        dry_run="False",
+        report_path="file:///tmp/perkville/report.jsonl",
+    )
+    settings = operator.settings()
+    assert (settings.business_id, settings.max_workers, settings.max_requests_per_second) == (9823, 4, 20.0)
+    assert (settings.max_failure_ratio, settings.dry_run) == (0.25, False)
+    assert str(settings.report_path) == "file:///tmp/perkville/report.jsonl"
+    assert list(operator.records()) == [{"trans_source_id": "a", "user_id": 1}]
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "message"),
+    [
+        ("max_workers", "0", "max_workers: must be a positive integer"),
+        ("max_failure_ratio", "1.5", "max_failure_ratio: must be a number from 0 to 1"),
+        ("dry_run", "maybe", "dry_run: must be true or false"),
+        ("max_requests_per_second", -1, "max_requests_per_second: must be a positive number"),
+        ("business_id", "biz", "business_id: must be a positive integer"),
+    ],
+)
+def test_a_bad_shared_parameter_fails_the_task_naming_it(parameter, value, message):
+    operator = PerkvilleAwardPointsOperator(task_id="t", awards=[], **{parameter: value})
+    with pytest.raises(AirflowFailException, match=message):
+        operator.settings()
+
+
+def test_records_must_be_a_list_not_a_single_mapping_or_prose():
+    with pytest.raises(AirflowFailException, match="awards: must be a list of records"):
+        as_records({"trans_source_id": "a"}, "awards")
+    with pytest.raises(AirflowFailException, match="awards: is text"):
+        as_records("awards from yesterday", "awards")
+    assert as_records("", "awards") == []
