@@ -1,0 +1,72 @@
+"""``perkville-provider``: helper commands for people setting the provider up.
+
+``perkville-provider token --conn-id perkville_default`` runs the password grant with the
+connection's username, password and client, and prints the token and a ready connection value
+holding it in the ``token`` extra. Perkville's tokens do not expire, so storing this value once
+means no password needs to live in Airflow. The token is printed to stdout on purpose (that is
+the command's job); nothing is logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+
+from perkville_provider.exceptions import PerkvilleError
+
+#: Extras worth keeping beside a stored token; the client secret is no longer needed.
+_KEPT_EXTRAS = ("client_id", "token_url", "business_id", "scope", "timeout")
+
+
+def stored_connection_json(connection, token: str) -> str:
+    """The connection as JSON with the token in its extra and without the password or secret."""
+    extra = {name: value for name, value in connection.extra_dejson.items() if name in _KEPT_EXTRAS}
+    extra["token"] = token
+    value = {"conn_type": connection.conn_type or "perkville", "extra": extra}
+    if connection.host:
+        value["host"] = connection.host
+    if connection.port:
+        value["port"] = connection.port
+    if connection.schema:
+        value["schema"] = connection.schema
+    return json.dumps(value)
+
+
+def mint_token(conn_id: str) -> int:
+    from perkville_provider.hooks.perkville import PerkvilleHook
+
+    hook = PerkvilleHook(perkville_conn_id=conn_id)
+    try:
+        token = hook.grant_token()
+    except PerkvilleError as error:
+        print(f"perkville-provider: could not mint a token for {conn_id!r}: {error}", file=sys.stderr)
+        return 1
+    connection = hook.get_connection(conn_id)
+    value = stored_connection_json(connection, token)
+    env_name = f"AIRFLOW_CONN_{conn_id.upper()}"
+    print(f"# Token for connection {conn_id!r}. It does not expire: store it once, keep it secret.")
+    print(f"token: {token}")
+    print("# As an environment variable:")
+    print(f"{env_name}={shlex.quote(value)}")
+    print("# Or in the metadata database:")
+    print(f"airflow connections add {shlex.quote(conn_id)} --conn-json {shlex.quote(value)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="perkville-provider", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    token = commands.add_parser("token", help="run the password grant and print a storable token")
+    token.add_argument("--conn-id", default="perkville_default", help="Airflow connection id")
+    args = parser.parse_args(argv)
+    if args.command == "token":
+        return mint_token(args.conn_id)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
