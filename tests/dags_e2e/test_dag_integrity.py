@@ -1,0 +1,84 @@
+"""The example DAG files: they import cleanly, have the expected shape, and do nothing at import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from perkville_provider.demo import runner
+from tests.conftest import EXAMPLE_DAGS
+
+DAG_FILES = sorted(EXAMPLE_DAGS.glob("*.py"))
+
+
+def test_every_dag_file_parses_with_no_import_error(airflow_db):
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    bag = BundleDagBag(dag_folder=str(EXAMPLE_DAGS), bundle_path=EXAMPLE_DAGS)
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {runner.MEMBER_SYNC_DAG_ID, runner.AWARDS_DAG_ID}
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_importing_a_file_in_dags_opens_no_database_and_no_socket(path):
+    """Parsing must stay cheap: no DB connection, no network, no pandas, whatever the file."""
+    probe = textwrap.dedent(
+        f"""
+        import socket, sqlite3, sys
+        def refuse(*args, **kwargs):
+            raise AssertionError("opened at import time")
+        socket.socket.connect = refuse
+        sqlite3.connect = refuse
+        sys.path.insert(0, {str(EXAMPLE_DAGS)!r})
+        import runpy
+        runpy.run_path({str(path)!r})
+        assert "pandas" not in sys.modules, "pandas imported"
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)  # noqa: S603
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+def test_the_member_sync_runs_hourly_extract_sync_report_and_updates_the_members_asset(example_dags):
+    dag = example_dags[runner.MEMBER_SYNC_DAG_ID]
+    assert set(dag.task_ids) == {"extract_changed_members", "sync_members", "report"}
+    sync = dag.get_task("sync_members")
+    assert type(sync).__name__ == "PerkvilleSyncMembersOperator"
+    assert sync.upstream_task_ids == {"extract_changed_members"}
+    assert dag.get_task("report").upstream_task_ids == {"sync_members"}
+    assert [asset.uri for asset in sync.outlets] == ["perkville://9823/members"]
+    assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 * * * *", "UTC")
+    assert "external members" in dag.doc_md
+
+
+def test_the_awards_dag_runs_daily_and_maps_the_award_operator_over_chunks(example_dags):
+    dag = example_dags[runner.AWARDS_DAG_ID]
+    assert set(dag.task_ids) == {"extract_checkin_awards", "award_checkin_points", "report"}
+    award = dag.get_task("award_checkin_points")
+    assert type(award).__name__ == "MappedOperator"
+    assert award.operator_class.__name__ == "PerkvilleAwardPointsOperator"
+    assert award.partial_kwargs["limit_to_once_per_calendar_day"] is True
+    assert "awards" in award.expand_input.value
+    assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 0 * * *", "America/New_York")
+    assert "trans_source_id" in dag.doc_md
+
+
+@pytest.mark.parametrize("dag_id", [runner.MEMBER_SYNC_DAG_ID, runner.AWARDS_DAG_ID])
+def test_each_dag_offers_its_settings_as_params_with_defaults(example_dags, dag_id):
+    dag = example_dags[dag_id]
+    params = dag.params
+    for name in ("business_id", "perkville_conn_id", "source_conn_id", "max_failure_ratio", "dry_run"):
+        assert params[name] is not None, name
+    assert params["business_id"] == 9823
+    assert params["perkville_conn_id"] == "perkville_default"
+    assert params["source_conn_id"] == "gym_source_db"
+    if dag_id == runner.AWARDS_DAG_ID:
+        assert params["perk_id"] == 501
+        assert params["chunk_size"] == 500
+        assert params["business_timezone"] == "America/New_York"
+    assert all(task.retries >= 1 for task in dag.tasks if task.task_id != "report")
