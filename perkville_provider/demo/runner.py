@@ -164,32 +164,35 @@ def report_summary(dag_id: str, run_id: str) -> dict[str, Any] | None:
 
 
 def run_dag(
-    dag: Any, label: str, logical_date: pendulum.DateTime, conf: Mapping[str, Any] | None = None
+    dags_folder: Path,
+    dag_id: str,
+    label: str,
+    logical_date: pendulum.DateTime,
+    conf: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """``dag.test()`` one run and collect its summary."""
+    """``dag.test()`` one run of a freshly parsed DAG and collect its summary.
+
+    Parsed afresh for each run because an in-process ``dag.test()`` writes the run's conf into
+    the DAG object's Params, where it would leak into the next run of the same object.
+    """
+    dag = load_example_dags(dags_folder)[dag_id]
     run = dag.test(logical_date=logical_date, run_conf=dict(conf or {}))
     state = str(getattr(run.state, "value", run.state))
-    return RunResult(dag.dag_id, label, state, report_summary(dag.dag_id, run.run_id), run.run_id)
+    return RunResult(dag_id, label, state, report_summary(dag_id, run.run_id), run.run_id)
 
 
 def run_demo_dags(
     spec: data.DemoDataSpec, dags_folder: Path, conf: Mapping[str, Any] | None = None
 ) -> DemoResults:
     """The member sync (a full sync), then the awards for each demo day, oldest first."""
-    dags = load_example_dags(dags_folder)
     results = DemoResults()
+    sync_conf = {**(conf or {}), "full_sync": True}
     results.runs.append(
-        run_dag(
-            dags[MEMBER_SYNC_DAG_ID],
-            "full sync",
-            member_sync_logical_date(spec),
-            {**(conf or {}), "full_sync": True},
-        )
+        run_dag(dags_folder, MEMBER_SYNC_DAG_ID, "full sync", member_sync_logical_date(spec), sync_conf)
     )
     for day in spec.checkin_days:
-        results.runs.append(
-            run_dag(dags[AWARDS_DAG_ID], day.to_date_string(), award_logical_date(day, spec.timezone), conf)
-        )
+        logical_date = award_logical_date(day, spec.timezone)
+        results.runs.append(run_dag(dags_folder, AWARDS_DAG_ID, day.to_date_string(), logical_date, conf))
     return results
 
 
