@@ -981,10 +981,12 @@ class Store:
             (business["id"], key["external_system_id"], key["external_member_id"]),
         )
         if existing is not None:
-            return WriteResult({**self._update_member(existing, business, email, values), "created": False}, False)
+            record = self._update_member(existing, business, email, values)
+            return WriteResult({**record, "created": False}, created=False)
         if email is None:
             raise ValidationFailed.one("user_email", "required", "user_email is required to create a member")
-        return WriteResult({**self._create_member(business, key, email, values), "created": True}, True)
+        record = self._create_member(business, key, email, values)
+        return WriteResult({**record, "created": True}, created=True)
 
     def _create_member(
         self, business: sqlite3.Row, key: Mapping[str, str], email: str, values: Mapping[str, Any]

@@ -73,7 +73,9 @@ def test_an_unknown_client_or_no_client_is_invalid_client(sandbox):
 
 
 def test_other_grant_types_are_unsupported(sandbox):
-    response = grant(sandbox, auth=(sandbox.client_id, sandbox.client_secret), grant_type="client_credentials")
+    response = grant(
+        sandbox, auth=(sandbox.client_id, sandbox.client_secret), grant_type="client_credentials"
+    )
 
     assert (response.status_code, response.json()["error"]) == (400, "unsupported_grant_type")
 
@@ -85,7 +87,9 @@ def test_a_missing_password_is_invalid_request(sandbox):
 
 
 def test_asking_for_fewer_scopes_narrows_the_token(sandbox):
-    response = grant(sandbox, auth=(sandbox.client_id, sandbox.client_secret), scope="PUBLIC ADMIN_CUSTOMER_INFO")
+    response = grant(
+        sandbox, auth=(sandbox.client_id, sandbox.client_secret), scope="PUBLIC ADMIN_CUSTOMER_INFO"
+    )
 
     assert response.json()["scope"] == "PUBLIC ADMIN_CUSTOMER_INFO"
     api = Api(sandbox.base_url, response.json()["access_token"])

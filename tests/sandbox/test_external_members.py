@@ -61,7 +61,9 @@ def test_a_changed_email_updates_the_users_primary_email(sandbox, admin_api):
 
 
 def test_an_email_another_user_has_is_refused_and_nothing_else_changes(sandbox, admin_api):
-    admin_api.upsert_member(external_member_id="M-4", user_email="m4@example.com", external_membership_type="A")
+    admin_api.upsert_member(
+        external_member_id="M-4", user_email="m4@example.com", external_membership_type="A"
+    )
 
     response = admin_api.upsert_member(
         external_member_id="M-4", user_email=seed.CUSTOMER_USERNAME, external_membership_type="B"
@@ -83,7 +85,9 @@ def test_a_member_with_an_existing_users_email_attaches_to_that_user(sandbox, ad
 
 def test_one_user_may_have_several_external_member_records(sandbox, admin_api):
     a = admin_api.upsert_member(external_member_id="A-1", user_email="two@example.com").json()
-    b = admin_api.upsert_member(external_system_id="CSI_SPECTRUM", external_member_id="C-1", user_email="two@example.com")
+    b = admin_api.upsert_member(
+        external_system_id="CSI_SPECTRUM", external_member_id="C-1", user_email="two@example.com"
+    )
 
     assert b.status_code == 201
     assert b.json()["user"] == a["user"]
@@ -180,11 +184,16 @@ def test_patch_cannot_change_the_records_key(admin_api):
 def test_members_are_listed_and_filtered_and_read_by_id(admin_api):
     admin_api.upsert_member(external_member_id="L-1", user_email="l1@example.com")
     admin_api.upsert_member(external_member_id="L-2", user_email="l2@example.com")
-    admin_api.upsert_member(external_system_id="CSI_SPECTRUM", external_member_id="L-1", user_email="l3@example.com")
+    admin_api.upsert_member(
+        external_system_id="CSI_SPECTRUM", external_member_id="L-1", user_email="l3@example.com"
+    )
 
     everything = admin_api.get("/v2/external-members/", business=seed.BUSINESS_ID).json()
     abc_l1 = admin_api.get(
-        "/v2/external-members/", business=seed.BUSINESS_ID, external_system_id="ABC_IGNITE", external_member_id="L-1"
+        "/v2/external-members/",
+        business=seed.BUSINESS_ID,
+        external_system_id="ABC_IGNITE",
+        external_member_id="L-1",
     ).json()["objects"]
 
     assert everything["meta"]["total_count"] == 3

@@ -24,7 +24,10 @@ def test_joining_without_membership_or_terms_reports_both_codes_with_customer_sa
         "__all__": ["pv_agreement_required"],
     }
     errors = response.json()["errors"]
-    assert errors["status"][0]["message"] == "Your membership is not active. Please contact the business for help."
+    assert (
+        errors["status"][0]["message"]
+        == "Your membership is not active. Please contact the business for help."
+    )
     assert errors["__all__"][0]["message"] == (
         "Please review and accept the required terms to join at https://www.perkville.com/biz/9823/"
     )
@@ -88,14 +91,20 @@ def test_batch_acceptance_records_once_and_is_idempotent(admin_api):
     assert accepted["agreement_id"] == seed.JOIN_AGREEMENT_ID
     assert accepted["is_accepted"] is True
     assert second.json()["objects"] == first.json()["objects"]
-    view = admin_api.get("/v2/agreements-view/", business=seed.BUSINESS_ID, user_id=seed.IMPORTED_CUSTOMER_USER_ID)
+    view = admin_api.get(
+        "/v2/agreements-view/", business=seed.BUSINESS_ID, user_id=seed.IMPORTED_CUSTOMER_USER_ID
+    )
     assert view.json()["objects"][0]["is_accepted"] is True
 
 
 def test_batch_acceptance_of_an_unknown_agreement_names_it(admin_api):
     response = admin_api.post(
         "/v2/agreements-batch/",
-        {"business": seed.BUSINESS_ID, "user_id": seed.IMPORTED_CUSTOMER_USER_ID, "agreement_ids": [701, 999]},
+        {
+            "business": seed.BUSINESS_ID,
+            "user_id": seed.IMPORTED_CUSTOMER_USER_ID,
+            "agreement_ids": [701, 999],
+        },
     )
 
     assert error_codes(response) == {"agreement_ids": ["does_not_exist"]}
@@ -107,7 +116,9 @@ def test_a_customer_may_accept_for_itself_but_not_for_another_user(sandbox):
 
     robin = Api(
         sandbox.base_url,
-        sandbox.token(seed.IMPORTED_CUSTOMER_USERNAME, seed.IMPORTED_CUSTOMER_PASSWORD, scope="USER_CUSTOMER_INFO"),
+        sandbox.token(
+            seed.IMPORTED_CUSTOMER_USERNAME, seed.IMPORTED_CUSTOMER_PASSWORD, scope="USER_CUSTOMER_INFO"
+        ),
     )
 
     assert accept_terms(robin).status_code == 200

@@ -63,7 +63,13 @@ def test_a_bad_limit_or_offset_names_the_parameter(admin_api):
 
 
 def test_lists_need_a_business(admin_api):
-    for path in ("/v2/connections/", "/v2/transactions/", "/v2/perks/", "/v2/locations/", "/v2/external-members/"):
+    for path in (
+        "/v2/connections/",
+        "/v2/transactions/",
+        "/v2/perks/",
+        "/v2/locations/",
+        "/v2/external-members/",
+    ):
         response = admin_api.get(path)
         assert response.status_code == 400, path
         assert error_codes(response) == {"business": ["pv_business_required"]}, path
@@ -71,7 +77,9 @@ def test_lists_need_a_business(admin_api):
 
 def test_connections_filter_by_user_id_email_and_status(admin_api):
     by_user = admin_api.get("/v2/connections/", business=BIZ, user_id=seed.IMPORTED_CUSTOMER_USER_ID).json()
-    by_uri = admin_api.get("/v2/connections/", business=BIZ, user_id=f"/v2/users/{seed.CUSTOMER_USER_ID}/").json()
+    by_uri = admin_api.get(
+        "/v2/connections/", business=BIZ, user_id=f"/v2/users/{seed.CUSTOMER_USER_ID}/"
+    ).json()
     by_email = admin_api.get("/v2/connections/", business=BIZ, user__emails__email="Casey@Example.com").json()
     active = admin_api.get("/v2/connections/", business=BIZ, status="ACTIVE").json()
 
@@ -121,8 +129,12 @@ def test_perks_filter_by_classification_and_users_by_email(admin_api):
 
 
 def test_a_bad_filter_value_names_the_filter(admin_api):
-    assert error_codes(admin_api.get("/v2/connections/", business=BIZ, user_id="casey")) == {"user_id": ["invalid"]}
-    assert error_codes(admin_api.get("/v2/connections/", business=BIZ, status="GONE")) == {"status": ["invalid"]}
+    assert error_codes(admin_api.get("/v2/connections/", business=BIZ, user_id="casey")) == {
+        "user_id": ["invalid"]
+    }
+    assert error_codes(admin_api.get("/v2/connections/", business=BIZ, status="GONE")) == {
+        "status": ["invalid"]
+    }
     assert error_codes(admin_api.get("/v2/connections/", business=BIZ, last_mod_dt__gte="later")) == {
         "last_mod_dt__gte": ["invalid"]
     }

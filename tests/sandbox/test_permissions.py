@@ -89,9 +89,7 @@ def test_staff_with_admin_customer_info_can_patch_a_customers_connection(admin_a
     assert (response.status_code, response.json()["status"]) == (200, "INACTIVE")
 
 
-def test_a_customer_sees_only_itself_in_the_users_list_and_staff_see_their_customers(
-    customer_api, admin_api
-):
+def test_a_customer_sees_only_itself_in_the_users_list_and_staff_see_their_customers(customer_api, admin_api):
     mine = customer_api.get("/v2/users/").json()["objects"]
     staff_view = admin_api.get("/v2/users/").json()["objects"]
 

@@ -61,7 +61,9 @@ def test_the_customer_can_be_named_by_user_uri_id_or_email(sandbox, admin_api, i
 def test_the_customer_can_be_named_by_external_member_id_with_its_system(sandbox, admin_api):
     admin_api.upsert_member(external_member_id="M-7", user_email="seven@example.com")
 
-    response = admin_api.award(external_member_id="M-7", external_system_id="ABC_IGNITE", trans_source_id="t-m")
+    response = admin_api.award(
+        external_member_id="M-7", external_system_id="ABC_IGNITE", trans_source_id="t-m"
+    )
 
     assert response.status_code == 201
     assert connection_of(sandbox, "seven@example.com")["point_balance"] == 10
@@ -93,7 +95,9 @@ def test_trans_source_id_is_unique_across_the_business_not_per_user(sandbox, adm
     assert connection_of(sandbox, ROBIN)["point_balance"] == 0
 
 
-def test_in_return_existing_mode_a_repeat_answers_200_with_the_original_and_writes_nothing(sandbox, admin_api):
+def test_in_return_existing_mode_a_repeat_answers_200_with_the_original_and_writes_nothing(
+    sandbox, admin_api
+):
     sandbox.admin.set_settings(duplicate_mode="return_existing")
     first = admin_api.award(user_email=CASEY, trans_source_id="dup-2")
 
@@ -147,10 +151,14 @@ def test_the_day_is_the_new_york_locations_day_near_midnight(admin_api):
 def test_the_day_is_the_los_angeles_locations_day_near_midnight(admin_api):
     """20:30 and 23:30 in Los Angeles are one Los Angeles day (though two New York days)."""
     once = {"user_email": CASEY, "location": 102, "limit_to_once_per_calendar_day": True}
-    evening = admin_api.award(trans_source_id="la-1", transaction_dt=at(LOS_ANGELES, 2026, 7, 1, 20, 30), **once)
+    evening = admin_api.award(
+        trans_source_id="la-1", transaction_dt=at(LOS_ANGELES, 2026, 7, 1, 20, 30), **once
+    )
 
     late = admin_api.award(trans_source_id="la-2", transaction_dt=at(LOS_ANGELES, 2026, 7, 1, 23, 30), **once)
-    next_day = admin_api.award(trans_source_id="la-3", transaction_dt=at(LOS_ANGELES, 2026, 7, 2, 0, 5), **once)
+    next_day = admin_api.award(
+        trans_source_id="la-3", transaction_dt=at(LOS_ANGELES, 2026, 7, 2, 0, 5), **once
+    )
 
     assert evening.status_code == 201
     assert error_codes(late) == {"__all__": ["pv_perk_daily_limit_reached"]}
@@ -170,12 +178,19 @@ def test_without_a_location_the_day_is_the_home_locations_day(admin_api):
 def test_awards_without_the_flag_are_not_limited(sandbox, admin_api):
     for n in range(3):
         dt = at(NEW_YORK, 2026, 3, 2, 8 + n)
-        assert admin_api.award(user_email=CASEY, trans_source_id=f"free-{n}", transaction_dt=dt).status_code == 201
+        assert (
+            admin_api.award(user_email=CASEY, trans_source_id=f"free-{n}", transaction_dt=dt).status_code
+            == 201
+        )
     assert connection_of(sandbox, CASEY)["point_balance"] == 150
 
 
 def test_the_duplicate_check_comes_before_the_daily_limit(admin_api):
-    once = {"user_email": CASEY, "limit_to_once_per_calendar_day": True, "transaction_dt": "2026-03-02T08:00:00Z"}
+    once = {
+        "user_email": CASEY,
+        "limit_to_once_per_calendar_day": True,
+        "transaction_dt": "2026-03-02T08:00:00Z",
+    }
     admin_api.award(trans_source_id="order-1", **once)
 
     response = admin_api.award(trans_source_id="order-1", **once)
@@ -231,7 +246,9 @@ def test_two_user_identifiers_are_refused(admin_api):
 
 
 def test_a_missing_business_and_an_unknown_field_are_named(admin_api):
-    no_business = admin_api.post("/v2/transactions/", {"user_email": CASEY, "perk": 501, "trans_source_id": "b"})
+    no_business = admin_api.post(
+        "/v2/transactions/", {"user_email": CASEY, "perk": 501, "trans_source_id": "b"}
+    )
     typo = admin_api.award(user_email=CASEY, trans_source_id="u", quantiy=2)
 
     assert error_codes(no_business) == {"business": ["pv_business_required"]}

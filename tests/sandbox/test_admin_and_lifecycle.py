@@ -1,0 +1,160 @@
+"""/_sandbox/ stats, ledger and reset; restart persistence with a file DB; the CLI banner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import requests
+
+from perkville_provider.sandbox import seed
+from perkville_provider.sandbox.server import run_sandbox
+from tests.sandbox.conftest import Api, connection_of
+
+
+def test_stats_count_requests_by_endpoint_template_and_status(sandbox, admin_api):
+    admin_api.get(f"/v2/connections/{seed.CUSTOMER_CONNECTION_ID}/")
+    admin_api.get(f"/v2/connections/{seed.IMPORTED_CUSTOMER_CONNECTION_ID}/")
+    admin_api.get("/v2/connections/424242/")
+    admin_api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="s-1")
+    admin_api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="s-1")
+
+    stats = sandbox.admin.stats()
+
+    assert stats["requests"]["GET /v2/connections/{id}/"] == {"200": 2, "404": 1}
+    assert stats["requests"]["POST /v2/transactions/"] == {"201": 1, "400": 1}
+    assert stats["requests"]["POST /api/token/"] == {"200": 1}
+    assert stats["token_grants"] == 1
+    assert not any(key.startswith("GET /_sandbox") for key in stats["requests"])
+
+
+def test_the_ledger_exports_transactions_members_connections_and_users(sandbox, admin_api):
+    admin_api.upsert_member(external_member_id="X-1", user_email="ledger@example.com")
+    admin_api.award(user_email="ledger@example.com", trans_source_id="lg-1", quantity=2)
+
+    ledger = sandbox.admin.ledger()
+
+    assert set(ledger) == {"transactions", "external_members", "connections", "users"}
+    assert [(t["trans_source_id"], t["points"], t["quantity"]) for t in ledger["transactions"]] == [
+        ("lg-1", 10, 2)
+    ]
+    assert [m["external_member_id"] for m in ledger["external_members"]] == ["X-1"]
+    assert connection_of(sandbox, "ledger@example.com")["point_balance"] == 20
+    assert len(ledger["users"]) == 5
+
+
+def test_reset_reseeds_forgets_tokens_clears_stats_faults_and_settings(sandbox, admin_api):
+    admin_api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="r-1")
+    sandbox.admin.set_faults(latency_ms=1)
+    sandbox.admin.set_settings(duplicate_mode="return_existing", join_requires_active_membership=False)
+
+    sandbox.admin.reset()
+
+    assert sandbox.admin.stats() == {
+        "requests": {},
+        "faults_injected": dict.fromkeys(sandbox.admin.stats()["faults_injected"], 0),
+        "token_grants": 0,
+    }
+    ledger = sandbox.admin.ledger()
+    assert ledger["transactions"] == []
+    assert connection_of(sandbox, seed.CUSTOMER_USERNAME)["point_balance"] == 120
+    assert admin_api.get("/v2/users/me/").status_code == 401
+    assert sandbox.admin.faults()["latency_ms"] == 0
+    assert sandbox.admin.settings() == {"duplicate_mode": "error", "join_requires_active_membership": True}
+    fresh = Api(sandbox.base_url, sandbox.token())
+    assert (
+        fresh.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="r-1").json()["transaction_id"]
+        == 20001
+    )
+
+
+def test_a_bad_setting_is_refused(sandbox):
+    response = requests.put(
+        f"{sandbox.base_url}/_sandbox/settings", json={"duplicate_mode": "ignore"}, timeout=10
+    )
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["duplicate_mode"]
+
+
+def test_a_file_database_keeps_its_data_and_tokens_across_a_restart(tmp_path):
+    db = tmp_path / "sandbox.db"
+    with run_sandbox(db=db, settings={"duplicate_mode": "return_existing"}) as first:
+        token = first.token()
+        api = Api(first.base_url, token)
+        assert api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="keep-1").status_code == 201
+
+    with run_sandbox(db=db) as second:
+        api = Api(second.base_url, token)
+        [txn] = second.admin.ledger()["transactions"]
+        assert txn["trans_source_id"] == "keep-1"
+        assert connection_of(second, seed.CUSTOMER_USERNAME)["point_balance"] == 130
+        assert api.get("/v2/users/me/").status_code == 200
+        assert second.admin.settings()["duplicate_mode"] == "return_existing"
+
+
+def test_the_server_process_is_gone_after_the_context_exits():
+    with run_sandbox() as sandbox:
+        process = sandbox.process
+        assert process.poll() is None
+
+    assert process.poll() is not None
+
+
+def test_the_cli_prints_the_url_credentials_and_a_ready_connection_export(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "perkville_provider.sandbox",
+        "serve",
+        "--port",
+        "0",
+        "--db",
+        str(tmp_path / "c.db"),
+    ]
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = [process.stdout.readline() for _ in range(5)]
+        export = next(line for line in lines if line.startswith("export AIRFLOW_CONN_PERKVILLE_DEFAULT="))
+        value = json.loads(export.split("=", 1)[1].strip().strip("'"))
+        base_url = lines[0].split()[-1]
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                health = requests.get(f"{base_url}/_sandbox/health", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    assert health.json()["status"] == "ok"
+    assert value["conn_type"] == "perkville"
+    assert value["host"] == base_url
+    assert (value["login"], value["password"]) == (seed.ADMIN_USERNAME, seed.ADMIN_PASSWORD)
+    assert value["extra"] == {
+        "client_id": seed.CLIENT_ID,
+        "client_secret": seed.CLIENT_SECRET,
+        "token_url": f"{base_url}/api/token/",
+        "business_id": seed.BUSINESS_ID,
+    }
+    assert seed.ADMIN_PASSWORD in "".join(lines)
+
+
+def test_the_handle_builds_airflow_connections_with_overrides(sandbox):
+    conn = sandbox.airflow_connection(login="frontdesk@demo-fitness.example", extra={"business_id": 1})
+
+    assert conn["login"] == "frontdesk@demo-fitness.example"
+    assert conn["extra"]["business_id"] == 1
+    assert conn["extra"]["client_id"] == seed.CLIENT_ID
+    assert json.loads(os.environ["AIRFLOW_CONN_PERKVILLE_DEFAULT"]) == sandbox.airflow_connection()

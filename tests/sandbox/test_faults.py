@@ -1,0 +1,173 @@
+"""Fault injection: latency, 5xx, 429 with Retry-After, resets, and answers lost after commit."""
+
+from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
+
+import pytest
+import requests
+
+from perkville_provider.sandbox import seed
+from tests.sandbox.conftest import connection_of, error_codes
+
+PERKS = f"/v2/perks/?business={seed.BUSINESS_ID}"
+
+
+def statuses(api, count: int) -> list[int]:
+    return [api.get(PERKS).status_code for _ in range(count)]
+
+
+def test_latency_delays_every_api_answer_but_not_the_admin_api(sandbox, admin_api):
+    sandbox.admin.set_faults(latency_ms=150)
+
+    began = time.perf_counter()
+    assert admin_api.get(PERKS).status_code == 200
+    api_elapsed = time.perf_counter() - began
+    began = time.perf_counter()
+    sandbox.admin.health()
+    admin_elapsed = time.perf_counter() - began
+
+    assert api_elapsed >= 0.15
+    assert admin_elapsed < 0.15
+    assert sandbox.admin.stats()["faults_injected"]["latency"] == 1
+
+
+def test_an_error_rate_of_one_answers_only_the_configured_5xx_without_processing(sandbox, admin_api):
+    sandbox.admin.set_faults(error_rate=1.0, error_statuses=[503])
+
+    response = admin_api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="e-1")
+
+    assert response.status_code == 503
+    assert error_codes(response) == {"__all__": ["sandbox_injected_error"]}
+    assert sandbox.admin.ledger()["transactions"] == []
+
+
+def test_a_partial_error_rate_mixes_500_502_and_503_with_successes(sandbox, admin_api):
+    sandbox.admin.set_faults(error_rate=0.5, seed=11)
+
+    seen = statuses(admin_api, 60)
+
+    assert set(seen) <= {200, 500, 502, 503}
+    assert 200 in seen
+    assert {500, 502, 503} <= set(seen)
+    assert sandbox.admin.stats()["faults_injected"]["error"] == sum(1 for s in seen if s != 200)
+
+
+def test_the_same_seed_gives_the_same_faults_again(sandbox, admin_api):
+    sandbox.admin.set_faults(error_rate=0.3, seed=42)
+    first = statuses(admin_api, 30)
+    sandbox.admin.set_faults(error_rate=0.3, seed=42)
+    second = statuses(admin_api, 30)
+    sandbox.admin.set_faults(error_rate=0.3, seed=43)
+    other = statuses(admin_api, 30)
+
+    assert first == second
+    assert other != first
+
+
+def test_over_the_rate_limit_a_token_gets_429_with_retry_after_in_seconds(sandbox, admin_api):
+    sandbox.admin.set_faults(rate_limit_per_second=3)
+
+    responses = [admin_api.get(PERKS) for _ in range(5)]
+
+    assert [r.status_code for r in responses] == [200, 200, 200, 429, 429]
+    assert int(responses[-1].headers["Retry-After"]) >= 1
+    assert error_codes(responses[-1]) == {"__all__": ["rate_limited"]}
+
+
+def test_the_rate_limit_is_per_token(sandbox, admin_api, frontdesk_api):
+    sandbox.admin.set_faults(rate_limit_per_second=2)
+
+    assert statuses(admin_api, 3) == [200, 200, 429]
+    assert statuses(frontdesk_api, 2) == [200, 200]
+
+
+def test_retry_after_can_be_an_http_date(sandbox, admin_api):
+    sandbox.admin.set_faults(rate_limit_per_second=1, retry_after_format="http-date")
+
+    admin_api.get(PERKS)
+    limited = admin_api.get(PERKS)
+
+    assert limited.status_code == 429
+    assert parsedate_to_datetime(limited.headers["Retry-After"]).tzinfo is not None
+
+
+def test_a_reset_is_a_connection_error_for_the_client_and_nothing_is_processed(sandbox, admin_api):
+    sandbox.admin.set_faults(reset_rate=1.0)
+
+    with pytest.raises(requests.ConnectionError):
+        admin_api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="reset-1")
+
+    sandbox.admin.clear_faults()
+    assert sandbox.admin.ledger()["transactions"] == []
+    stats = sandbox.admin.stats()
+    assert stats["faults_injected"]["reset"] == 1
+    assert stats["faults_injected"]["reset_fallback_502"] == 0
+    assert stats["requests"]["POST /v2/transactions/"] == {"reset": 1}
+
+
+def test_a_lost_answer_is_a_connection_error_but_the_transaction_is_in_the_ledger(sandbox, admin_api):
+    sandbox.admin.set_faults(lost_after_commit_rate=1.0)
+
+    with pytest.raises(requests.ConnectionError):
+        admin_api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="lost-1")
+
+    [txn] = sandbox.admin.ledger()["transactions"]
+    assert txn["trans_source_id"] == "lost-1"
+    assert connection_of(sandbox, seed.CUSTOMER_USERNAME)["point_balance"] == 130
+    assert sandbox.admin.stats()["faults_injected"]["lost_after_commit"] == 1
+
+
+def test_a_naive_retry_after_a_lost_answer_meets_the_duplicate_check(sandbox, admin_api):
+    sandbox.admin.set_faults(lost_after_commit_rate=1.0, lost_after_commit_mode="502")
+    lost = admin_api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="lost-2")
+    sandbox.admin.clear_faults()
+
+    retry = admin_api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="lost-2")
+
+    assert lost.status_code == 502
+    assert error_codes(retry) == {"trans_source_id": ["pv_duplicate_trans_source_id"]}
+    assert len(sandbox.admin.ledger()["transactions"]) == 1
+
+
+def test_lost_after_commit_spares_reads(sandbox, admin_api):
+    sandbox.admin.set_faults(lost_after_commit_rate=1.0)
+
+    assert statuses(admin_api, 3) == [200, 200, 200]
+
+
+def test_faults_also_reach_the_token_endpoint(sandbox):
+    sandbox.admin.set_faults(error_rate=1.0, error_statuses=[502])
+
+    response = requests.post(
+        sandbox.token_url,
+        data={
+            "grant_type": "password",
+            "username": sandbox.admin_username,
+            "password": sandbox.admin_password,
+        },
+        auth=(sandbox.client_id, sandbox.client_secret),
+        timeout=10,
+    )
+
+    assert response.status_code == 502
+    assert sandbox.admin.stats()["token_grants"] == 0
+
+
+def test_a_bad_fault_setting_is_refused_with_the_field_named(sandbox):
+    response = requests.put(
+        f"{sandbox.base_url}/_sandbox/faults", json={"error_rate": 2, "reset_mode": "x"}, timeout=10
+    )
+
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"error_rate", "reset_mode"}
+    assert sandbox.admin.faults()["error_rate"] == 0
+
+
+def test_putting_faults_replaces_the_whole_set(sandbox):
+    sandbox.admin.set_faults(latency_ms=5, error_rate=0.1)
+
+    current = sandbox.admin.set_faults(reset_rate=0.2)
+
+    assert (current["latency_ms"], current["error_rate"], current["reset_rate"]) == (0, 0, 0.2)
