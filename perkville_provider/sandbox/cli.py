@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--settings-json", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument(
+        "--http", choices=["auto", "httptools", "h11"], default="auto", help="HTTP implementation"
+    )
     serve.add_argument("--quiet", action="store_true", help="do not print the banner")
     reset = commands.add_parser("reset", help="reseed a sandbox database file")
     reset.add_argument("--db", required=True)
@@ -111,6 +114,7 @@ def _serve(args: argparse.Namespace) -> None:
         settings=_settings(args),
         on_ready=ready,
         parent_pid=args.parent_pid,
+        http=args.http,
     )
 
 

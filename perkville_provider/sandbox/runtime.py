@@ -67,8 +67,13 @@ def serve(
     settings: Mapping[str, Any] | None = None,
     on_ready: Callable[[str], None] | None = None,
     parent_pid: int | None = None,
+    http: str = "auto",
 ) -> None:
-    """Serve until SIGINT/SIGTERM. ``on_ready`` gets the base URL once the socket is bound."""
+    """Serve until SIGINT/SIGTERM. ``on_ready`` gets the base URL once the socket is bound.
+
+    ``http`` picks uvicorn's HTTP implementation: ``auto`` (httptools when installed), ``httptools``
+    or ``h11``; connection resets work with both.
+    """
     import uvicorn
 
     app, store = build_app(db, faults, settings)
@@ -77,7 +82,7 @@ def serve(
     config = uvicorn.Config(
         app,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=http if http != "auto" else ("httptools" if importlib.util.find_spec("httptools") else "h11"),
         lifespan="off",
         access_log=False,
         log_level="warning",

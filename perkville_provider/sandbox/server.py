@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -178,8 +179,13 @@ def run_sandbox(
     db: str | os.PathLike[str] = ":memory:",
     faults: Mapping[str, Any] | None = None,
     settings: Mapping[str, Any] | None = None,
+    http: str = "auto",
 ) -> Iterator[SandboxHandle]:
-    """Run a sandbox server in a child process for the duration of the ``with`` block."""
+    """Run a sandbox server in a child process for the duration of the ``with`` block.
+
+    ``faults`` and ``settings`` are the start-up values (see the README); ``http`` picks uvicorn's
+    HTTP implementation (``auto``, ``httptools``, ``h11``).
+    """
     workdir = Path(tempfile.mkdtemp(prefix="perkville-sandbox-"))
     ready_file, log = workdir / "ready", workdir / "server.log"
     command = [
@@ -201,6 +207,8 @@ def run_sandbox(
         json.dumps(dict(faults or {})),
         "--settings-json",
         json.dumps(dict(settings or {})),
+        "--http",
+        http,
         "--quiet",
     ]
     with log.open("wb") as log_stream:
@@ -215,3 +223,4 @@ def run_sandbox(
         handle.admin.session.close()
     finally:
         _stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from email.utils import parsedate_to_datetime
 
@@ -9,7 +10,9 @@ import pytest
 import requests
 
 from perkville_provider.sandbox import seed
-from tests.sandbox.conftest import connection_of, error_codes
+from perkville_provider.sandbox.faults import RAW_SEND_KEY, FaultConfig, FaultMiddleware, Faults
+from perkville_provider.sandbox.server import run_sandbox
+from tests.sandbox.conftest import Api, connection_of, error_codes
 
 PERKS = f"/v2/perks/?business={seed.BUSINESS_ID}"
 
@@ -171,3 +174,49 @@ def test_putting_faults_replaces_the_whole_set(sandbox):
     current = sandbox.admin.set_faults(reset_rate=0.2)
 
     assert (current["latency_ms"], current["error_rate"], current["reset_rate"]) == (0, 0, 0.2)
+
+
+@pytest.fixture(scope="module")
+def h11_sandbox():
+    """A second server on uvicorn's pure-Python h11 protocol, where the transport is reached the same way."""
+    with run_sandbox(http="h11") as handle:
+        yield handle
+
+
+def test_resets_and_lost_answers_are_real_connection_errors_under_h11_too(h11_sandbox):
+    h11_sandbox.admin.reset()
+    api = Api(h11_sandbox.base_url, h11_sandbox.token())
+    h11_sandbox.admin.set_faults(reset_rate=1.0)
+    with pytest.raises(requests.ConnectionError):
+        api.get(PERKS)
+    h11_sandbox.admin.set_faults(lost_after_commit_rate=1.0)
+    with pytest.raises(requests.ConnectionError):
+        api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="h11-lost")
+
+    h11_sandbox.admin.clear_faults()
+    assert api.get(PERKS).status_code == 200
+    assert [t["trans_source_id"] for t in h11_sandbox.admin.ledger()["transactions"]] == ["h11-lost"]
+    assert h11_sandbox.admin.stats()["faults_injected"]["reset_fallback_502"] == 0
+
+
+def test_without_a_reachable_socket_a_reset_falls_back_to_a_502_and_is_counted():
+    """A server that hides its transport cannot be made to reset; the fault layer then answers 502."""
+    faults = Faults(FaultConfig(reset_rate=1.0))
+    processed: list[str] = []
+    sent: list[dict] = []
+
+    async def app(scope, receive, send):
+        processed.append(scope["path"])
+
+    async def plain_send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": "/v2/perks/", "headers": [], RAW_SEND_KEY: plain_send}
+    asyncio.run(FaultMiddleware(app, faults)(scope, receive, plain_send))
+
+    assert sent[0]["status"] == 502
+    assert processed == []
+    assert faults.counters.counts["reset_fallback_502"] == 1
