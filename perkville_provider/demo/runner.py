@@ -96,11 +96,13 @@ def source_conn_env_value(gym_db: Path) -> str:
     return json.dumps({"conn_type": "sqlite", "host": str(gym_db.resolve())})
 
 
-def prepare_metadata_db(home: Path) -> None:
+def prepare_metadata_db() -> None:
     """Create the Airflow metadata database on the first run; reuse it afterwards."""
+    from airflow import settings
     from airflow.utils import db
+    from sqlalchemy import inspect
 
-    if not (home / "airflow.db").exists():
+    if not inspect(settings.engine).has_table("dag_run"):
         db.initdb()
 
 
@@ -198,19 +200,19 @@ def run_demo_dags(
 
 @contextlib.contextmanager
 def output_to(path: Path) -> Iterator[None]:
-    """Send everything written to stdout and stderr (file descriptors 1 and 2) to ``path``."""
+    """Send stdout and stderr to ``path``: the Python streams and file descriptors 1 and 2 alike."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with path.open("ab") as log:
+    with path.open("a", buffering=1) as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
-            yield
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            log.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
@@ -301,19 +303,23 @@ def print_report(
     )
 
 
-def run_demo(paths: DemoPaths, dags_folder: Path, sandbox: SandboxHandle, out: TextIO) -> DemoResults:
-    """Everything after the sandbox is up and Airflow is configured."""
+def run_demo(
+    sandbox: SandboxHandle, gym_db: Path, dags_folder: Path, log_path: Path, out: TextIO
+) -> DemoResults:
+    """Everything after the sandbox is up and Airflow and its connections are configured.
+
+    Generates the membership database unless it exists, runs the DAGs with Airflow's output sent
+    to ``log_path``, and prints the report to ``out``.
+    """
     started = time.monotonic()
-    os.environ[PERKVILLE_CONN_ENV_VAR] = sandbox.airflow_conn_env_value()
-    os.environ[SOURCE_CONN_ENV_VAR] = source_conn_env_value(paths.gym_db)
     today = pendulum.today(data.BUSINESS_TIMEZONE).date()
-    spec = data.ensure(paths.gym_db, data.DemoDataSpec(anchor=today))
+    spec = data.ensure(gym_db, data.DemoDataSpec(anchor=today))
     days = ", ".join(day.to_date_string() for day in spec.checkin_days)
-    print(f"Membership database: {paths.gym_db} ({spec.members} members, check-ins on {days})", file=out)
+    print(f"Membership database: {gym_db} ({spec.members} members, check-ins on {days})", file=out)
     before = LedgerTotals.of(sandbox.admin.ledger(), sandbox.business_id)
-    print("Running the DAGs with dag.test() ...", file=out, flush=True)
-    with output_to(paths.airflow_log):
-        prepare_metadata_db(paths.airflow_home)
+    print(f"Running the DAGs with dag.test(); Airflow's output goes to {log_path}", file=out, flush=True)
+    with output_to(log_path):
+        prepare_metadata_db()
         results = run_demo_dags(spec, dags_folder)
     after = LedgerTotals.of(sandbox.admin.ledger(), sandbox.business_id)
     print_report(results, before, after, out, time.monotonic() - started)
@@ -335,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths.root.mkdir(parents=True, exist_ok=True)
     with run_sandbox(port=args.port, db=paths.sandbox_db) as sandbox:
         print(f"Perkville sandbox at {sandbox.base_url} (state in {paths.sandbox_db})", flush=True)
-        results = run_demo(paths, dags_folder, sandbox, sys.stdout)
+        os.environ[PERKVILLE_CONN_ENV_VAR] = sandbox.airflow_conn_env_value()
+        os.environ[SOURCE_CONN_ENV_VAR] = source_conn_env_value(paths.gym_db)
+        results = run_demo(sandbox, paths.gym_db, dags_folder, paths.airflow_log, sys.stdout)
     print("Sandbox stopped.")
     return 0 if results.succeeded else 1
