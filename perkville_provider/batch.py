@@ -534,6 +534,8 @@ def format_summary(summary: Mapping[str, Any], *, max_failures: int = 20) -> str
     if not_shown:
         lines.append(f"  ... and {not_shown} more failures (see the report file)")
     paths = summary.get("report_paths") or ([summary["report_path"]] if summary.get("report_path") else [])
-    for path in paths:
-        lines.append(f"report: {path}")
+    if summary.get("results_not_shown"):
+        where = "in the report" if paths else "only in a report: set report_path"
+        lines.append(f"{summary['results_not_shown']} results not in the summary ({where})")
+    lines += [f"report: {path}" for path in paths]
     return "\n".join(lines)

@@ -13,7 +13,7 @@ import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -160,8 +160,6 @@ class PerkvilleBatchOperator(BaseOperator):
     ui_color = "#fde8d7"
     ui_fgcolor = "#000000"
     operator_extra_links = (PerkvilleBusinessLink(),)
-    #: what the operator's own records parameter is called, for error messages
-    records_parameter: ClassVar[str] = "records"
 
     def __init__(
         self,

@@ -44,7 +44,6 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
         "external_system_id",
     )
     template_fields_renderers = {"members": "json"}
-    records_parameter = "members"
 
     def __init__(self, *, members: Any, external_system_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)

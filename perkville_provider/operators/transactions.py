@@ -48,7 +48,6 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
         "limit_to_once_per_calendar_day",
     )
     template_fields_renderers = {"awards": "json"}
-    records_parameter = "awards"
 
     def __init__(
         self,
