@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from perkville_provider.sandbox.store import db_dt, hash_password, now_utc
+from perkville_provider.sandbox.values import db_dt, hash_password, now_utc
 
 BUSINESS_ID = 9823
 BUSINESS_TIMEZONE = "America/New_York"

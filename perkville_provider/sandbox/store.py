@@ -10,15 +10,13 @@ the same shapes, and they depend on the data model, not on HTTP.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pendulum
@@ -30,6 +28,17 @@ from perkville_provider.sandbox.errors import (
     OAuthError,
     PermissionDenied,
     ValidationFailed,
+)
+from perkville_provider.sandbox.values import (
+    api_dt,
+    check_password,
+    db_dt,
+    normalize_email,
+    now_utc,
+    parse_bool,
+    parse_dt,
+    parse_ref,
+    uri,
 )
 
 SCHEMA = """
@@ -120,7 +129,6 @@ ANY_STAFF_ROLE = frozenset({"FRONT_DESK", "EMPLOYEE", "ADMIN"})
 CONNECTION_STATUSES = ("IMPORTED", "PENDING", "ACTIVE", "INACTIVE")
 WRITABLE_CONNECTION_STATUSES = ("ACTIVE", "INACTIVE")
 MAX_TRANS_SOURCE_ID = 255
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 MEMBERSHIP_NOT_ACTIVE_MESSAGE = "Your membership is not active. Please contact the business for help."
 AGREEMENT_REQUIRED_MESSAGE = "Please review and accept the required terms to join at {perkville_url}"
@@ -167,94 +175,17 @@ TRANSACTION_FIELDS = frozenset(
 )
 
 
-# --- time -------------------------------------------------------------------------------------------
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def db_dt(value: datetime) -> str:
-    """Stored form: fixed-width UTC ISO with microseconds, so text order is time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-
-
-def api_dt(stored: str | None) -> str | None:
-    """The API's output form, ``YYYY-MM-DD HH:MM:SS+00:00``."""
-    if stored is None:
-        return None
-    return f"{stored[:10]} {stored[11:19]}+00:00"
-
-
-def parse_dt(value: Any, field: str, default_tz: str) -> datetime:
-    """ISO 8601 (``T`` or space, offset or ``Z``), ``YYYY-MM-DD HH:MMZ`` or a date; naive = ``default_tz``."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationFailed.one(field, "invalid", f"{field} must be an ISO 8601 datetime string")
-    try:
-        parsed = pendulum.parse(value.strip(), tz=default_tz, strict=False)
-    except (ValueError, pendulum.parsing.exceptions.ParserError) as exc:
-        raise ValidationFailed.one(
-            field, "invalid", f"{field} {value!r} is not an ISO 8601 datetime ({exc})"
-        ) from None
-    if not isinstance(parsed, datetime):
-        raise ValidationFailed.one(field, "invalid", f"{field} {value!r} is not a datetime")
-    return parsed
-
-
-# --- references ---------------------------------------------------------------------------------------
-
-
-def parse_ref(value: Any, field: str, resource: str) -> int:
-    """A relation given as a bare id (``5``, ``"5"``) or a relative URI (``"/v2/users/5/"``)."""
-    if isinstance(value, bool):
-        value = None
-    if isinstance(value, int) and value > 0:
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        prefix = f"/v2/{resource}/"
-        if text.startswith(prefix):
-            text = text[len(prefix) :].rstrip("/")
-        if text.isdigit() and int(text) > 0:
-            return int(text)
-    raise ValidationFailed.one(
-        field, "invalid", f"{field} must be an id or a URI like /v2/{resource}/<id>/, got {value!r}"
-    )
-
-
-def uri(resource: str, pk: int | None) -> str | None:
-    return None if pk is None else f"/v2/{resource}/{pk}/"
-
-
-def parse_bool(value: Any, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
-        return value.lower() in ("true", "1")
-    raise ValidationFailed.one(field, "invalid", f"{field} must be true or false, got {value!r}")
-
-
-def normalize_email(value: Any, field: str = "user_email") -> str:
-    if not isinstance(value, str) or not EMAIL_RE.match(value.strip()):
-        raise ValidationFailed.one(field, "invalid", f"{field} {value!r} is not a valid email address")
-    return value.strip().lower()
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_hex(8)
-    return f"{salt}${hashlib.sha256((salt + password).encode()).hexdigest()}"
-
-
-def check_password(stored: str | None, password: str) -> bool:
-    if not stored or "$" not in stored:
-        return False
-    salt, digest = stored.split("$", 1)
-    return secrets.compare_digest(hashlib.sha256((salt + password).encode()).hexdigest(), digest)
-
-
 # --- records --------------------------------------------------------------------------------------------
+
+
+def membership_api(row: sqlite3.Row) -> dict[str, Any]:
+    """The membership fields an external member record holds and mirrors onto its connection."""
+    return {
+        "external_membership_status": row["external_membership_status"],
+        "external_membership_type": row["external_membership_type"],
+        "external_join_dt": api_dt(row["external_join_dt"]),
+        "external_cancel_dt": api_dt(row["external_cancel_dt"]),
+    }
 
 
 @dataclass(frozen=True)
@@ -579,10 +510,7 @@ class Store:
             "home_location": uri("locations", row["home_location_id"]),
             "last_transaction_dt": api_dt(row["last_transaction_dt"]),
             "last_mod_dt": api_dt(row["last_mod_dt"]),
-            "external_membership_status": row["external_membership_status"],
-            "external_membership_type": row["external_membership_type"],
-            "external_join_dt": api_dt(row["external_join_dt"]),
-            "external_cancel_dt": api_dt(row["external_cancel_dt"]),
+            **membership_api(row),
             "resource_uri": uri("connections", row["id"]),
         }
 
@@ -597,10 +525,7 @@ class Store:
             "external_member_id": row["external_member_id"],
             "first_name": row["first_name"],
             "last_name": row["last_name"],
-            "external_membership_type": row["external_membership_type"],
-            "external_membership_status": row["external_membership_status"],
-            "external_join_dt": api_dt(row["external_join_dt"]),
-            "external_cancel_dt": api_dt(row["external_cancel_dt"]),
+            **membership_api(row),
             "home_location": uri("locations", row["home_location_id"]),
             "last_mod_dt": api_dt(row["last_mod_dt"]),
             "resource_uri": uri("external-members", row["id"]),
@@ -904,59 +829,9 @@ class Store:
         errors.raise_if_any()
         return folded
 
-    def _member_values(
-        self, data: Mapping[str, Any], business: sqlite3.Row, errors: ErrorCollector
-    ) -> dict[str, Any]:
-        """Validate the optional record fields into column values; bad ones are added to ``errors``."""
-        values: dict[str, Any] = {}
-        for field in ("first_name", "last_name", "external_membership_type", "external_membership_status"):
-            if field in data:
-                value = data[field]
-                if value is not None and not isinstance(value, str):
-                    errors.add(field, "invalid", f"{field} must be a string, got {value!r}")
-                elif field.startswith("external_membership_status") and isinstance(value, str):
-                    values[field] = value.strip().upper()
-                else:
-                    values[field] = "" if value is None and "name" in field else value
-        for field in ("external_join_dt", "external_cancel_dt"):
-            if field in data:
-                try:
-                    values[field] = (
-                        None
-                        if data[field] in (None, "")
-                        else db_dt(parse_dt(data[field], field, business["timezone"]))
-                    )
-                except ValidationFailed as exc:
-                    errors.errors.update(exc.errors)
-        try:
-            if data.get("home_location") not in (None, ""):
-                values["home_location_id"] = self._location(
-                    data["home_location"], business["id"], "home_location"
-                )["id"]
-            elif data.get("external_home_location_id") not in (None, ""):
-                ext = str(data["external_home_location_id"])
-                row = self._one(
-                    "SELECT id FROM locations WHERE business_id = ? AND external_location_id = ?",
-                    (business["id"], ext),
-                )
-                if row is None:
-                    errors.add(
-                        "external_home_location_id",
-                        "does_not_exist",
-                        f"external_home_location_id: no location of business {business['id']} has "
-                        f"external_location_id {ext!r}",
-                    )
-                else:
-                    values["home_location_id"] = row[0]
-        except ValidationFailed as exc:
-            errors.errors.update(exc.errors)
-        return values
-
-    def upsert_external_member(self, ctx: TokenContext, body: Mapping[str, Any]) -> WriteResult:
-        """POST: create or update on (business, external_system_id, external_member_id)."""
-        data = self._external_member_body(body)
-        business = self._business(data.get("business"))
-        self.require_staff(ctx, business["id"], ADMIN_CUSTOMER_INFO, ADMIN_ROLES)
+    @staticmethod
+    def _member_key(data: Mapping[str, Any]) -> dict[str, str]:
+        """The record's identity within the business: its system and its id there (ints become strings)."""
         errors = ErrorCollector()
         key: dict[str, str] = {}
         for field in ("external_system_id", "external_member_id"):
@@ -967,12 +842,69 @@ class Store:
                 errors.add(field, "required", f"{field} is required (a non-empty string)")
             else:
                 key[field] = value.strip()
-        email = None
+        errors.raise_if_any()
+        return key
+
+    def _home_location_id(self, data: Mapping[str, Any], business_id: int) -> int:
+        """``home_location`` (id or URI) or ``external_home_location_id`` (the location's external id)."""
+        if data.get("home_location") not in (None, ""):
+            return self._location(data["home_location"], business_id, "home_location")["id"]
+        external = str(data["external_home_location_id"])
+        row = self._one(
+            "SELECT id FROM locations WHERE business_id = ? AND external_location_id = ?",
+            (business_id, external),
+        )
+        if row is None:
+            raise ValidationFailed.one(
+                "external_home_location_id",
+                "does_not_exist",
+                f"external_home_location_id: no location of business {business_id} has "
+                f"external_location_id {external!r}",
+            )
+        return row[0]
+
+    def _member_values(
+        self, data: Mapping[str, Any], business: sqlite3.Row, errors: ErrorCollector
+    ) -> dict[str, Any]:
+        """The optional fields as column values (``user_email`` too); bad ones are added to ``errors``."""
+        values: dict[str, Any] = {}
+        for field in ("first_name", "last_name", "external_membership_type", "external_membership_status"):
+            if field not in data:
+                continue
+            value = data[field]
+            if value is None:
+                values[field] = "" if field.endswith("_name") else None
+            elif not isinstance(value, str):
+                errors.add(field, "invalid", f"{field} must be a string, got {value!r}")
+            else:
+                values[field] = value.strip().upper() if field == "external_membership_status" else value
+        for field in ("external_join_dt", "external_cancel_dt"):
+            if field in data:
+                values[field] = (
+                    None
+                    if data[field] in (None, "")
+                    else self._collect(
+                        errors, lambda f=field: db_dt(parse_dt(data[f], f, business["timezone"]))
+                    )
+                )
         if data.get("user_email") not in (None, ""):
-            try:
-                email = normalize_email(data["user_email"])
-            except ValidationFailed as exc:
-                errors.errors.update(exc.errors)
+            values["user_email"] = self._collect(errors, lambda: normalize_email(data["user_email"]))
+        if data.get("home_location") not in (None, "") or data.get("external_home_location_id") not in (
+            None,
+            "",
+        ):
+            values["home_location_id"] = self._collect(
+                errors, lambda: self._home_location_id(data, business["id"])
+            )
+        return values
+
+    def upsert_external_member(self, ctx: TokenContext, body: Mapping[str, Any]) -> WriteResult:
+        """POST: create or update on (business, external_system_id, external_member_id)."""
+        data = self._external_member_body(body)
+        business = self._business(data.get("business"))
+        self.require_staff(ctx, business["id"], ADMIN_CUSTOMER_INFO, ADMIN_ROLES)
+        errors = ErrorCollector()
+        key = self._collect(errors, lambda: self._member_key(data))
         values = self._member_values(data, business, errors)
         errors.raise_if_any()
         existing = self._one(
@@ -981,73 +913,83 @@ class Store:
             (business["id"], key["external_system_id"], key["external_member_id"]),
         )
         if existing is not None:
-            record = self._update_member(existing, business, email, values)
+            record = self._update_member(existing, values)
             return WriteResult({**record, "created": False}, created=False)
-        if email is None:
+        if "user_email" not in values:
             raise ValidationFailed.one("user_email", "required", "user_email is required to create a member")
-        record = self._create_member(business, key, email, values)
+        record = self._create_member(business["id"], key, values)
         return WriteResult({**record, "created": True}, created=True)
 
     def _create_member(
-        self, business: sqlite3.Row, key: Mapping[str, str], email: str, values: Mapping[str, Any]
+        self, business_id: int, key: Mapping[str, str], values: Mapping[str, Any]
     ) -> dict[str, Any]:
+        """Find or create the user (by email) and its connection, then the record; one transaction."""
         stamp = db_dt(now_utc())
         with self._write() as db:
-            user = self._user_by_email(email)
+            user = self._user_by_email(values["user_email"])
             if user is None:
-                user_id = db.execute(
-                    "INSERT INTO users (first_name, last_name, last_mod_dt) VALUES (?, ?, ?)",
-                    (values.get("first_name", ""), values.get("last_name", ""), stamp),
-                ).lastrowid
+                user_id = db.execute("INSERT INTO users (last_mod_dt) VALUES (?)", (stamp,)).lastrowid
                 db.execute(
-                    "INSERT INTO user_emails (email, user_id, is_primary) VALUES (?, ?, 1)", (email, user_id)
+                    "INSERT INTO user_emails (email, user_id, is_primary) VALUES (?, ?, 1)",
+                    (values["user_email"], user_id),
                 )
             else:
                 user_id = user["id"]
-            connection = self._connection_for(business["id"], user_id)
+            connection = self._connection_for(business_id, user_id)
             if connection is None:
                 connection_id = db.execute(
                     "INSERT INTO connections (business_id, user_id, status, last_mod_dt) "
                     "VALUES (?, ?, 'IMPORTED', ?)",
-                    (business["id"], user_id, stamp),
+                    (business_id, user_id, stamp),
                 ).lastrowid
             else:
                 connection_id = connection["id"]
             member_id = db.execute(
                 "INSERT INTO external_members (business_id, user_id, connection_id, external_system_id, "
                 "external_member_id, created_dt, last_mod_dt) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    business["id"],
-                    user_id,
-                    connection_id,
-                    key["external_system_id"],
-                    key["external_member_id"],
-                    stamp,
-                    stamp,
-                ),
+                (business_id, user_id, connection_id, *key.values(), stamp, stamp),
             ).lastrowid
-            self._apply_member_values(db, member_id, connection_id, values, stamp)
+            self._apply_member_values(db, member_id, user_id, connection_id, values, stamp)
         return self.external_member_api(
             self._one("SELECT * FROM external_members WHERE id = ?", (member_id,))
         )
 
-    def _update_member(
-        self, record: sqlite3.Row, business: sqlite3.Row, email: str | None, values: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def _update_member(self, record: sqlite3.Row, values: Mapping[str, Any]) -> dict[str, Any]:
         stamp = db_dt(now_utc())
         with self._write() as db:
-            if email is not None:
-                self._change_primary_email(db, record["user_id"], email, stamp)
-            if "first_name" in values or "last_name" in values:
-                db.execute(
-                    "UPDATE users SET first_name = COALESCE(?, first_name), "
-                    "last_name = COALESCE(?, last_name), last_mod_dt = ? WHERE id = ?",
-                    (values.get("first_name"), values.get("last_name"), stamp, record["user_id"]),
-                )
-            self._apply_member_values(db, record["id"], record["connection_id"], values, stamp)
+            self._apply_member_values(
+                db, record["id"], record["user_id"], record["connection_id"], values, stamp
+            )
         return self.external_member_api(
             self._one("SELECT * FROM external_members WHERE id = ?", (record["id"],))
         )
+
+    def _apply_member_values(
+        self,
+        db: sqlite3.Connection,
+        member_id: int,
+        user_id: int,
+        connection_id: int,
+        values: Mapping[str, Any],
+        stamp: str,
+    ) -> None:
+        """Write the record's fields, its user's email and names, and the membership fields of the
+        connection the record drives (inside the caller's transaction)."""
+        if "user_email" in values:
+            self._change_primary_email(db, user_id, values["user_email"], stamp)
+        names = {k: values[k] for k in ("first_name", "last_name") if k in values}
+        record = {k: v for k, v in values.items() if k != "user_email"}
+        mirrored = {k: v for k, v in record.items() if k.startswith("external_") or k == "home_location_id"}
+        for table, pk, columns in (
+            ("users", user_id, names),
+            ("external_members", member_id, record),
+            ("connections", connection_id, mirrored),
+        ):
+            sets = "".join(f"{column} = ?, " for column in columns)
+            db.execute(
+                f"UPDATE {table} SET {sets}last_mod_dt = ? WHERE id = ?",  # noqa: S608 - fixed names
+                [*columns.values(), stamp, pk],
+            )
 
     def _change_primary_email(self, db: sqlite3.Connection, user_id: int, email: str, stamp: str) -> None:
         owner = self._one("SELECT user_id FROM user_emails WHERE email = ?", (email,))
@@ -1060,33 +1002,11 @@ class Store:
             db.execute(
                 "INSERT INTO user_emails (email, user_id, is_primary) VALUES (?, ?, 1)", (email, user_id)
             )
-            db.execute("UPDATE users SET last_mod_dt = ? WHERE id = ?", (stamp, user_id))
         else:
             db.execute("UPDATE user_emails SET is_primary = (email = ?) WHERE user_id = ?", (email, user_id))
 
-    def _apply_member_values(
-        self,
-        db: sqlite3.Connection,
-        member_id: int,
-        connection_id: int,
-        values: Mapping[str, Any],
-        stamp: str,
-    ) -> None:
-        """Write the record's fields, and mirror membership fields onto the connection they drive."""
-        columns = {k: v for k, v in values.items()}
-        sets = ", ".join(f"{k} = ?" for k in columns)
-        db.execute(
-            f"UPDATE external_members SET {sets + ', ' if sets else ''}last_mod_dt = ? WHERE id = ?",  # noqa: S608
-            [*columns.values(), stamp, member_id],
-        )
-        mirrored = {k: v for k, v in columns.items() if k.startswith("external_") or k == "home_location_id"}
-        sets = ", ".join(f"{k} = ?" for k in mirrored)
-        db.execute(
-            f"UPDATE connections SET {sets + ', ' if sets else ''}last_mod_dt = ? WHERE id = ?",  # noqa: S608
-            [*mirrored.values(), stamp, connection_id],
-        )
-
     def patch_external_member(self, ctx: TokenContext, pk: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PATCH: update a record's fields; its identity (business, system, member id) is read-only."""
         record = self._one("SELECT * FROM external_members WHERE id = ?", (pk,))
         if record is None:
             raise NotFound(f"external member record {pk} does not exist")
@@ -1094,20 +1014,16 @@ class Store:
         self.require_staff(ctx, business["id"], ADMIN_CUSTOMER_INFO, ADMIN_ROLES)
         data = self._external_member_body(body)
         errors = ErrorCollector()
-        for field in ("business", "external_system_id", "external_member_id"):
-            if field in data and str(data[field]).strip("/").split("/")[-1] != str(
-                record["business_id"] if field == "business" else record[field]
-            ):
+        if "business" in data and self._collect(
+            errors, lambda: parse_ref(data["business"], "business", "businesses")
+        ) not in (None, record["business_id"]):
+            errors.add("business", "read_only", "business identifies the record and cannot be changed")
+        for field in ("external_system_id", "external_member_id"):
+            if field in data and str(data[field]).strip() != record[field]:
                 errors.add(field, "read_only", f"{field} identifies the record and cannot be changed")
-        email = None
-        if data.get("user_email") not in (None, ""):
-            try:
-                email = normalize_email(data["user_email"])
-            except ValidationFailed as exc:
-                errors.errors.update(exc.errors)
         values = self._member_values(data, business, errors)
         errors.raise_if_any()
-        return self._update_member(record, business, email, values)
+        return self._update_member(record, values)
 
     def list_external_members(
         self, ctx: TokenContext, filters: Mapping[str, str], limit: int, offset: int
