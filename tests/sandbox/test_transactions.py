@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pendulum
 import pytest
 
 from perkville_provider.sandbox import seed
-from tests.sandbox.conftest import connection_of, error_codes
+from tests.sandbox.conftest import Api, connection_of, error_codes
 
 CASEY = seed.CUSTOMER_USERNAME
 ROBIN = seed.IMPORTED_CUSTOMER_USERNAME
@@ -280,3 +282,16 @@ def test_a_body_that_is_not_json_is_a_clear_400(sandbox, admin_api):
 
     assert response.status_code == 400
     assert error_codes(response) == {"__all__": ["invalid_json"]}
+
+
+def test_concurrent_posts_of_one_trans_source_id_create_exactly_one_transaction(sandbox, admin_api):
+    def post(_: int) -> int:
+        api = Api(sandbox.base_url, admin_api.token)
+        return api.award(user_email=CASEY, trans_source_id="race-1").status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        codes = sorted(pool.map(post, range(24)))
+
+    assert codes == [201] + [400] * 23
+    assert [t["trans_source_id"] for t in sandbox.admin.ledger()["transactions"]] == ["race-1"]
+    assert connection_of(sandbox, CASEY)["point_balance"] == 130
