@@ -212,8 +212,8 @@ async def send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
-def _fault_body(code: str, message: str) -> dict[str, Any]:
-    return {"error_type": "server_error", "errors": {"__all__": [{"code": code, "message": message}]}}
+def _fault_body(code: str, message: str, error_type: str = "server_error") -> dict[str, Any]:
+    return {"error_type": error_type, "errors": {"__all__": [{"code": code, "message": message}]}}
 
 
 class FaultMiddleware:
@@ -246,7 +246,8 @@ class FaultMiddleware:
             faults.counters.add("rate_limited")
             scope[FAULT_KEY] = "rate_limited"
             header = faults.retry_after_header(wait)
-            body = _fault_body("rate_limited", f"rate limit of {config.rate_limit_per_second:g}/s exceeded")
+            message = f"rate limit of {config.rate_limit_per_second:g} requests/s exceeded"
+            body = _fault_body("rate_limited", message, "rate_limited")
             await send_json(send, 429, body, [(b"retry-after", header.encode())])
             return
         if draw.error < config.error_rate:

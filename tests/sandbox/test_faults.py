@@ -77,6 +77,7 @@ def test_over_the_rate_limit_a_token_gets_429_with_retry_after_in_seconds(sandbo
     assert [r.status_code for r in responses] == [200, 200, 200, 429, 429]
     assert int(responses[-1].headers["Retry-After"]) >= 1
     assert error_codes(responses[-1]) == {"__all__": ["rate_limited"]}
+    assert responses[-1].json()["error_type"] == "rate_limited"
 
 
 def test_the_rate_limit_is_per_token(sandbox, admin_api, frontdesk_api):
