@@ -1,0 +1,40 @@
+"""`airflow connections test` against the sandbox, as a user would run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+
+def connections_test(conn_value: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW_CONN_PERKVILLE_DEFAULT": conn_value,
+    }
+    return subprocess.run(  # noqa: S603 (our own airflow CLI)
+        [AIRFLOW, "connections", "test", "perkville_default"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_airflow_connections_test_succeeds_against_the_sandbox(sandbox_control):
+    result = connections_test(sandbox_control.handle.airflow_conn_env_value())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Connection success!" in result.stdout
+    assert sandbox_control.requests_to("GET /v2/users/me/", "200") == 1
+
+
+def test_airflow_connections_test_fails_clearly_for_a_wrong_password(sandbox_control):
+    result = connections_test(sandbox_control.handle.airflow_conn_env_value(password="not-the-password-1"))
+    assert result.returncode != 0
+    assert "Connection failed!" in result.stdout
+    assert "Perkville refused the username or password" in result.stdout
+    assert "not-the-password-1" not in result.stdout + result.stderr

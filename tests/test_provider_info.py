@@ -1,0 +1,70 @@
+"""The installed package registers itself with Airflow: provider listed, connection type and hook known."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import airflow
+import jsonschema
+import pytest
+
+from perkville_provider.get_provider_info import get_provider_info
+from perkville_provider.hooks.perkville import PerkvilleHook
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+
+def airflow_json(*args: str) -> list[dict]:
+    result = subprocess.run(  # noqa: S603 (our own airflow CLI)
+        [AIRFLOW, *args, "-o", "json"], capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def cli_view() -> dict[str, list[dict]]:
+    """What `airflow providers list` and `airflow providers hooks` say, asked once."""
+    return {"providers": airflow_json("providers", "list"), "hooks": airflow_json("providers", "hooks")}
+
+
+def test_get_provider_info_matches_airflows_provider_schema():
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_airflow_lists_the_package(cli_view):
+    listed = [p for p in cli_view["providers"] if p["package_name"] == "airflow-provider-perkville"]
+    assert len(listed) == 1
+    assert "Perkville" in listed[0]["description"]
+
+
+def test_airflow_knows_the_perkville_connection_type_and_its_hook(cli_view):
+    hooks = [h for h in cli_view["hooks"] if h["connection_type"] == "perkville"]
+    assert hooks == [
+        {
+            "connection_type": "perkville",
+            "class": "perkville_provider.hooks.perkville.PerkvilleHook",
+            "conn_id_attribute_name": PerkvilleHook.conn_name_attr,
+            "package_name": "airflow-provider-perkville",
+            "hook_name": PerkvilleHook.hook_name,
+        }
+    ]
+
+
+def test_the_connection_form_masks_every_secret_field():
+    (connection_type,) = get_provider_info()["connection-types"]
+    fields = connection_type["conn-fields"]
+    secret = {name for name, spec in fields.items() if spec["schema"].get("format") == "password"}
+    assert secret == {"client_secret", "token"}
+    assert set(fields) == {
+        "client_id",
+        "client_secret",
+        "token",
+        "token_url",
+        "business_id",
+        "scope",
+        "timeout",
+    }
