@@ -244,11 +244,7 @@ def api_routes(api: Api) -> list[BaseRoute]:
         Route("/v2/users/me/", api.me, methods=["GET"]),
         Route("/v2/users/", api.list_of(s.list_users), methods=["GET"]),
         Route("/v2/users/{pk:int}/", api.detail_of(s.get_user), methods=["GET"]),
-        Route(
-            "/v2/businesses/",
-            api.list_of(lambda c, f, lim, off: s.list_businesses(c, lim, off)),
-            methods=["GET"],
-        ),
+        Route("/v2/businesses/", api.list_of(s.list_businesses), methods=["GET"]),
         Route("/v2/businesses/{pk:int}/", api.detail_of(s.get_business), methods=["GET"]),
         Route("/v2/locations/", api.list_of(s.list_locations), methods=["GET"]),
         Route("/v2/locations/{pk:int}/", api.detail_of(s.get_location), methods=["GET"]),

@@ -360,9 +360,6 @@ class Store:
         with self._write() as db:
             return db.execute("DELETE FROM tokens WHERE token = ?", (token,)).rowcount > 0
 
-    def token_count(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]
-
     def staff_role(self, user_id: int, business_id: int) -> str | None:
         key = (user_id, business_id)
         if key not in self._roles:
@@ -399,10 +396,11 @@ class Store:
 
     # --- lookups ----------------------------------------------------------------------------------
 
-    def _business(self, value: Any, field: str = "business", *, required: bool = True) -> sqlite3.Row:
+    def _business(self, value: Any, field: str = "business") -> sqlite3.Row:
         if value is None or value == "":
-            code = "pv_business_required" if required else "required"
-            raise ValidationFailed.one(field, code, f"{field} is required (a business id or URI)")
+            raise ValidationFailed.one(
+                field, "pv_business_required", f"{field} is required (a business id or URI)"
+            )
         pk = parse_ref(value, field, "businesses")
         row = self._one("SELECT * FROM businesses WHERE id = ?", (pk,))
         if row is None:
@@ -576,7 +574,7 @@ class Store:
                 where.append(f"{column} {op} ?")
                 params.append(db_dt(parse_dt(filters[name], name, tz)))
 
-    def list_businesses(self, ctx: TokenContext, limit: int, offset: int) -> Page:
+    def list_businesses(self, ctx: TokenContext, filters: Mapping[str, str], limit: int, offset: int) -> Page:
         return self._page("businesses", [], [], limit, offset, self.business_api)
 
     def get_business(self, ctx: TokenContext, pk: int) -> dict[str, Any]:
