@@ -60,6 +60,17 @@ class StatsMiddleware:
         self.app = app
         self.stats = stats
         self.api_routes = api_routes
+        self._templates: dict[str, str] = {}
+
+    def template(self, path: str) -> str:
+        """The route template of a path, remembered (ids vary, so the memory is bounded)."""
+        template = self._templates.get(path)
+        if template is None:
+            template = route_template(self.api_routes, path) or "<unmatched>"
+            if len(self._templates) > 10_000:
+                self._templates.clear()
+            self._templates[path] = template
+        return template
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
@@ -76,7 +87,7 @@ class StatsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            template = route_template(self.api_routes, scope["path"]) or "<unmatched>"
+            template = self.template(scope["path"])
             seen = str(status[0]) if status else ("reset" if scope.get(FAULT_KEY) else "no_answer")
             self.stats.record(f"{scope['method']} {template}", seen)
 

@@ -237,10 +237,36 @@ class Api:
 
 
 def api_routes(api: Api) -> list[BaseRoute]:
-    """The routing table of the Perkville API the sandbox serves."""
+    """The routing table of the Perkville API the sandbox serves (the busiest routes first)."""
     s = api.store
     return [
+        Route(
+            "/v2/transactions/",
+            api.list_with_create(s.list_transactions, s.award, lambda o: o["resource_uri"]),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/v2/external-members/",
+            api.list_with_create(
+                s.list_external_members, s.upsert_external_member, lambda o: o["connection"]
+            ),
+            methods=["GET", "POST"],
+        ),
+        Route("/v2/connections/", api.list_of(s.list_connections), methods=["GET"]),
+        Route(
+            "/v2/connections/{pk:int}/",
+            api.detail_with_patch(s.get_connection, s.patch_connection),
+            methods=["GET", "PATCH"],
+        ),
         Route(TOKEN_PATH, api.token, methods=["POST"]),
+        Route("/v2/transactions/{pk:int}/", api.detail_of(s.get_transaction), methods=["GET"]),
+        Route(
+            "/v2/external-members/{pk:int}/",
+            api.detail_with_patch(s.get_external_member, s.patch_external_member),
+            methods=["GET", "PATCH"],
+        ),
+        Route("/v2/agreements-view/", api.list_of(s.agreements_view), methods=["GET"]),
+        Route(AGREEMENT_ACCEPT_PATH, api.accept_agreements, methods=["POST"]),
         Route("/v2/users/me/", api.me, methods=["GET"]),
         Route("/v2/users/", api.list_of(s.list_users), methods=["GET"]),
         Route("/v2/users/{pk:int}/", api.detail_of(s.get_user), methods=["GET"]),
@@ -250,32 +276,6 @@ def api_routes(api: Api) -> list[BaseRoute]:
         Route("/v2/locations/{pk:int}/", api.detail_of(s.get_location), methods=["GET"]),
         Route("/v2/perks/", api.list_of(s.list_perks), methods=["GET"]),
         Route("/v2/perks/{pk:int}/", api.detail_of(s.get_perk), methods=["GET"]),
-        Route("/v2/connections/", api.list_of(s.list_connections), methods=["GET"]),
-        Route(
-            "/v2/connections/{pk:int}/",
-            api.detail_with_patch(s.get_connection, s.patch_connection),
-            methods=["GET", "PATCH"],
-        ),
-        Route(
-            "/v2/external-members/",
-            api.list_with_create(
-                s.list_external_members, s.upsert_external_member, lambda o: o["connection"]
-            ),
-            methods=["GET", "POST"],
-        ),
-        Route(
-            "/v2/external-members/{pk:int}/",
-            api.detail_with_patch(s.get_external_member, s.patch_external_member),
-            methods=["GET", "PATCH"],
-        ),
-        Route(
-            "/v2/transactions/",
-            api.list_with_create(s.list_transactions, s.award, lambda o: o["resource_uri"]),
-            methods=["GET", "POST"],
-        ),
-        Route("/v2/transactions/{pk:int}/", api.detail_of(s.get_transaction), methods=["GET"]),
-        Route("/v2/agreements-view/", api.list_of(s.agreements_view), methods=["GET"]),
-        Route(AGREEMENT_ACCEPT_PATH, api.accept_agreements, methods=["POST"]),
     ]
 
 
