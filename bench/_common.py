@@ -12,6 +12,7 @@ share the client's GIL):
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -27,8 +28,8 @@ from requests.adapters import HTTPAdapter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from perkville_provider.batch import run_batch  # noqa: E402
-from perkville_provider.sandbox.server import SandboxHandle, run_sandbox  # noqa: E402
+from perkville_provider.batch import run_batch
+from perkville_provider.sandbox.server import SandboxHandle, run_sandbox
 
 CONN_ENV_VAR = "AIRFLOW_CONN_PERKVILLE_DEFAULT"
 CUSTOMERS = ("casey@example.com", "robin@example.com")
@@ -152,3 +153,62 @@ def timed(function: Callable[[], Any]) -> tuple[Any, float]:
     started = time.perf_counter()
     result = function()
     return result, time.perf_counter() - started
+
+
+def comparison_args(doc: str) -> argparse.Namespace:
+    """``--count``, ``--workers`` and ``--latency-ms`` of the engine-vs-clients benchmarks."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    return parser.parse_args()
+
+
+def compare_clients(
+    *,
+    title: str,
+    path: str,
+    operator_factory: Callable[[int], Any],
+    records: Callable[[str, int], Iterable[dict[str, Any]]],
+    request_body: Callable[[dict[str, Any], int], dict[str, Any]],
+    ledger_table: str,
+    doc: str,
+) -> dict[str, Any]:
+    """Run the engine, the raw concurrent client and the naive loop against one sandbox; print them.
+
+    Each client writes its own records (prefixes ENGINE, RAW, NAIVE), so each does real writes.
+    Returns the engine's summary.
+    """
+    args = comparison_args(doc)
+    with sandbox(latency_ms=args.latency_ms) as server:
+        url = f"{server.base_url}{path}"
+        token = server.token()
+
+        def bodies(prefix: str) -> list[dict[str, Any]]:
+            return [request_body(record, server.business_id) for record in records(prefix, args.count)]
+
+        engine, summary = run_operator(
+            f"operator engine ({args.workers} workers)",
+            operator_factory(args.workers),
+            records("ENGINE", args.count),
+        )
+        raw = raw_concurrent(
+            f"raw concurrent ({args.workers} workers)", url, token, bodies("RAW"), args.workers
+        )
+        naive = naive_loop("naive sequential requests.post", url, token, bodies("NAIVE"))
+        written = len(server.admin.ledger()[ledger_table])
+
+    print_comparison(
+        f"{title}: {args.count} per client, {args.latency_ms:g} ms latency "
+        f"(physical limit {args.workers / (args.latency_ms / 1000):.0f}/s at {args.workers} workers)",
+        engine,
+        [raw, naive],
+        {
+            "engine vs naive sequential loop": (naive.name, 12.0),
+            "engine vs raw concurrent client": (raw.name, 0.85),
+        },
+    )
+    print(f"sandbox ledger: {written} {ledger_table} (expected {3 * args.count})")
+    for failure in summary["failures"][:3]:
+        print(f"engine failure: {failure}")
+    return summary

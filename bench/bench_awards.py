@@ -11,9 +11,7 @@ has a ceiling of about 8.6x here).
 
 from __future__ import annotations
 
-import argparse
-
-from _common import award_records, naive_loop, print_comparison, raw_concurrent, run_operator, sandbox
+from _common import award_records, compare_clients
 
 from perkville_provider.hooks.perkville import award_request_body
 from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
@@ -23,48 +21,22 @@ CHECKIN_PERK = 501
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=2000)
-    parser.add_argument("--workers", type=int, default=16)
-    parser.add_argument("--latency-ms", type=float, default=50.0)
-    args = parser.parse_args()
-
-    with sandbox(latency_ms=args.latency_ms) as server:
-        url = f"{server.base_url}/v2/transactions/"
-        token = server.token()
-
-        def bodies(prefix: str) -> list[dict]:
-            return [
-                award_request_body(validate_award(record, default_perk_id=CHECKIN_PERK), server.business_id)
-                for record in award_records(prefix, args.count)
-            ]
-
-        operator = PerkvilleAwardPointsOperator(
-            task_id="bench", awards=[], perk_id=CHECKIN_PERK, max_workers=args.workers
-        )
-        engine, summary = run_operator(
-            f"operator engine ({args.workers} workers)", operator, award_records("ENGINE", args.count)
-        )
-        raw = raw_concurrent(
-            f"raw concurrent ({args.workers} workers)", url, token, bodies("RAW"), args.workers
-        )
-        naive = naive_loop("naive sequential requests.post", url, token, bodies("NAIVE"))
-        transactions = len(server.admin.ledger()["transactions"])
-
-    print_comparison(
-        f"Awards: {args.count} per client, {args.latency_ms:g} ms latency "
-        f"(physical limit {args.workers / (args.latency_ms / 1000):.0f}/s at {args.workers} workers)",
-        engine,
-        [raw, naive],
-        {
-            "engine vs naive sequential loop": (naive.name, 12.0),
-            "engine vs raw concurrent client": (raw.name, 0.85),
-        },
+    summary = compare_clients(
+        title="Awards",
+        path="/v2/transactions/",
+        operator_factory=lambda workers: PerkvilleAwardPointsOperator(
+            task_id="bench", awards=[], perk_id=CHECKIN_PERK, max_workers=workers
+        ),
+        records=award_records,
+        request_body=lambda record, business_id: award_request_body(
+            validate_award(record, default_perk_id=CHECKIN_PERK), business_id
+        ),
+        ledger_table="transactions",
+        doc=__doc__,
     )
     print(
         f"engine summary: awarded={summary['awarded']} failed={summary['failed']} points={summary['points']}"
     )
-    print(f"sandbox ledger: {transactions} transactions (expected {3 * args.count})")
 
 
 if __name__ == "__main__":

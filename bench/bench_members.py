@@ -9,9 +9,7 @@ see bench_awards.py for why).
 
 from __future__ import annotations
 
-import argparse
-
-from _common import member_records, naive_loop, print_comparison, raw_concurrent, run_operator, sandbox
+from _common import compare_clients, member_records
 
 from perkville_provider.hooks.perkville import member_request_body
 from perkville_provider.operators.external_members import PerkvilleSyncMembersOperator
@@ -21,48 +19,21 @@ SYSTEM_ID = "BENCH_SYS"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=2000)
-    parser.add_argument("--workers", type=int, default=16)
-    parser.add_argument("--latency-ms", type=float, default=50.0)
-    args = parser.parse_args()
-
-    with sandbox(latency_ms=args.latency_ms) as server:
-        url = f"{server.base_url}/v2/external-members/"
-        token = server.token()
-
-        def bodies(prefix: str) -> list[dict]:
-            return [
-                member_request_body(validate_member(record, external_system_id=SYSTEM_ID), server.business_id)
-                for record in member_records(prefix, args.count)
-            ]
-
-        operator = PerkvilleSyncMembersOperator(
-            task_id="bench", members=[], external_system_id=SYSTEM_ID, max_workers=args.workers
-        )
-        engine, summary = run_operator(
-            f"operator engine ({args.workers} workers)", operator, member_records("ENGINE", args.count)
-        )
-        raw = raw_concurrent(
-            f"raw concurrent ({args.workers} workers)", url, token, bodies("RAW"), args.workers
-        )
-        naive = naive_loop("naive sequential requests.post", url, token, bodies("NAIVE"))
-        members = len(server.admin.ledger()["external_members"])
-
-    print_comparison(
-        f"Member sync: {args.count} per client, {args.latency_ms:g} ms latency "
-        f"(physical limit {args.workers / (args.latency_ms / 1000):.0f}/s at {args.workers} workers)",
-        engine,
-        [raw, naive],
-        {
-            "engine vs naive sequential loop": (naive.name, 12.0),
-            "engine vs raw concurrent client": (raw.name, 0.85),
-        },
+    summary = compare_clients(
+        title="Member sync",
+        path="/v2/external-members/",
+        operator_factory=lambda workers: PerkvilleSyncMembersOperator(
+            task_id="bench", members=[], external_system_id=SYSTEM_ID, max_workers=workers
+        ),
+        records=member_records,
+        request_body=lambda record, business_id: member_request_body(
+            validate_member(record, external_system_id=SYSTEM_ID), business_id
+        ),
+        ledger_table="external_members",
+        doc=__doc__,
     )
-    print(
-        f"engine summary: created={summary['created']} updated={summary['updated']} failed={summary['failed']}"
-    )
-    print(f"sandbox ledger: {members} external members (expected {3 * args.count})")
+    counts = {name: summary[name] for name in ("created", "updated", "invalid", "failed")}
+    print("engine summary: " + " ".join(f"{name}={value}" for name, value in counts.items()))
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def main() -> None:
     results = []
     with sandbox() as server:
         for size in args.sizes:
-            output = subprocess.run(
+            output = subprocess.run(  # noqa: S603 - this script, run by the same interpreter
                 [sys.executable, __file__, "--child", str(size), "--workers", str(args.workers)],
                 check=True,
                 capture_output=True,
@@ -78,27 +78,37 @@ def main() -> None:
             results.append(json.loads(output.strip().splitlines()[-1]))
         transactions = len(server.admin.ledger()["transactions"])
 
-    print(
-        f"\nMemory: peak RSS per batch size ({args.workers} workers, no latency, report streamed to a file)"
+    print(f"\nMemory: peak RSS per batch size ({args.workers} workers, no latency, report streamed)")
+    header = (
+        "awards",
+        "seconds",
+        "awards/s",
+        "failures",
+        "report lines",
+        "RSS before",
+        "peak RSS",
+        "summary",
     )
-    print(
-        f"{'awards':>8} {'seconds':>8} {'awards/s':>9} {'failures':>9} {'report lines':>13} "
-        f"{'RSS before':>11} {'peak RSS':>10} {'summary':>9}"
-    )
+    print(" ".join(f"{name:>12}" for name in header))
     for row in results:
-        print(
-            f"{row['size']:>8} {row['seconds']:>8.1f} {row['size'] / row['seconds']:>9.0f} {row['failures']:>9} "
-            f"{row['report_lines']:>13} {row['rss_before_kib'] / 1024:>9.1f}MB {row['peak_rss_kib'] / 1024:>8.1f}MB "
-            f"{row['summary_bytes']:>8}B"
+        cells = (
+            row["size"],
+            f"{row['seconds']:.1f}",
+            f"{row['size'] / row['seconds']:.0f}",
+            row["failures"],
+            row["report_lines"],
+            f"{row['rss_before_kib'] / 1024:.1f}MB",
+            f"{row['peak_rss_kib'] / 1024:.1f}MB",
+            f"{row['summary_bytes']}B",
         )
+        print(" ".join(f"{cell:>12}" for cell in cells))
     smallest, largest = results[0], results[-1]
     ratio = largest["peak_rss_kib"] / smallest["peak_rss_kib"]
     growth = (largest["peak_rss_kib"] - largest["rss_before_kib"]) - (
         smallest["peak_rss_kib"] - smallest["rss_before_kib"]
     )
-    print(
-        f"peak RSS {largest['size']} vs {smallest['size']}: {ratio:.3f}x  (bar 1.2x: {'meets' if ratio <= 1.2 else 'ABOVE'})"
-    )
+    verdict = "meets" if ratio <= 1.2 else "ABOVE"
+    print(f"peak RSS {largest['size']} vs {smallest['size']}: {ratio:.3f}x  (bar 1.2x: {verdict})")
     print(f"extra growth during the batch at {largest['size']} vs {smallest['size']}: {growth / 1024:+.1f}MB")
     print(f"sandbox ledger: {transactions} transactions")
 
