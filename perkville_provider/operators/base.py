@@ -203,6 +203,10 @@ class PerkvilleBatchOperator(BaseOperator):
         )
 
     def make_hook(self, settings: BatchSettings) -> PerkvilleHook:
+        """One hook per run, shared by every worker: one token, one pool, one rate limiter.
+
+        Imported here so that parsing a DAG file does not load the HTTP stack.
+        """
         from perkville_provider.hooks.perkville import PerkvilleHook
 
         return PerkvilleHook(
