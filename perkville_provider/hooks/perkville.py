@@ -10,6 +10,7 @@ stripped), a new session per call (one pooled session per hook, shared by thread
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -277,6 +278,13 @@ class PerkvilleHook(HttpHook):
             timeout=normalise_timeout(self.timeout if self.timeout is not None else extra.get("timeout")),
         )
         return _Wiring(self.base_url, business_id, credentials, tokens, session, transport)
+
+    def _set_base_url(self, connection: Any) -> None:
+        """HttpHook's rule, except that a host without a scheme means HTTPS (HttpHook assumes HTTP)."""
+        if connection.host and "://" not in connection.host and not connection.schema:
+            connection = copy.copy(connection)
+            connection.schema = "https"
+        super()._set_base_url(connection)
 
     def _session_for(self, connection: Any) -> requests.Session:
         """HttpHook's session set-up (base URL, TLS, proxies, keep-alive pool) from one lookup."""

@@ -43,6 +43,7 @@ def test_a_repeated_trans_source_id_is_reported_duplicate_not_failed(hook, sandb
         assert second.transaction["transaction_id"] == first.transaction["transaction_id"]
     assert len(sandbox_control.transactions("GYM:DT:CHECKIN:2")) == 1
     assert sandbox_control.requests_to(TRANSACTIONS) == 2
+    assert sandbox_control.requests_to("GET /v2/transactions/") == 0  # a known answer needs no lookup
 
 
 def test_a_repeat_answered_with_an_undocumented_code_is_confirmed_by_lookup(

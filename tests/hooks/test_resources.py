@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode, urlsplit
+
 import pytest
 
 from perkville_provider import __version__
@@ -9,9 +11,14 @@ from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
     PerkvilleValidationError,
 )
-from perkville_provider.hooks.perkville import AGREEMENT_ACCEPT_PATH, SETTING_EXTRAS, MemberUpsertResult
+from perkville_provider.hooks.perkville import (
+    AGREEMENT_ACCEPT_PATH,
+    SETTING_EXTRAS,
+    MemberUpsertResult,
+    PerkvilleHook,
+)
 from perkville_provider.records import RecordValidationError
-from tests.hooks.conftest import BUSINESS_ID, CASEY, CHECKIN_PERK_ID, ROBIN
+from tests.hooks.conftest import ADMIN_USERNAME, BUSINESS_ID, CASEY, CHECKIN_PERK_ID, ROBIN
 
 
 def test_business_locations_and_perks_are_read_for_the_connections_business(hook):
@@ -157,3 +164,25 @@ def test_setting_extras_never_become_headers_and_the_user_agent_names_provider_a
         )
         assert lower["authorization"].startswith("Bearer ")
     assert hook.get_conn().get_adapter(recording_proxy.url)._pool_maxsize >= 16
+
+
+def test_a_uri_connection_works_and_a_host_without_scheme_means_https(sandbox_control, monkeypatch):
+    sandbox = urlsplit(sandbox_control.url)
+    query = urlencode(
+        {
+            "client_id": "demo-client-id",
+            "client_secret": "demo-client-secret",
+            "business_id": BUSINESS_ID,
+            "token_url": sandbox_control.url + "/api/token/",
+        }
+    )
+    uri = f"perkville://{quote(ADMIN_USERNAME, safe='')}:admin-password@{sandbox.netloc}/http?{query}"
+    monkeypatch.setenv("AIRFLOW_CONN_PERKVILLE_URI", uri)
+    assert PerkvilleHook(perkville_conn_id="perkville_uri").get_business()["business_id"] == BUSINESS_ID
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PERKVILLE_PLAIN_HOST", "perkville://api.perkville.com/?token=abcdef123456"
+    )
+    plain = PerkvilleHook(perkville_conn_id="perkville_plain_host")
+    plain.get_conn()
+    assert plain.base_url == "https://api.perkville.com"
