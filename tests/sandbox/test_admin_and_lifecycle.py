@@ -1,12 +1,9 @@
-"""/_sandbox/ stats, ledger and reset; restart persistence with a file DB; the CLI banner."""
+"""/_sandbox/ stats, ledger and reset; restart persistence with a file DB; the handle."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 
 import requests
 
@@ -102,53 +99,6 @@ def test_the_server_process_is_gone_after_the_context_exits():
         assert process.poll() is None
 
     assert process.poll() is not None
-
-
-def test_the_cli_prints_the_url_credentials_and_a_ready_connection_export(tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "perkville_provider.sandbox",
-        "serve",
-        "--port",
-        "0",
-        "--db",
-        str(tmp_path / "c.db"),
-    ]
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        lines = [process.stdout.readline() for _ in range(5)]
-        export = next(line for line in lines if line.startswith("export AIRFLOW_CONN_PERKVILLE_DEFAULT="))
-        value = json.loads(export.split("=", 1)[1].strip().strip("'"))
-        base_url = lines[0].split()[-1]
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                health = requests.get(f"{base_url}/_sandbox/health", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-    finally:
-        process.terminate()
-        process.wait(10)
-
-    assert health.json()["status"] == "ok"
-    assert value["conn_type"] == "perkville"
-    assert value["host"] == base_url
-    assert (value["login"], value["password"]) == (seed.ADMIN_USERNAME, seed.ADMIN_PASSWORD)
-    assert value["extra"] == {
-        "client_id": seed.CLIENT_ID,
-        "client_secret": seed.CLIENT_SECRET,
-        "token_url": f"{base_url}/api/token/",
-        "business_id": seed.BUSINESS_ID,
-    }
-    assert seed.ADMIN_PASSWORD in "".join(lines)
 
 
 def test_the_handle_builds_airflow_connections_with_overrides(sandbox):
