@@ -36,6 +36,27 @@ def test_pagination_walks_every_page_and_yields_each_object_once(hook, sandbox_c
     assert sandbox_control.requests_to("GET /v2/transactions/", "200") == 4
 
 
+def test_pagination_walks_limit_and_offset_when_the_api_gives_no_next_link(
+    make_hook, sandbox_control, recording_proxy
+):
+    def without_next_links(method, path, status, body):
+        if isinstance(body, dict) and isinstance(body.get("meta"), dict):
+            body["meta"] = {
+                key: value for key, value in body["meta"].items() if key not in ("next", "previous")
+            }
+        return status, body
+
+    recording_proxy.rewrite = without_next_links
+    hook = make_hook("perkville_proxy", host=recording_proxy.url)
+    for n in range(5):
+        hook.award_points({"trans_source_id": f"OFFSET:{n}", "user_email": CASEY, "perk_id": CHECKIN_PERK_ID})
+    rows = hook.paginate("/v2/transactions/", {"business": BUSINESS_ID}, page_size=2)
+    assert [row["trans_source_id"] for row in rows] == [f"OFFSET:{n}" for n in range(5)]
+    offsets = [path for method, path, _ in recording_proxy.seen if method == "GET"]
+    assert len(offsets) == 3
+    assert all("limit=2" in path for path in offsets)
+
+
 def test_pagination_is_lazy_and_fetches_a_page_only_when_needed(hook, sandbox_control):
     hook.get_current_user()
     pages = hook.paginate("/v2/connections/", {"business": BUSINESS_ID}, page_size=1)
