@@ -980,8 +980,16 @@ class Store:
             if key not in TRANSACTION_FIELDS:
                 errors.add(key, "unknown_field", f"{key} is not a transaction field")
         trans_source_id = body.get("trans_source_id")
-        if not isinstance(trans_source_id, str) or not trans_source_id.strip():
+        if isinstance(trans_source_id, int) and not isinstance(trans_source_id, bool):
+            trans_source_id = str(trans_source_id)
+        if trans_source_id in (None, ""):
             errors.add("trans_source_id", "required", "trans_source_id is required (a non-empty string)")
+        elif not isinstance(trans_source_id, str) or not trans_source_id.strip():
+            errors.add(
+                "trans_source_id",
+                "invalid",
+                f"trans_source_id must be a non-empty string, got {trans_source_id!r}",
+            )
         elif len(trans_source_id) > MAX_TRANS_SOURCE_ID:
             errors.add(
                 "trans_source_id", "max_length", f"trans_source_id is longer than {MAX_TRANS_SOURCE_ID}"

@@ -295,3 +295,14 @@ def test_concurrent_posts_of_one_trans_source_id_create_exactly_one_transaction(
     assert codes == [201] + [400] * 23
     assert [t["trans_source_id"] for t in sandbox.admin.ledger()["transactions"]] == ["race-1"]
     assert connection_of(sandbox, CASEY)["point_balance"] == 130
+
+
+def test_a_numeric_trans_source_id_is_taken_as_its_string(admin_api):
+    first = admin_api.award(user_email=CASEY, trans_source_id=4711)
+    again = admin_api.award(user_email=CASEY, trans_source_id="4711")
+
+    assert first.json()["trans_source_id"] == "4711"
+    assert error_codes(again) == {"trans_source_id": ["pv_duplicate_trans_source_id"]}
+    assert error_codes(admin_api.award(user_email=CASEY, trans_source_id=["x"])) == {
+        "trans_source_id": ["invalid"]
+    }
