@@ -40,7 +40,7 @@ DEFAULT_ARGS: dict[str, Any] = {
     "owner": "loyalty",
     # Safe to retry: awards are keyed by trans_source_id and member sync is an upsert.
     "retries": 2,
-    "retry_delay": dt.timedelta(minutes=2),
+    "retry_delay": dt.timedelta(minutes=1),
     "retry_exponential_backoff": True,
 }
 

@@ -1,0 +1,87 @@
+"""Fault soak: both example DAGs over 2,000 members and 2,000 check-ins against a faulty sandbox.
+
+The sandbox answers 10% of requests with a 5xx, loses 3% of write answers after committing
+them, adds latency jitter, and rate-limits each token (the sandbox has no fixed-share 429 fault,
+so the limit is set low enough to refuse a few percent of requests; the share is printed). All of
+it seeded. The failure threshold is set just above the known invalid rows, so any record left
+failed by a transient fault fails the task and Airflow's retry resends it; the ledger must then
+hold every valid member once and every awardable visit exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from perkville_provider.demo import data, runner
+from tests.conftest import EXAMPLE_DAGS
+from tests.dags_e2e.conftest import assert_each_visit_awarded_once, awards_in_ledger
+
+FAULTS = {
+    "error_rate": 0.10,
+    "lost_after_commit_rate": 0.03,
+    "latency_ms": 2,
+    "jitter_ms": 30,
+    "rate_limit_per_second": 80,
+    "seed": 20261122,
+}
+INVALID_MEMBER_ROWS = 3  # malformed email, no email, no member id
+INVALID_CHECKIN_ROWS = 3  # the two members without a usable email, and a check-in without a member id
+
+
+def _threshold(invalid: int, total: int) -> float:
+    """Just above the known invalid rows: one transient failure more fails the task."""
+    return (invalid + 0.5) / total
+
+
+@pytest.mark.soak
+def test_under_faults_every_valid_checkin_is_awarded_exactly_once_and_no_member_is_lost(
+    airflow_db, sandbox, make_gym
+):
+    gym = make_gym(members=2100, checkins_per_day=2000, days=1)
+    day = gym.spec.checkin_days[0]
+    member_rows = len(gym.rows("SELECT * FROM members"))
+    checkin_rows = len(gym.rows("SELECT * FROM checkins"))
+    sandbox.admin.set_faults(**FAULTS)
+    try:
+        sync = runner.run_dag(
+            EXAMPLE_DAGS,
+            runner.MEMBER_SYNC_DAG_ID,
+            "soak sync",
+            runner.member_sync_logical_date(gym.spec),
+            {"full_sync": True, "max_failure_ratio": _threshold(INVALID_MEMBER_ROWS, member_rows)},
+        )
+        awards = runner.run_dag(
+            EXAMPLE_DAGS,
+            runner.AWARDS_DAG_ID,
+            "soak awards",
+            runner.award_logical_date(day, gym.spec.timezone),
+            {"chunk_size": 5000, "max_failure_ratio": _threshold(INVALID_CHECKIN_ROWS, checkin_rows)},
+        )
+        stats = sandbox.admin.stats()
+    finally:
+        sandbox.admin.clear_faults()
+
+    requests = sum(sum(by_status.values()) for by_status in stats["requests"].values())
+    injected = stats["faults_injected"]
+    print(
+        f"soak: {requests} requests; 5xx {injected['error'] / requests:.1%}, "
+        f"429 {injected['rate_limited'] / requests:.1%}, lost after commit {injected['lost_after_commit']}"
+    )
+    assert injected["error"] > 0
+    assert injected["rate_limited"] > 0
+    assert injected["lost_after_commit"] > 0
+    assert (sync.state, awards.state) == ("success", "success")
+
+    ledger = sandbox.admin.ledger()
+    synced = [m for m in ledger["external_members"] if m["external_system_id"] == data.SOURCE_SYSTEM]
+    assert sorted(m["external_member_id"] for m in synced) == sorted(gym.valid_members())
+    user_emails = Counter(email["email"] for user in ledger["users"] for email in user["emails"])
+    assert {email: user_emails[email] for email in gym.valid_members().values()} == dict.fromkeys(
+        gym.valid_members().values(), 1
+    )
+
+    visits = gym.awardable_visits(day)
+    assert len(visits) == 2000
+    assert_each_visit_awarded_once(awards_in_ledger(sandbox), visits)
