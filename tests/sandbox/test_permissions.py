@@ -115,3 +115,15 @@ def test_any_token_may_read_the_business_its_locations_and_perks(customer_api):
         (502, "EARN", 25),
         (503, "REDEEM", 500),
     ]
+
+
+def test_a_customer_lists_and_reads_only_its_own_transactions(admin_api, customer_api):
+    mine = admin_api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="own-1").json()
+    theirs = admin_api.award(user_email=seed.IMPORTED_CUSTOMER_USERNAME, trans_source_id="other-1").json()
+
+    listed = customer_api.get("/v2/transactions/", business=seed.BUSINESS_ID).json()["objects"]
+
+    assert [t["trans_source_id"] for t in listed] == ["own-1"]
+    assert customer_api.get(mine["resource_uri"]).status_code == 200
+    assert customer_api.get(theirs["resource_uri"]).status_code == 404
+    assert admin_api.get(theirs["resource_uri"]).json()["trans_source_id"] == "other-1"
