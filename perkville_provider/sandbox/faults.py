@@ -16,12 +16,12 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass, field, fields
 from email.utils import formatdate
 from typing import Any
 
-from perkville_provider.sandbox.errors import ValidationFailed
+from perkville_provider.sandbox.errors import ErrorCollector
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,6 +34,34 @@ FAULT_KEY = "sandbox.fault"
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 RETRY_AFTER_FORMATS = ("seconds", "http-date")
 LOST_AFTER_COMMIT_MODES = ("reset", "502")
+
+
+CHOICES = {"retry_after_format": RETRY_AFTER_FORMATS, "lost_after_commit_mode": LOST_AFTER_COMMIT_MODES}
+
+
+def _fault_value(name: str, value: Any) -> Any:
+    """One fault setting, checked and normalised; a ValueError says what is wrong with it."""
+    if name in CHOICES:
+        if str(value) not in CHOICES[name]:
+            raise ValueError(f"must be one of {', '.join(CHOICES[name])}")
+        return str(value)
+    if name == "error_statuses":
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, int) and 500 <= v <= 599 for v in value)
+        ):
+            raise ValueError("must be a non-empty list of 5xx status codes")
+        return list(value)
+    if name == "seed":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be an integer")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError("must be a non-negative number")
+    if name.endswith("_rate") and value > 1:
+        raise ValueError("is a share of requests, between 0 and 1")
+    return float(value)
 
 
 @dataclass
@@ -52,51 +80,21 @@ class FaultConfig:
     seed: int = 0
 
     @classmethod
-    def from_mapping(cls, values: MutableMapping[str, Any] | None) -> FaultConfig:
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> FaultConfig:
         """Validate and build; unknown keys and bad values are refused with the field named."""
-        values = dict(values or {})
-        known = {f.name: f for f in fields(cls)}
-        errors: dict[str, list[dict[str, str]]] = {}
-
-        def bad(name: str, message: str) -> None:
-            errors.setdefault(name, []).append({"code": "invalid", "message": f"{name} {message}"})
-
-        config = cls()
-        for name, value in values.items():
+        known = {f.name for f in fields(cls)}
+        errors = ErrorCollector()
+        changes: dict[str, Any] = {}
+        for name, value in (values or {}).items():
             if name not in known:
-                bad(name, "is not a fault setting")
-            elif value is None:
-                continue
-            elif name in ("retry_after_format", "lost_after_commit_mode"):
-                allowed = RETRY_AFTER_FORMATS if name == "retry_after_format" else LOST_AFTER_COMMIT_MODES
-                if str(value) not in allowed:
-                    bad(name, f"must be one of {', '.join(allowed)}")
-                else:
-                    setattr(config, name, str(value))
-            elif name == "error_statuses":
-                if (
-                    not isinstance(value, list)
-                    or not value
-                    or not all(isinstance(v, int) and 500 <= v <= 599 for v in value)
-                ):
-                    bad(name, "must be a non-empty list of 5xx status codes")
-                else:
-                    setattr(config, name, value)
-            elif name == "seed":
-                if not isinstance(value, int) or isinstance(value, bool):
-                    bad(name, "must be an integer")
-                else:
-                    config.seed = value
-            else:
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    bad(name, "must be a non-negative number")
-                elif name.endswith("_rate") and value > 1:
-                    bad(name, "is a share of requests, between 0 and 1")
-                else:
-                    setattr(config, name, float(value))
-        if errors:
-            raise ValidationFailed(errors)
-        return config
+                errors.add(name, "unknown_field", f"{name} is not a fault setting")
+            elif value is not None:
+                try:
+                    changes[name] = _fault_value(name, value)
+                except ValueError as exc:
+                    errors.add(name, "invalid", f"{name} {exc}")
+        errors.raise_if_any()
+        return cls(**changes)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
