@@ -138,6 +138,19 @@ class WriteResult:
     created: bool
 
 
+@dataclass(frozen=True)
+class AwardRequest:
+    """A checked award: what ``_record_award`` writes once the duplicate and daily checks pass."""
+
+    trans_source_id: str
+    perk: sqlite3.Row
+    quantity: int
+    location_id: int | None
+    when: datetime
+    once_a_day: bool
+    connection: sqlite3.Row
+
+
 Seeder = Callable[[sqlite3.Connection], None]
 
 
@@ -975,25 +988,34 @@ class Store:
         """POST /v2/transactions/: validate everything, then the duplicate check, then the daily limit."""
         business = self._business(body.get("business"))
         self.require_staff(ctx, business["id"], ADMIN_CUSTOMER_GRANT_POINTS, AWARD_ROLES)
+        award = self._award_request(body, business)
+        existing = self._one(
+            "SELECT * FROM transactions WHERE business_id = ? AND trans_source_id = ?",
+            (business["id"], award.trans_source_id),
+        )
+        if existing is not None:
+            if self._setting("duplicate_mode") == "return_existing":
+                return WriteResult(self.transaction_api(existing), created=False)
+            raise ValidationFailed.one(
+                "trans_source_id",
+                "pv_duplicate_trans_source_id",
+                f"trans_source_id {award.trans_source_id!r} was already used at business {business['id']} "
+                f"(transaction {existing['id']})",
+            )
+        if award.once_a_day:
+            self._check_daily_limit(award, business)
+        pk = self._record_award(business["id"], award)
+        return WriteResult(
+            self.transaction_api(self._one("SELECT * FROM transactions WHERE id = ?", (pk,))), True
+        )
+
+    def _award_request(self, body: Mapping[str, Any], business: sqlite3.Row) -> AwardRequest:
+        """Every field of an award checked; all errors are reported together."""
         errors = ErrorCollector()
         for key in body:
             if key not in TRANSACTION_FIELDS:
                 errors.add(key, "unknown_field", f"{key} is not a transaction field")
-        trans_source_id = body.get("trans_source_id")
-        if isinstance(trans_source_id, int) and not isinstance(trans_source_id, bool):
-            trans_source_id = str(trans_source_id)
-        if trans_source_id in (None, ""):
-            errors.add("trans_source_id", "required", "trans_source_id is required (a non-empty string)")
-        elif not isinstance(trans_source_id, str) or not trans_source_id.strip():
-            errors.add(
-                "trans_source_id",
-                "invalid",
-                f"trans_source_id must be a non-empty string, got {trans_source_id!r}",
-            )
-        elif len(trans_source_id) > MAX_TRANS_SOURCE_ID:
-            errors.add(
-                "trans_source_id", "max_length", f"trans_source_id is longer than {MAX_TRANS_SOURCE_ID}"
-            )
+        trans_source_id = self._collect(errors, lambda: self._trans_source_id(body.get("trans_source_id")))
         perk = self._collect(errors, lambda: self._earn_perk(body.get("perk"), business["id"]))
         quantity = self._collect(errors, lambda: self._quantity(body.get("quantity", 1)))
         location = None
@@ -1004,52 +1026,60 @@ class Store:
             when = self._collect(
                 errors, lambda: parse_dt(body["transaction_dt"], "transaction_dt", business["timezone"])
             )
-        once_a_day = self._collect(
-            errors,
-            lambda: parse_bool(
-                body.get("limit_to_once_per_calendar_day", False), "limit_to_once_per_calendar_day"
-            ),
-        )
+        flag = "limit_to_once_per_calendar_day"
+        once_a_day = self._collect(errors, lambda: parse_bool(body.get(flag, False), flag))
         connection = self._collect(errors, lambda: self._award_connection(body, business["id"]))
         errors.raise_if_any()
-
-        existing = self._one(
-            "SELECT * FROM transactions WHERE business_id = ? AND trans_source_id = ?",
-            (business["id"], trans_source_id),
+        return AwardRequest(
+            trans_source_id,
+            perk,
+            quantity,
+            None if location is None else location["id"],
+            when,
+            once_a_day,
+            connection,
         )
-        if existing is not None:
-            if self._setting("duplicate_mode") == "return_existing":
-                return WriteResult(self.transaction_api(existing), created=False)
+
+    @staticmethod
+    def _trans_source_id(value: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if value in (None, ""):
             raise ValidationFailed.one(
-                "trans_source_id",
-                "pv_duplicate_trans_source_id",
-                f"trans_source_id {trans_source_id!r} was already used at business {business['id']} "
-                f"(transaction {existing['id']})",
+                "trans_source_id", "required", "trans_source_id is required (a non-empty string)"
             )
-        location_id = location["id"] if location is not None else None
-        if once_a_day:
-            self._check_daily_limit(
-                connection, perk, when, location_id or connection["home_location_id"], business
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationFailed.one(
+                "trans_source_id", "invalid", f"trans_source_id must be a non-empty string, got {value!r}"
             )
-        stamp = db_dt(when)
-        points = perk["points"] * quantity
+        if len(value) > MAX_TRANS_SOURCE_ID:
+            raise ValidationFailed.one(
+                "trans_source_id", "max_length", f"trans_source_id is longer than {MAX_TRANS_SOURCE_ID}"
+            )
+        return value
+
+    def _record_award(self, business_id: int, award: AwardRequest) -> int:
+        """Insert the transaction and add its points to the connection, in one SQLite transaction."""
+        stamp, now = db_dt(award.when), db_dt(now_utc())
+        perk, connection = award.perk, award.connection
+        points = perk["points"] * award.quantity
         with self._write() as db:
             pk = db.execute(
                 "INSERT INTO transactions (business_id, user_id, connection_id, perk_id, location_id, title, "
                 "classification, points, quantity, transaction_dt, transaction_status, trans_source_id, "
                 "created_dt) VALUES (?, ?, ?, ?, ?, ?, 'EARN', ?, ?, ?, 'ACTIVE', ?, ?)",
                 (
-                    business["id"],
+                    business_id,
                     connection["user_id"],
                     connection["id"],
                     perk["id"],
-                    location_id,
+                    award.location_id,
                     perk["title"],
                     perk["points"],
-                    quantity,
+                    award.quantity,
                     stamp,
-                    trans_source_id,
-                    db_dt(now_utc()),
+                    award.trans_source_id,
+                    now,
                 ),
             ).lastrowid
             db.execute(
@@ -1057,11 +1087,9 @@ class Store:
                 "lifetime_earned_points = lifetime_earned_points + ?, "
                 "last_transaction_dt = MAX(COALESCE(last_transaction_dt, ''), ?), last_mod_dt = ? "
                 "WHERE id = ?",
-                (points, points, stamp, db_dt(now_utc()), connection["id"]),
+                (points, points, stamp, now, connection["id"]),
             )
-        return WriteResult(
-            self.transaction_api(self._one("SELECT * FROM transactions WHERE id = ?", (pk,))), True
-        )
+        return pk
 
     @staticmethod
     def _collect(errors: ErrorCollector, check: Callable[[], Any]) -> Any:
@@ -1142,17 +1170,13 @@ class Store:
             )
         return row
 
-    def _check_daily_limit(
-        self,
-        connection: sqlite3.Row,
-        perk: sqlite3.Row,
-        when: datetime,
-        location_id: int | None,
-        business: sqlite3.Row,
-    ) -> None:
-        """At most one award of the perk per user per calendar day, in the location's timezone."""
+    def _check_daily_limit(self, award: AwardRequest, business: sqlite3.Row) -> None:
+        """At most one award of the perk per user per calendar day, in the timezone of the award's
+        location, else the customer's home location, else the business."""
+        connection, perk = award.connection, award.perk
+        location_id = award.location_id or connection["home_location_id"]
         tz = self._location_tz(location_id, business)
-        local = pendulum.instance(when).in_timezone(tz)
+        local = pendulum.instance(award.when).in_timezone(tz)
         start = local.start_of("day")
         end = start.add(days=1)
         hit = self._one(
