@@ -36,6 +36,13 @@ if TYPE_CHECKING:
 LOOKUP_STATUSES = ("found", "not_found")
 JOIN_STATUSES = ("joined", "already_active", "agreement_required", "membership_not_active", "no_connection")
 ACTIVE = "ACTIVE"
+NO_CONNECTION = Outcome(
+    "no_connection",
+    field="external_member_id",
+    code="no_connection",
+    message="no Perkville connection for this email; give external_member_id and external_system_id "
+    "to create one",
+)
 #: join refusals by API code, the stronger first: accepting terms cannot fix an inactive membership
 JOIN_REFUSALS = (
     ("pv_connection_membership_not_active", "membership_not_active"),
@@ -198,22 +205,9 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
             }
 
         def join(request: JoinRequest) -> Outcome:
-            connection = hook.find_connection(business_id=business_id, email=request.user_email)
-            created = False
+            connection, created = _find_or_create_connection(hook, request, business_id)
             if connection is None:
-                if request.member is None:
-                    return Outcome(
-                        "no_connection",
-                        field="external_member_id",
-                        code="no_connection",
-                        message="no Perkville connection for this email; give external_member_id and "
-                        "external_system_id to create one",
-                    )
-                hook.upsert_external_member(request.member, business_id=business_id)
-                connection = hook.find_connection(business_id=business_id, email=request.user_email)
-                if connection is None:
-                    raise LookupError("the external member was saved but its connection is not found")
-                created = True
+                return NO_CONNECTION
             detail: dict[str, Any] = {"connection_id": connection.get("connection_id"), "created": created}
             if connection.get("status") == ACTIVE:
                 return Outcome("already_active", detail=detail)
@@ -237,6 +231,21 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
             preview=preview,
             inline_results=MAX_RESULTS_SHOWN,
         )
+
+
+def _find_or_create_connection(
+    hook: PerkvilleHook, request: JoinRequest, business_id: int | None
+) -> tuple[dict[str, Any] | None, bool]:
+    """The customer's connection, and whether it was created here (by an external member post,
+    the only way the API creates one); None when it is missing and the record cannot create it."""
+    connection = hook.find_connection(business_id=business_id, email=request.user_email)
+    if connection is not None or request.member is None:
+        return connection, False
+    hook.upsert_external_member(request.member, business_id=business_id)
+    connection = hook.find_connection(business_id=business_id, email=request.user_email)
+    if connection is None:
+        raise LookupError("the external member was saved but its connection is not found")
+    return connection, True
 
 
 def _accept_pending_agreements(
