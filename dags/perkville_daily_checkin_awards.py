@@ -10,7 +10,8 @@ Awards Perkville points for every gym check-in of a day, exactly once.
    system, the club and the check-in id (`MYGYM:DT:CHECKIN:12345`), the pattern Perkville's own
    integrations use: Perkville refuses a second award with the same id, so re-running or
    backfilling a day awards nothing twice, and a check-in exported twice is reported as a
-   duplicate. The awards are cut into chunks of `chunk_size`.
+   duplicate. The awards are cut into chunks of `chunk_size` (larger if needed to stay within
+   `[core] max_map_length` mapped tasks).
 2. **award_checkin_points** (`PerkvilleAwardPointsOperator`, one mapped task per chunk) sends
    them with `limit_to_once_per_calendar_day`: a member's second check-in of the day is reported
    as daily-limited. Rows that cannot be sent (no member, a missing or malformed email...) are
@@ -76,6 +77,14 @@ def to_award(row: dict[str, Any], *, source_system: str, club_locations: dict[st
     }
 
 
+def chunk_size_for(count: int, wanted: int) -> int:
+    """``wanted``, or larger when needed to stay within Airflow's limit on mapped task instances."""
+    from airflow.sdk.configuration import conf
+
+    max_chunks = conf.getint("core", "max_map_length", fallback=1024)
+    return max(wanted, -(-count // max_chunks))
+
+
 @dag(
     dag_id="perkville_daily_checkin_awards",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone=BUSINESS_TIMEZONE),
@@ -113,7 +122,7 @@ def perkville_daily_checkin_awards() -> None:
             to_award(row, source_system=params["external_system_id"], club_locations=params["club_locations"])
             for row in rows
         ]
-        return chunked(awards, params["chunk_size"])
+        return chunked(awards, chunk_size_for(len(awards), params["chunk_size"]))
 
     awarded = PerkvilleAwardPointsOperator.partial(
         task_id="award_checkin_points",

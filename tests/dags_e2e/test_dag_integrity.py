@@ -82,3 +82,15 @@ def test_each_dag_offers_its_settings_as_params_with_defaults(example_dags, dag_
         assert params["chunk_size"] == 500
         assert params["business_timezone"] == "America/New_York"
     assert all(task.retries >= 1 for task in dag.tasks if task.task_id != "report")
+
+
+@pytest.mark.parametrize(
+    ("count", "wanted", "expected"), [(2000, 500, 500), (2000, 1, 2), (5000, 3, 5), (0, 500, 500)]
+)
+def test_a_big_day_is_cut_into_no_more_chunks_than_airflow_can_map(count, wanted, expected, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE_DAGS))
+    from perkville_daily_checkin_awards import chunk_size_for
+
+    size = chunk_size_for(count, wanted)
+    assert size == expected
+    assert -(-count // size) <= 1024
