@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import requests
 
 GENERAL_FIELD = "__all__"
+_TRANSIENT_CLIENT_STATUSES = frozenset({408, 425, 429})
 
 #: Customer-safe copy for join errors, from Perkville's "Joining the loyalty program" guide.
 CUSTOMER_SAFE_MESSAGES: Mapping[str, str] = {
@@ -55,7 +56,17 @@ class PerkvilleError(AirflowException):
     :param details: the error entries the API returned
     :param method: the HTTP method of the request
     :param path: the request path, without its query string
+
+    ``retriable`` says whether a later try of the task could succeed where this one failed: the
+    batch engine uses it to choose between a retried and a failed-for-good task.
     """
+
+    @property
+    def retriable(self) -> bool:
+        """No answer, 5xx, 408, 425 and 429 may pass later; any other 4xx will not."""
+        if self.status is None or self.status >= 500:
+            return True
+        return self.status in _TRANSIENT_CLIENT_STATUSES
 
     def __init__(
         self,
@@ -98,6 +109,8 @@ class PerkvilleError(AirflowException):
 class PerkvilleConfigurationError(PerkvilleError):
     """The Airflow connection or the call lacks a setting it needs (no request was sent)."""
 
+    retriable = False
+
 
 class PerkvilleNetworkError(PerkvilleError):
     """No answer after every retry: connection refused or reset, or a timeout."""
@@ -106,17 +119,25 @@ class PerkvilleNetworkError(PerkvilleError):
 class PerkvilleAuthenticationError(PerkvilleError):
     """401 or a refused token grant: bad username or password, bad client, or a refused token."""
 
+    retriable = False
+
 
 class PerkvillePermissionError(PerkvilleError):
     """403: the token lacks the scope, or its user lacks the staff role, for this action."""
+
+    retriable = False
 
 
 class PerkvilleNotFoundError(PerkvilleError):
     """404: the object or path does not exist (or is not visible to this token)."""
 
+    retriable = False
+
 
 class PerkvilleValidationError(PerkvilleError):
     """400: Perkville refused the request's data; ``details`` names the fields and ``pv_*`` codes."""
+
+    retriable = False
 
     @property
     def field(self) -> str:

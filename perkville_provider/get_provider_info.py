@@ -87,7 +87,9 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Default business for every call that does not name one.",
                         "schema": {"type": ["integer", "string", "null"]},
                     },
-                    "scope": _string_field("Scope", "Space-separated scopes to request (default: all granted)."),
+                    "scope": _string_field(
+                        "Scope", "Space-separated scopes to request (default: all granted)."
+                    ),
                     "timeout": {
                         "label": "Timeout (s)",
                         "description": "Read timeout in seconds for each request (default 30).",

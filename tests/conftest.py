@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,12 +47,12 @@ os.environ["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Iterator[Path]:
+def airflow_db() -> Path:
     """Create the SQLite metadata database once per test session."""
     from airflow.utils import db
 
     db.resetdb()
-    yield _AIRFLOW_HOME
+    return _AIRFLOW_HOME
 
 
 @pytest.fixture(scope="session")

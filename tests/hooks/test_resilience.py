@@ -59,6 +59,7 @@ def test_429_that_outlasts_the_retry_budget_raises_rate_limited_with_the_wait(ma
         hook.get_business()
     assert info.value.status == 429
     assert info.value.retry_after == 1.0
+    assert info.value.retriable
     assert sandbox_control.requests_to(BUSINESS, "429") == 1
 
 
@@ -97,6 +98,7 @@ def test_5xx_after_every_attempt_raises_a_server_error(make_hook, sandbox_contro
     with pytest.raises(PerkvilleServerError) as info:
         hook.get_business()
     assert info.value.status == 503
+    assert info.value.retriable, "a later try of the task may find the server well again"
     assert sandbox_control.requests_to(BUSINESS, "503") == 3
 
 
@@ -143,6 +145,7 @@ def test_a_400_is_not_retried(hook, sandbox_control):
     with pytest.raises(PerkvilleValidationError) as info:
         hook.award_points(award("BAD:PERK", perk_id=99999))
     assert info.value.field == "perk"
+    assert not info.value.retriable
     assert sandbox_control.requests_to(TRANSACTIONS) == 1
 
 
@@ -152,6 +155,7 @@ def test_a_403_is_not_retried(make_hook, sandbox_control):
         hook.award_points(award("FRONT:DESK:1"))
     assert info.value.status == 403
     assert info.value.codes == ("pv_staff_role_required",)
+    assert not info.value.retriable
     assert sandbox_control.requests_to(TRANSACTIONS) == 1
     assert sandbox_control.transactions() == []
 
@@ -160,6 +164,7 @@ def test_a_404_is_not_retried(hook, sandbox_control):
     with pytest.raises(PerkvilleNotFoundError) as info:
         hook.get_business(424242)
     assert (info.value.method, info.value.path) == ("GET", "/v2/businesses/424242/")
+    assert not info.value.retriable
     assert sandbox_control.requests_to(BUSINESS) == 1
 
 
