@@ -297,10 +297,7 @@ def print_report(
             file=out,
         )
     verdict = "all runs succeeded" if results.succeeded else "SOME RUNS FAILED"
-    print(
-        f"Done in {elapsed:.0f} s: {verdict}. Airflow's log: see dag_test.log under AIRFLOW_HOME/logs.",
-        file=out,
-    )
+    print(f"Done in {elapsed:.0f} s: {verdict}.", file=out)
 
 
 def run_demo(
