@@ -63,3 +63,10 @@ def frontdesk_api(sandbox) -> Api:
 @pytest.fixture
 def customer_api(sandbox) -> Api:
     return Api(sandbox.base_url, sandbox.token(sandbox.customer_username, sandbox.customer_password))
+
+
+@pytest.fixture
+def own_info_api(sandbox) -> Api:
+    """Casey, the customer, with a token limited to ``USER_CUSTOMER_INFO`` (its own data only)."""
+    token = sandbox.token(sandbox.customer_username, sandbox.customer_password, scope="USER_CUSTOMER_INFO")
+    return Api(sandbox.base_url, token)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from perkville_provider.sandbox import seed
-from tests.sandbox.conftest import Api, error_codes
+from tests.sandbox.conftest import Api, connection_of, error_codes
 
 
 def test_front_desk_staff_cannot_award_points(sandbox, frontdesk_api):
@@ -58,29 +58,20 @@ def test_a_customer_token_cannot_read_another_users_connection(customer_api):
     assert response.status_code == 403
 
 
-def test_a_customer_with_user_customer_info_can_patch_its_own_connection(sandbox):
-    api = Api(
-        sandbox.base_url,
-        sandbox.token(sandbox.customer_username, sandbox.customer_password, scope="USER_CUSTOMER_INFO"),
-    )
-
-    response = api.patch(f"/v2/connections/{seed.CUSTOMER_CONNECTION_ID}/", {"status": "INACTIVE"})
+def test_a_customer_with_user_customer_info_can_patch_its_own_connection(own_info_api):
+    response = own_info_api.patch(f"/v2/connections/{seed.CUSTOMER_CONNECTION_ID}/", {"status": "INACTIVE"})
 
     assert response.status_code == 200
     assert response.json()["status"] == "INACTIVE"
 
 
-def test_a_customer_with_user_customer_info_cannot_patch_another_users_connection(sandbox):
-    api = Api(
-        sandbox.base_url,
-        sandbox.token(sandbox.customer_username, sandbox.customer_password, scope="USER_CUSTOMER_INFO"),
+def test_a_customer_with_user_customer_info_cannot_patch_another_users_connection(sandbox, own_info_api):
+    response = own_info_api.patch(
+        f"/v2/connections/{seed.IMPORTED_CUSTOMER_CONNECTION_ID}/", {"status": "INACTIVE"}
     )
 
-    response = api.patch(f"/v2/connections/{seed.IMPORTED_CUSTOMER_CONNECTION_ID}/", {"status": "INACTIVE"})
-
     assert response.status_code == 403
-    robin = next(c for c in sandbox.admin.ledger()["connections"] if c["user_email"] == "robin@example.com")
-    assert robin["status"] == "IMPORTED"
+    assert connection_of(sandbox, seed.IMPORTED_CUSTOMER_USERNAME)["status"] == "IMPORTED"
 
 
 def test_staff_with_admin_customer_info_can_patch_a_customers_connection(admin_api):
