@@ -69,3 +69,13 @@ def test_an_hour_with_no_changed_member_sends_nothing(airflow_db, sandbox, gym):
     assert run.state == "success"
     assert _member_posts(sandbox) == 0
     assert _synced_members(sandbox) == {}
+
+
+def test_more_failures_than_the_threshold_fail_the_run_after_sending_every_valid_member(
+    airflow_db, sandbox, gym
+):
+    run = sync(runner.member_sync_logical_date(gym.spec), full_sync=True, max_failure_ratio=0.05)
+
+    assert run.state == "failed"
+    assert run.summary is None  # the report never saw a passing batch
+    assert set(_synced_members(sandbox)) == set(gym.valid_members())
