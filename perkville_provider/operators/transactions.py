@@ -33,7 +33,9 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
     ``daily_limited``; neither is a failure, and re-running a batch awards nothing twice.
 
     Returns the batch summary: ``total``, ``awarded``, ``duplicate``, ``daily_limited``,
-    ``invalid``, ``failed``, ``points`` and the first failures.
+    ``invalid``, ``failed``, ``points``, ``recovered`` (duplicates whose first answer was lost in
+    transit: most likely written by this very run, so ``points`` may undercount them) and the
+    first failures.
 
     :param awards: the award records: a list, an XCom (``XComArg``) or a template rendering to one
     :param perk_id: the perk of every award that does not name its own
@@ -83,7 +85,7 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
             process=award,
             key_fields=("trans_source_id",),
             statuses=AWARD_STATUSES,
-            metrics=("points",),
+            metrics=("points", "recovered"),
             preview=lambda record: award_request_body(
                 record, settings.business_id, limit_to_once_per_calendar_day=once_a_day
             ),
@@ -97,4 +99,5 @@ def award_outcome(result: AwardResult) -> Outcome:
     if result.recovered_after_lost_response:
         detail["recovered_after_lost_response"] = True
     points = result.points if result.status == "awarded" else 0
-    return Outcome(result.status, detail=detail, metrics={"points": points or 0})
+    recovered = int(result.recovered_after_lost_response)
+    return Outcome(result.status, detail=detail, metrics={"points": points or 0, "recovered": recovered})

@@ -27,6 +27,7 @@ FAULT_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("jitter_ms", float, "extra random latency, uniform in [0, jitter], in ms"),
     ("error_rate", float, "share of API requests answered 500/502/503 without processing"),
     ("rate_limit", float, "requests per second allowed per token; over it: 429 with Retry-After"),
+    ("throttle_rate", float, "share of API requests answered 429 with Retry-After 1, at random"),
     ("retry_after_format", str, "Retry-After as 'seconds' (default) or 'http-date'"),
     ("reset_rate", float, "share of API requests whose connection is reset before processing"),
     ("lost_after_commit_rate", float, "share of writes that commit but lose their answer"),

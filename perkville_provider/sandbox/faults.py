@@ -73,6 +73,7 @@ class FaultConfig:
     error_rate: float = 0.0
     error_statuses: list[int] = field(default_factory=lambda: [500, 502, 503])
     rate_limit_per_second: float = 0.0
+    throttle_rate: float = 0.0
     retry_after_format: str = "seconds"
     reset_rate: float = 0.0
     lost_after_commit_rate: float = 0.0
@@ -147,6 +148,7 @@ class Faults:
             or c.jitter_ms
             or c.error_rate
             or c.rate_limit_per_second
+            or c.throttle_rate
             or c.reset_rate
             or c.lost_after_commit_rate
         )
@@ -241,12 +243,8 @@ class FaultMiddleware:
             return
         wait = faults.retry_after(self._rate_key(scope), time.monotonic())
         if wait is not None:
-            faults.counters.add("rate_limited")
-            scope[FAULT_KEY] = "rate_limited"
-            header = faults.retry_after_header(wait)
             message = f"rate limit of {config.rate_limit_per_second:g} requests/s exceeded"
-            body = _fault_body("rate_limited", message, "rate_limited")
-            await send_json(send, 429, body, [(b"retry-after", header.encode())])
+            await self._throttle(scope, send, wait, message)
             return
         if draw.error < config.error_rate:
             statuses = config.error_statuses
@@ -254,6 +252,10 @@ class FaultMiddleware:
             faults.counters.add("error")
             scope[FAULT_KEY] = "error"
             await send_json(send, status, _fault_body("sandbox_injected_error", f"injected {status}"))
+            return
+        # The band above error_rate, so adding throttling leaves a seed's other faults where they were.
+        if draw.error < config.error_rate + config.throttle_rate:
+            await self._throttle(scope, send, 1.0, "request throttled (injected 429)")
             return
         if (
             scope["method"] in WRITE_METHODS
@@ -263,6 +265,14 @@ class FaultMiddleware:
             await self._lose_answer(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    async def _throttle(self, scope: Scope, send: Send, wait: float, message: str) -> None:
+        """Answer 429 with ``Retry-After`` in the configured form, counted as rate limited."""
+        self.faults.counters.add("rate_limited")
+        scope[FAULT_KEY] = "rate_limited"
+        header = self.faults.retry_after_header(wait)
+        body = _fault_body("rate_limited", message, "rate_limited")
+        await send_json(send, 429, body, [(b"retry-after", header.encode())])
 
     @staticmethod
     def _rate_key(scope: Scope) -> str:

@@ -1,9 +1,8 @@
 """Fault soak: both example DAGs over 2,000 members and 2,000 check-ins against a faulty sandbox.
 
-The sandbox answers 10% of requests with a 5xx, loses 3% of write answers after committing
-them, adds latency jitter, and rate-limits each token (the sandbox has no fixed-share 429 fault,
-so the limit is set low enough to refuse a few percent of requests; the share is printed). All of
-it seeded. The failure threshold is set just above the known invalid rows, so any record left
+The sandbox answers 10% of requests with a 5xx and 5% with a 429 (``Retry-After: 1``), loses
+3% of write answers after committing them, and adds latency jitter; the shares are printed. All
+of it seeded. The failure threshold is set just above the known invalid rows, so any record left
 failed by a transient fault fails the task and Airflow's retry resends it; the ledger must then
 hold every valid member once and every awardable visit exactly once.
 """
@@ -23,7 +22,7 @@ FAULTS = {
     "lost_after_commit_rate": 0.03,
     "latency_ms": 2,
     "jitter_ms": 30,
-    "rate_limit_per_second": 80,
+    "throttle_rate": 0.05,
     "seed": 20261122,
 }
 INVALID_MEMBER_ROWS = 3  # malformed email, no email, no member id

@@ -127,4 +127,6 @@ def test_responses_lost_after_commit_leave_exactly_one_transaction_per_trans_sou
     assert merged["awarded"] + merged["duplicate"] == 40
     assert merged["failed"] == 0
     assert sandbox.admin.stats()["faults_injected"].get("lost_after_commit", 0) > 0
+    # A first run has no earlier awards: every duplicate is one this run wrote and lost the answer to.
+    assert merged["recovered"] == merged["duplicate"] > 0
     assert transactions_by_source(sandbox) == {award["trans_source_id"]: 1 for award in awards}

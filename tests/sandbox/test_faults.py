@@ -57,6 +57,21 @@ def test_a_partial_error_rate_mixes_500_502_and_503_with_successes(sandbox, admi
     assert sandbox.admin.stats()["faults_injected"]["error"] == sum(1 for s in seen if s != 200)
 
 
+def test_a_throttle_rate_answers_that_share_429_with_retry_after_and_keeps_the_5xx_draws(
+    sandbox, admin_api
+):
+    sandbox.admin.set_faults(error_rate=0.2, seed=5)
+    errors_only = statuses(admin_api, 80)
+    sandbox.admin.set_faults(error_rate=0.2, throttle_rate=0.2, seed=5)
+    with_throttling = statuses(admin_api, 80)
+
+    assert 429 in with_throttling
+    assert [s for s in with_throttling if s >= 500] == [s for s in errors_only if s >= 500]
+    assert sandbox.admin.stats()["faults_injected"]["rate_limited"] == with_throttling.count(429)
+    throttled = next(r for r in (admin_api.get(PERKS) for _ in range(50)) if r.status_code == 429)
+    assert throttled.headers["Retry-After"] == "1"
+
+
 def test_the_same_seed_gives_the_same_faults_again(sandbox, admin_api):
     sandbox.admin.set_faults(error_rate=0.3, seed=42)
     first = statuses(admin_api, 30)
