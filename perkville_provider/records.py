@@ -216,6 +216,13 @@ def _user_identifier(record: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None
     ]
     if not given:
+        blank = [name for name in ("user_email", "user_id", "external_member_id") if name in record]
+        if blank:
+            raise RecordValidationError(
+                blank[0],
+                f"is empty, and no other user identifier is given ({_USER_IDENTIFIER_HELP})",
+                code="required",
+            )
         raise RecordValidationError(
             "user_email", f"one user identifier is required: {_USER_IDENTIFIER_HELP}", code="required"
         )

@@ -97,6 +97,13 @@ def test_an_award_without_any_user_identifier_is_rejected():
     assert "user_email, user_id, or external_member_id" in error.message
 
 
+@pytest.mark.parametrize("blank", [None, "", "  "])
+def test_an_award_whose_only_identifier_is_blank_names_that_field(blank):
+    error = rejected(validate_award, award_with(user_email=blank))
+    assert (error.field, error.code) == ("user_email", "required")
+    assert error.message.startswith("is empty, and no other user identifier is given")
+
+
 def test_an_award_with_two_user_identifiers_is_rejected():
     error = rejected(validate_award, award_with(user_id=7))
     assert error.field == "user_id"
