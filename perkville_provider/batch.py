@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -173,6 +174,7 @@ class _Tally:
         self.counts: dict[str, int] = dict.fromkeys([*statuses, INVALID, FAILED], 0)
         self.metrics: dict[str, int] = dict.fromkeys(job.metrics, 0)
         self.retriable_failures = 0
+        self.stopped = False
         self.done = 0
         self.failures = _FirstByIndex(MAX_FAILURES_SHOWN)
         self.results = _FirstByIndex(job.inline_results)
@@ -197,6 +199,7 @@ class _Tally:
             **self.counts,
             **self.metrics,
             "retriable_failures": self.retriable_failures,
+            "stopped": self.stopped,
             "failures": failures,
             "failures_not_shown": self.failures.seen - len(failures),
         }
@@ -351,12 +354,17 @@ def run_batch(
     report_path: ReportPath | None = None,
     logger: logging.Logger | None = None,
     progress_interval: float = PROGRESS_INTERVAL_SECONDS,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Validate and send every record, ``max_workers`` at a time; return the bounded summary.
 
     Each record ends in exactly one outcome. Invalid records are never sent; an exception while
     sending one record fails that record only. With ``dry_run`` nothing is sent: each valid
     record is reported ``would_send`` with what would have been sent.
+
+    Setting ``stop`` (a killed task) takes no new record; the ones in flight finish and are
+    counted, and the summary says ``stopped``. What was not taken is simply not in ``total``:
+    a later run sends it, and nothing already sent is sent twice.
     """
     if max_workers < 1:
         raise ValueError(f"max_workers must be 1 or more, got {max_workers}")
@@ -411,6 +419,10 @@ def run_batch(
                     drain(progress_interval)
                 pending[pool.submit(_process_safely, job.process, prepared)] = (index, key)
             progress.maybe_log(tally.done)
+            if stop is not None and stop.is_set():
+                logger.warning("%s: stopped after %d records; no new record is sent", job.name, index + 1)
+                tally.stopped = True
+                break
         while pending:
             drain(progress_interval)
 
@@ -471,6 +483,7 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any] | None]) -> dict[str, 
             continue
         merged.setdefault("operation", summary.get("operation"))
         merged["dry_run"] = bool(merged.get("dry_run")) or bool(summary.get("dry_run"))
+        merged["stopped"] = bool(merged.get("stopped")) or bool(summary.get("stopped"))
         for name, value in summary.items():
             if isinstance(value, int) and not isinstance(value, bool) and name not in _NOT_SUMMED:
                 merged[name] = merged.get(name, 0) + value
@@ -506,15 +519,16 @@ _LAYOUT_KEYS = frozenset(
         "report_paths",
         "elapsed_seconds",
         "retriable_failures",
+        "stopped",
     }
 )
 
 
 def format_summary(summary: Mapping[str, Any], *, max_failures: int = 20) -> str:
     """A readable table of a summary for the task log: counts, then the first failures."""
-    title = f"Perkville {summary.get('operation') or 'batch'}" + (
-        " (dry run)" if summary.get("dry_run") else ""
-    )
+    title = f"Perkville {summary.get('operation') or 'batch'}"
+    title += " (dry run)" if summary.get("dry_run") else ""
+    title += " (stopped early: the rest was not sent)" if summary.get("stopped") else ""
     counts = [(name, value) for name, value in summary.items() if name not in _LAYOUT_KEYS]
     width = max([len(name) for name, _ in counts] + [8])
     lines = [title, "-" * len(title)]

@@ -303,3 +303,29 @@ def test_format_summary_shows_the_counts_and_the_first_failures():
     assert "invalid" in text
     assert "bad  n  invalid: must be an integer" in text
     assert "failure ratio" in text
+
+
+def test_a_stop_signal_takes_no_new_record_and_counts_every_one_already_sent():
+    stop = threading.Event()
+    sent: list[int] = []
+    lock = threading.Lock()
+
+    def award(record: dict[str, Any]) -> Outcome:
+        with lock:
+            sent.append(record["n"])
+            if len(sent) == 5:
+                stop.set()
+        return Outcome("awarded", metrics={"points": 1})
+
+    records = iter(_records(1000))
+    summary = run_batch(records, _job(award), max_workers=2, stop=stop)
+
+    assert summary["stopped"] is True
+    assert summary["total"] == summary["awarded"] == len(sent) < 1000
+    assert sorted(sent) == list(range(len(sent))), "records are taken in order, none skipped"
+    assert next(records)["n"] == len(sent), "the input was not consumed past the stop"
+    assert "stopped early" in format_summary(summary)
+
+
+def test_a_batch_that_is_not_stopped_says_so():
+    assert run_batch(_records(3), _job())["stopped"] is False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -220,6 +221,7 @@ class PerkvilleBatchOperator(BaseOperator):
         hook = self.make_hook(settings)
         settings = self._with_business(context, hook, settings)
         job = self.build_job(hook, settings)
+        self._stop_sending = threading.Event()
         summary = run_batch(
             self.records(),
             job,
@@ -227,10 +229,22 @@ class PerkvilleBatchOperator(BaseOperator):
             dry_run=settings.dry_run,
             report_path=settings.report_path,
             logger=self.log,
+            stop=self._stop_sending,
         )
         self.log.info("Summary:\n%s", format_summary(summary))
+        if summary.get("stopped"):
+            raise AirflowException(
+                "The task was stopped before the end of the batch; a retry sends the rest "
+                "(what was sent already is not sent twice)."
+            )
         raise_for_failure_ratio(summary, settings.max_failure_ratio)
         return summary
+
+    def on_kill(self) -> None:
+        """Stop taking records: the requests in flight finish, nothing new is sent."""
+        stop = getattr(self, "_stop_sending", None)
+        if stop is not None:
+            stop.set()
 
     def _with_business(self, context: Context, hook: PerkvilleHook, settings: BatchSettings) -> BatchSettings:
         """Read the business once: its id (the connection's default when not given) and its URL,

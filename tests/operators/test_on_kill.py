@@ -1,0 +1,70 @@
+"""Killing an award task mid-batch: it stops sending, and a retry finishes the rest exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+from airflow.sdk.exceptions import AirflowException
+
+from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
+
+CASEY = "casey@example.com"
+CHECKIN_PERK = 501
+AWARDS = [{"trans_source_id": f"KILL:{n}", "user_email": CASEY} for n in range(300)]
+
+
+class _TaskInstance:
+    """Only what the operator touches outside the sandbox: the extra link's XCom push."""
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed = (key, value)
+
+
+def _operator() -> PerkvilleAwardPointsOperator:
+    return PerkvilleAwardPointsOperator(task_id="award", awards=AWARDS, perk_id=CHECKIN_PERK, max_workers=4)
+
+
+def _ledger_ids(sandbox) -> Counter:
+    return Counter(row["trans_source_id"] for row in sandbox.admin.ledger()["transactions"])
+
+
+def test_a_killed_award_task_stops_sending_and_its_retry_awards_the_rest_exactly_once(sandbox):
+    sandbox.admin.set_faults(latency_ms=20)
+    operator = _operator()
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            operator.execute({"ti": _TaskInstance()})
+        except BaseException as error:
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while len(_ledger_ids(sandbox)) < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    operator.on_kill()
+    worker.join(timeout=30)
+
+    assert not worker.is_alive()
+    assert isinstance(outcome.get("error"), AirflowException)
+    assert "stopped before the end of the batch" in str(outcome["error"])
+    after_kill = _ledger_ids(sandbox)
+    time.sleep(0.3)
+    assert _ledger_ids(sandbox) == after_kill, "nothing is sent once the task has stopped"
+    assert 20 <= len(after_kill) < len(AWARDS)
+
+    summary = _operator().execute({"ti": _TaskInstance()})
+
+    assert summary["awarded"] == len(AWARDS) - len(after_kill)
+    assert summary["duplicate"] == len(after_kill)
+    assert _ledger_ids(sandbox) == Counter(award["trans_source_id"] for award in AWARDS)
+
+
+def test_on_kill_before_the_batch_starts_does_nothing():
+    operator = _operator()
+    operator.on_kill()
+    assert not hasattr(operator, "_stop_sending")
