@@ -57,9 +57,7 @@ def test_a_partial_error_rate_mixes_500_502_and_503_with_successes(sandbox, admi
     assert sandbox.admin.stats()["faults_injected"]["error"] == sum(1 for s in seen if s != 200)
 
 
-def test_a_throttle_rate_answers_that_share_429_with_retry_after_and_keeps_the_5xx_draws(
-    sandbox, admin_api
-):
+def test_a_throttle_rate_answers_that_share_429_with_retry_after_and_keeps_the_5xx_draws(sandbox, admin_api):
     sandbox.admin.set_faults(error_rate=0.2, seed=5)
     errors_only = statuses(admin_api, 80)
     sandbox.admin.set_faults(error_rate=0.2, throttle_rate=0.2, seed=5)
