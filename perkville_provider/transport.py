@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from perkville_provider import __version__
 from perkville_provider.exceptions import PerkvilleNetworkError
@@ -233,5 +234,20 @@ class Transport:
 
 
 def _never_sent(error: Exception) -> bool:
-    """True when the request cannot have reached the server (it failed while connecting)."""
-    return isinstance(error, requests.ConnectTimeout) or "Failed to establish a new connection" in str(error)
+    """True when the request cannot have reached the server: it failed while connecting.
+
+    requests wraps urllib3's errors; a refused connection or a failed DNS look-up is a
+    ``NewConnectionError`` (``NameResolutionError`` is one) somewhere in that chain.
+    """
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, NewConnectionError):
+            return True
+        reason = getattr(cause, "reason", None)
+        nested = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
+        cause = reason if isinstance(reason, BaseException) else nested or cause.__context__
+    return False

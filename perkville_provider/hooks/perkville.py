@@ -546,14 +546,20 @@ class PerkvilleHook(HttpHook):
     def _award_refused(
         self, award: Award, business_id: int, error: PerkvilleValidationError, lost: bool
     ) -> AwardResult:
+        """A refused award: a duplicate, a daily limit, or a real error.
+
+        After a lost answer, or a refusal about ``trans_source_id`` in words the hook does not
+        know, the transaction is looked up: an attempt may have committed whatever the resend
+        is told (Perkville does not document which check comes first).
+        """
         if DUPLICATE_CODE in error.codes:
             return AwardResult("duplicate", award.trans_source_id, 0, None, lost)
-        if DAILY_LIMIT_CODE in error.codes:
-            return AwardResult("daily_limited", award.trans_source_id, 0, None, lost)
-        if "trans_source_id" in error.fields():
+        if lost or "trans_source_id" in error.fields():
             existing = self.find_transaction(award.trans_source_id, business_id)
             if existing is not None:
                 return AwardResult("duplicate", award.trans_source_id, 0, existing, lost)
+        if DAILY_LIMIT_CODE in error.codes:
+            return AwardResult("daily_limited", award.trans_source_id, 0, None, lost)
         raise error
 
     def get_join_agreements(self, user_id: int, business_id: int | None = None) -> list[dict[str, Any]]:

@@ -64,6 +64,28 @@ def test_a_repeat_answered_with_an_undocumented_code_is_confirmed_by_lookup(
     assert sandbox_control.requests_to("GET /v2/transactions/") == 1
 
 
+def test_a_lost_award_whose_resend_is_refused_otherwise_is_confirmed_by_lookup(
+    make_hook, sandbox_control, recording_proxy
+):
+    """A Perkville that checks the daily limit before the duplicate: the points are still there."""
+
+    def lose_then_refuse_as_daily_limited(method, path, status, body):
+        if method == "POST" and path == "/v2/transactions/":
+            if status == 201:
+                return 502, {"detail": "bad gateway"}
+            if status == 400:
+                return 400, {"errors": {"__all__": [{"code": "pv_perk_daily_limit_reached", "message": "once"}]}}
+        return status, body
+
+    recording_proxy.rewrite = lose_then_refuse_as_daily_limited
+    hook = make_hook("perkville_proxy", host=recording_proxy.url)
+    result = hook.award_points(award("GYM:DT:CHECKIN:LOST"), limit_to_once_per_calendar_day=True)
+
+    assert (result.status, result.recovered_after_lost_response) == ("duplicate", True)
+    assert result.transaction["trans_source_id"] == "GYM:DT:CHECKIN:LOST"
+    assert len(sandbox_control.transactions("GYM:DT:CHECKIN:LOST")) == 1
+
+
 def test_a_trans_source_id_error_for_an_unknown_transaction_is_raised_not_hidden(hook, sandbox_control):
     too_long = Award(trans_source_id="X" * 300, perk_id=CHECKIN_PERK_ID, user_email=CASEY)
     with pytest.raises(PerkvilleValidationError) as info:
