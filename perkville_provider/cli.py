@@ -17,13 +17,17 @@ from collections.abc import Sequence
 
 from perkville_provider.exceptions import PerkvilleError
 
-#: Extras worth keeping beside a stored token; the client secret is no longer needed.
-_KEPT_EXTRAS = ("client_id", "token_url", "business_id", "scope", "timeout")
+#: Extras a stored token makes unneeded: the client secret (and any older token).
+_DROPPED_EXTRAS = frozenset({"client_secret", "token"})
 
 
 def stored_connection_json(connection, token: str) -> str:
-    """The connection as JSON with the token in its extra and without the password or secret."""
-    extra = {name: value for name, value in connection.extra_dejson.items() if name in _KEPT_EXTRAS}
+    """The connection as JSON with the token in its extra and without the password or secret.
+
+    Every other extra is kept (proxies, TLS verification, business, scope...): the stored
+    connection must work where the original did.
+    """
+    extra = {name: value for name, value in connection.extra_dejson.items() if name not in _DROPPED_EXTRAS}
     extra["token"] = token
     value = {"conn_type": connection.conn_type or "perkville", "extra": extra}
     if connection.host:
@@ -62,10 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     token = commands.add_parser("token", help="run the password grant and print a storable token")
     token.add_argument("--conn-id", default="perkville_default", help="Airflow connection id")
     args = parser.parse_args(argv)
-    if args.command == "token":
-        return mint_token(args.conn_id)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    return mint_token(args.conn_id)
 
 
 if __name__ == "__main__":

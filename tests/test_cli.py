@@ -20,6 +20,9 @@ def test_the_token_command_prints_a_token_and_a_connection_value_that_works_alon
     sandbox, monkeypatch, capsys
 ):
     clear_token_cache()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PERKVILLE_DEFAULT", sandbox.airflow_conn_env_value(extra={"verify": True})
+    )
     assert main(["token", "--conn-id", "perkville_default"]) == 0
     lines = printed_lines(capsys)
     token = lines["token"].removeprefix("token: ")
@@ -30,6 +33,7 @@ def test_the_token_command_prints_a_token_and_a_connection_value_that_works_alon
     assert "login" not in stored
     assert "client_secret" not in stored["extra"]
     assert stored["extra"]["business_id"] == sandbox.business_id
+    assert stored["extra"]["verify"] is True, "extras such as TLS or proxy settings stay"
     assert shlex.split(lines["airflow"])[:4] == ["airflow", "connections", "add", "perkville_default"]
     assert sandbox.admin.stats()["token_grants"] == 1
 

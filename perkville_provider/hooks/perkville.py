@@ -308,9 +308,15 @@ class PerkvilleHook(HttpHook):
     def _configure_session_from_extra(
         self, session: requests.Session, connection: Any, extra_options: dict[str, Any]
     ) -> requests.Session:
+        """HttpHook's proxies, TLS and cert settings from the extras, but no extra becomes a header.
+
+        HttpHook sends every extra it does not know as an HTTP header; a Perkville connection's
+        extras are settings (some of them secrets), never headers, whatever their name.
+        """
+        headers_before = dict(session.headers)
         session = super()._configure_session_from_extra(session, connection, extra_options)
-        for name in SETTING_EXTRAS:
-            session.headers.pop(name, None)
+        session.headers.clear()
+        session.headers.update(headers_before)
         return session
 
     def _configure_session_from_mount_adapters(self, session: requests.Session) -> requests.Session:

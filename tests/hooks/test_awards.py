@@ -74,7 +74,9 @@ def test_a_lost_award_whose_resend_is_refused_otherwise_is_confirmed_by_lookup(
             if status == 201:
                 return 502, {"detail": "bad gateway"}
             if status == 400:
-                return 400, {"errors": {"__all__": [{"code": "pv_perk_daily_limit_reached", "message": "once"}]}}
+                return 400, {
+                    "errors": {"__all__": [{"code": "pv_perk_daily_limit_reached", "message": "once"}]}
+                }
         return status, body
 
     recording_proxy.rewrite = lose_then_refuse_as_daily_limited

@@ -168,8 +168,16 @@ def test_a_404_is_not_retried(hook, sandbox_control):
     assert sandbox_control.requests_to(BUSINESS) == 1
 
 
-def test_a_hook_builds_nothing_and_sends_nothing_until_first_used(sandbox_control, monkeypatch):
+def test_a_hook_looks_nothing_up_and_sends_nothing_until_first_used(
+    sandbox_control, define_connection, monkeypatch
+):
     monkeypatch.delenv("AIRFLOW_CONN_NOT_DEFINED_YET", raising=False)
-    hook = PerkvilleHook(perkville_conn_id="not_defined_yet", retry_policy=FAST_RETRIES)
-    assert hook.perkville_conn_id == "not_defined_yet"
+    PerkvilleHook(perkville_conn_id="not_defined_yet", retry_policy=FAST_RETRIES)  # no lookup: no error
+
+    hook = PerkvilleHook(perkville_conn_id=define_connection("perkville_lazy"), retry_policy=FAST_RETRIES)
     assert sandbox_control.stats()["requests"] == {}
+    assert sandbox_control.stats()["token_grants"] == 0
+
+    hook.get_current_user()
+    assert sandbox_control.stats()["token_grants"] == 1
+    assert sandbox_control.requests_to("GET /v2/users/me/", "200") == 1

@@ -171,14 +171,14 @@ def test_setting_extras_never_become_headers_and_the_user_agent_names_provider_a
     hook = make_hook(
         "perkville_proxy",
         host=recording_proxy.url,
-        extra={"scope": "PUBLIC ADMIN_CUSTOMER_INFO", "timeout": 20},
+        extra={"scope": "PUBLIC ADMIN_CUSTOMER_INFO", "timeout": 20, "note": "ops team"},
     )
     hook.get_current_user()
     hook.get_business()
     assert len(recording_proxy.seen) == 2
     for _method, _path, headers in recording_proxy.seen:
         lower = {name.lower(): value for name, value in headers.items()}
-        assert not set(SETTING_EXTRAS) & set(lower)
+        assert not {*SETTING_EXTRAS, "note"} & set(lower), "no extra, known or not, is a header"
         assert (
             lower["user-agent"]
             == f"airflow-provider-perkville/{__version__} apache-airflow/{airflow.__version__}"
