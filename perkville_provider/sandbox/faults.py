@@ -295,12 +295,21 @@ class FaultMiddleware:
         await send_json(send, 502, _fault_body("sandbox_injected_reset", "connection reset (502 fallback)"))
 
     async def _lose_answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Process and commit the write, then drop its answer: a reset, or a 502 in its place."""
+        """Process the write; if it committed (2xx), drop its answer: a reset, or a 502 in its place.
 
-        async def swallow(message: Message) -> None:
-            return None
+        A refused write committed nothing, so its answer goes through untouched.
+        """
+        held: list[Message] = []
 
-        await self.app(scope, receive, swallow)
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        start = next((m for m in held if m["type"] == "http.response.start"), None)
+        if start is None or not 200 <= start["status"] < 300:
+            for message in held:
+                await send(message)
+            return
         if self.faults.config.lost_after_commit_mode == "reset":
             await self._reset(scope, send, "lost_after_commit")
             return

@@ -134,7 +134,7 @@ class SandboxHandle:
         return response.json()["access_token"]
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -148,7 +148,7 @@ def _stop(process: subprocess.Popen) -> None:
 @atexit.register
 def _stop_all() -> None:
     for process in list(_children):
-        _stop(process)
+        stop_process(process)
 
 
 def _wait_ready(process: subprocess.Popen, ready_file: Path, log: Path) -> str:
@@ -222,5 +222,5 @@ def run_sandbox(
         yield handle
         handle.admin.session.close()
     finally:
-        _stop(process)
+        stop_process(process)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -107,4 +107,11 @@ def test_the_handle_builds_airflow_connections_with_overrides(sandbox):
     assert conn["login"] == "frontdesk@demo-fitness.example"
     assert conn["extra"]["business_id"] == 1
     assert conn["extra"]["client_id"] == seed.CLIENT_ID
-    assert json.loads(os.environ["AIRFLOW_CONN_PERKVILLE_DEFAULT"]) == sandbox.airflow_connection()
+
+
+def test_the_sandbox_fixture_points_the_default_connection_at_this_sandbox_as_its_admin(sandbox):
+    env = json.loads(os.environ["AIRFLOW_CONN_PERKVILLE_DEFAULT"])
+
+    assert (env["conn_type"], env["host"]) == ("perkville", sandbox.base_url)
+    assert (env["login"], env["password"]) == (seed.ADMIN_USERNAME, seed.ADMIN_PASSWORD)
+    assert env["extra"]["token_url"] == f"{sandbox.base_url}/api/token/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 import requests
 
 from perkville_provider.sandbox import seed
-from perkville_provider.sandbox.server import run_sandbox
+from perkville_provider.sandbox.server import run_sandbox, stop_process
 from tests.sandbox.conftest import Api
 
 BANNER_LINES = 5
@@ -26,7 +27,7 @@ def sandbox_command(*args: str) -> list[str]:
 def cli_server(*args: str) -> Iterator[tuple[str, list[str]]]:
     """Run ``serve --port 0`` with ``args``; yield its base URL (once healthy) and its banner lines."""
     process = subprocess.Popen(  # noqa: S603 - our own interpreter
-        sandbox_command("serve", "--port", "0", *args),
+        sandbox_command("serve", "--port", "0", "--parent-pid", str(os.getpid()), *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -44,8 +45,8 @@ def cli_server(*args: str) -> Iterator[tuple[str, list[str]]]:
                 time.sleep(0.05)
         yield base_url, lines
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_process(process)
+        process.stdout.close()
 
 
 def test_serve_prints_the_url_credentials_and_a_ready_connection_export(tmp_path):

@@ -154,6 +154,26 @@ def test_lost_after_commit_spares_reads(sandbox, admin_api):
     assert statuses(admin_api, 3) == [200, 200, 200]
 
 
+def test_a_refused_write_is_answered_as_usual_under_lost_after_commit(sandbox, admin_api):
+    sandbox.admin.set_faults(lost_after_commit_rate=1.0, lost_after_commit_mode="502")
+
+    response = admin_api.award(user_email="nobody@example.com", trans_source_id="refused-1")
+
+    assert response.status_code == 400
+    assert error_codes(response)["user_email"] == ["pv_user_not_found"]
+    assert sandbox.admin.stats()["faults_injected"]["lost_after_commit"] == 0
+    assert sandbox.admin.ledger()["transactions"] == []
+
+
+def test_a_write_answered_429_writes_nothing(sandbox, admin_api):
+    sandbox.admin.set_faults(throttle_rate=1.0)
+
+    response = admin_api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="throttled-1")
+
+    assert response.status_code == 429
+    assert sandbox.admin.ledger()["transactions"] == []
+
+
 def test_faults_also_reach_the_token_endpoint(sandbox):
     sandbox.admin.set_faults(error_rate=1.0, error_statuses=[502])
 
