@@ -23,7 +23,8 @@ import pendulum
 from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 
-from perkville_provider.batch import exceeds_failure_ratio, failure_count, format_summary, merge_summaries
+from perkville_provider.batch import format_summary, merge_summaries
+from perkville_provider.operators.base import raise_for_failure_ratio
 
 BUSINESS_ID = 9823
 BUSINESS_TIMEZONE = "America/New_York"
@@ -94,6 +95,17 @@ def sql_param(default: str, *, binds: str) -> Param:
     )
 
 
+def require_data_interval(start: Any, end: Any) -> tuple[pendulum.DateTime, pendulum.DateTime]:
+    """The run's data interval. A run triggered without a logical date has none, and retrying
+    cannot give it one: fail at once, saying how to trigger it."""
+    if start is None or end is None:
+        raise AirflowFailException(
+            "this run has no data interval (it was triggered without a logical date); trigger it "
+            "with one, e.g. `airflow dags trigger <dag_id> --logical-date 2026-11-21T00:00:00+00:00`"
+        )
+    return pendulum.instance(start), pendulum.instance(end)
+
+
 def source_time(moment: dt.datetime) -> str:
     """A moment as bound into the source queries (see ``SOURCE_TIME_FORMAT``)."""
     return pendulum.instance(moment).in_timezone("UTC").format(SOURCE_TIME_FORMAT)
@@ -140,14 +152,11 @@ def fetch_rows(conn_id: str, sql: str, binds: Mapping[str, Any]) -> list[dict[st
 def report(summaries: Iterable[Mapping[str, Any] | None], *, max_failure_ratio: float) -> dict[str, Any]:
     """Log one readable table for the run and fail loudly when failures exceed the threshold.
 
-    ``summaries`` are the operators' XCom summaries (one, or one per mapped chunk). The merged
-    summary is returned, so it is this run's XCom too.
+    ``summaries`` are the operators' XCom summaries (one, or one per mapped chunk). The threshold
+    is judged here, over the whole run: a chunk holding a few of the day's bad rows must not fail
+    on its own. The merged summary is returned, so it is this run's XCom too.
     """
     merged = merge_summaries(summaries)
     log.info("\n%s", format_summary(merged))
-    if exceeds_failure_ratio(merged, float(max_failure_ratio)):
-        raise AirflowFailException(
-            f"{failure_count(merged)} of {merged.get('total', 0)} records failed, over the threshold "
-            f"of {float(max_failure_ratio):.1%}: see the table above for each record, field and reason"
-        )
+    raise_for_failure_ratio(merged, float(max_failure_ratio))
     return merged

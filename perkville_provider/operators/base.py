@@ -62,6 +62,26 @@ def raise_for_failure_ratio(summary: Mapping[str, Any], max_failure_ratio: float
     raise AirflowFailException(message)
 
 
+def judge_batch(summary: Mapping[str, Any], settings: BatchSettings) -> None:
+    """The task's verdict once the batch is done: raise when Airflow should retry or fail it.
+
+    A stopped batch is retried (the rest was never sent); over ``max_failure_ratio`` the task
+    fails (see :func:`raise_for_failure_ratio`); with ``retry_transient_failures``, records that
+    failed transiently ask for a retry even within the ratio. Resending is always safe.
+    """
+    if summary.get("stopped"):
+        raise AirflowException(
+            "The task was stopped before the end of the batch; a retry sends the rest "
+            "(what was sent already is not sent twice)."
+        )
+    raise_for_failure_ratio(summary, settings.max_failure_ratio)
+    if settings.retry_transient_failures and summary.get("retriable_failures"):
+        raise AirflowException(
+            f"{summary['retriable_failures']} records failed transiently; a retry of the task "
+            "resends them (nothing already sent is sent twice)."
+        )
+
+
 def setting_error(name: str, message: str) -> AirflowFailException:
     """A bad operator parameter: a retry cannot fix it."""
     return AirflowFailException(f"{name}: {message}")
@@ -132,6 +152,7 @@ class BatchSettings:
     max_failure_ratio: float
     dry_run: bool
     report_path: Any
+    retry_transient_failures: bool = False
     perkville_url: str | None = None
 
 
@@ -145,6 +166,9 @@ class PerkvilleBatchOperator(BaseOperator):
     :param max_failure_ratio: share of records (0 to 1) allowed to end ``invalid`` or ``failed``
         before the task fails; the whole batch is attempted first either way
     :param dry_run: validate and report what would be sent, send no write
+    :param retry_transient_failures: also fail the task (for Airflow to retry it) when any record
+        failed transiently (5xx, 429, network) after the hook's retries, whatever
+        ``max_failure_ratio`` allows; for mapped chunks whose threshold is judged over the whole run
     :param report_path: where to write the per-record JSON Lines report (``ObjectStoragePath`` or
         a path/URL string), or None
     """
@@ -157,6 +181,7 @@ class PerkvilleBatchOperator(BaseOperator):
         "max_failure_ratio",
         "dry_run",
         "report_path",
+        "retry_transient_failures",
     )
     ui_color = "#fde8d7"
     ui_fgcolor = "#000000"
@@ -172,6 +197,7 @@ class PerkvilleBatchOperator(BaseOperator):
         max_failure_ratio: float | str = 0.0,
         dry_run: bool | str = False,
         report_path: Any = None,
+        retry_transient_failures: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -182,6 +208,7 @@ class PerkvilleBatchOperator(BaseOperator):
         self.max_failure_ratio = max_failure_ratio
         self.dry_run = dry_run
         self.report_path = report_path
+        self.retry_transient_failures = retry_transient_failures
 
     def records(self) -> Iterable[Any]:
         """The raw records to run, read from the operator's rendered parameters."""
@@ -201,6 +228,7 @@ class PerkvilleBatchOperator(BaseOperator):
             max_failure_ratio=_ratio(self.max_failure_ratio),
             dry_run=as_bool(self.dry_run, "dry_run"),
             report_path=_report_path(self.report_path),
+            retry_transient_failures=as_bool(self.retry_transient_failures, "retry_transient_failures"),
         )
 
     def make_hook(self, settings: BatchSettings) -> PerkvilleHook:
@@ -232,12 +260,7 @@ class PerkvilleBatchOperator(BaseOperator):
             stop=self._stop_sending,
         )
         self.log.info("Summary:\n%s", format_summary(summary))
-        if summary.get("stopped"):
-            raise AirflowException(
-                "The task was stopped before the end of the batch; a retry sends the rest "
-                "(what was sent already is not sent twice)."
-            )
-        raise_for_failure_ratio(summary, settings.max_failure_ratio)
+        judge_batch(summary, settings)
         return summary
 
     def on_kill(self) -> None:

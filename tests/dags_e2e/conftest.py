@@ -121,3 +121,15 @@ def assert_each_visit_awarded_once(awarded: Counter[str], visits: dict[tuple[str
     expected_ids = set().union(*visits.values()) if visits else set()
     assert set(awarded) <= expected_ids, set(awarded) - expected_ids
     assert len(awarded) == len(visits)
+
+
+def task_states(run_id: str) -> dict[str, set[str]]:
+    """The states of each task's instances (a mapped task has several) in one DAG run."""
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    states: dict[str, set[str]] = {}
+    with create_session() as session:
+        for ti in session.query(TaskInstance).filter(TaskInstance.run_id == run_id):
+            states.setdefault(ti.task_id, set()).add(str(ti.state))
+    return states

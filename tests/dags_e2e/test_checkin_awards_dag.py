@@ -6,7 +6,12 @@ import pendulum
 
 from perkville_provider.demo import runner
 from tests.conftest import EXAMPLE_DAGS
-from tests.dags_e2e.conftest import CHECKIN_POINTS, assert_each_visit_awarded_once, awards_in_ledger
+from tests.dags_e2e.conftest import (
+    CHECKIN_POINTS,
+    assert_each_visit_awarded_once,
+    awards_in_ledger,
+    task_states,
+)
 
 
 def sync_members(gym) -> None:
@@ -85,3 +90,20 @@ def test_a_day_without_checkins_succeeds_and_awards_nothing(airflow_db, sandbox,
     assert run.state == "success"
     assert run.summary["total"] == 0
     assert awards_in_ledger(sandbox) == {}
+
+
+def test_the_threshold_is_judged_over_the_whole_day_not_per_chunk(airflow_db, sandbox, gym):
+    sync_members(gym)
+    within, over = gym.spec.checkin_days[0], gym.spec.checkin_days[2]
+
+    passed = award(gym, within, chunk_size=7, max_failure_ratio=0.2)
+    failed = award(gym, over, chunk_size=7, max_failure_ratio=0.05)
+
+    assert passed.state == "success", "3 bad rows of 29 is within 20%, however they fall into chunks"
+    assert failed.state == "failed"
+    states = task_states(failed.run_id)
+    assert states["report"] == {"failed"}
+    assert states["award_checkin_points"] == {"success"}, "every chunk sent its valid records"
+    assert_each_visit_awarded_once(
+        awards_in_ledger(sandbox), {**gym.awardable_visits(within), **gym.awardable_visits(over)}
+    )

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pendulum
 import pytest
 
 from perkville_provider.demo import runner
@@ -94,3 +95,18 @@ def test_a_big_day_is_cut_into_no_more_chunks_than_airflow_can_map(count, wanted
     size = chunk_size_for(count, wanted)
     assert size == expected
     assert -(-count // size) <= 1024
+
+
+def test_a_run_without_a_data_interval_fails_at_once_saying_how_to_trigger_it(monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.syspath_prepend(str(EXAMPLE_DAGS))
+    from perkville_example_common import require_data_interval
+
+    with pytest.raises(AirflowFailException, match="triggered without a logical date"):
+        require_data_interval(None, None)
+    start, end = require_data_interval(
+        pendulum.datetime(2026, 11, 20, tz="America/New_York"),
+        pendulum.datetime(2026, 11, 21, tz="America/New_York"),
+    )
+    assert (end - start).in_hours() == 24

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from perkville_provider.operators.base import as_records, raise_for_failure_ratio
+from perkville_provider.operators.base import BatchSettings, as_records, judge_batch, raise_for_failure_ratio
 from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
 
 
@@ -35,6 +35,37 @@ def test_permanent_failures_over_the_ratio_fail_without_retry():
 
 def test_failures_within_the_ratio_pass():
     raise_for_failure_ratio(_summary(invalid=1, failed=1, retriable_failures=1), 0.2)
+
+
+def _settings(**changes) -> BatchSettings:
+    base = {
+        "perkville_conn_id": "perkville_default",
+        "business_id": 9823,
+        "max_workers": 8,
+        "max_requests_per_second": None,
+        "max_failure_ratio": 0.5,
+        "dry_run": False,
+        "report_path": None,
+    }
+    return BatchSettings(**{**base, **changes})
+
+
+def test_transient_failures_within_the_ratio_ask_for_a_retry_only_when_told_to():
+    summary = _summary(invalid=2, failed=1, retriable_failures=1)
+    judge_batch(summary, _settings())
+    with pytest.raises(AirflowException, match="1 records failed transiently") as raised:
+        judge_batch(summary, _settings(retry_transient_failures=True))
+    assert not isinstance(raised.value, AirflowFailException)
+
+
+def test_permanent_failures_within_the_ratio_never_ask_for_a_retry():
+    judge_batch(_summary(invalid=2, failed=1), _settings(retry_transient_failures=True))
+
+
+def test_a_stopped_batch_asks_for_a_retry_even_without_failures():
+    with pytest.raises(AirflowException, match="stopped before the end") as raised:
+        judge_batch(_summary(stopped=True), _settings())
+    assert not isinstance(raised.value, AirflowFailException)
 
 
 def test_rendered_template_strings_are_read_back_as_typed_settings():
