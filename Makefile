@@ -1,19 +1,30 @@
 # The two commands: `make demo` (the main job) and `make test`.
 # Each creates or reuses .venv in the checkout and installs what it needs.
+# Installs are pinned: uv installs against constraints/py3.11.txt (Airflow's advice: install against
+# constraints); `make lock` refreshes it. The package's own dependency ranges stay open for users.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := constraints/py3.11.txt
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+EXTRAS ?= test
 
-.PHONY: demo test lint bench sandbox clean
+.PHONY: demo test lint bench sandbox clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(UV) pip install --quiet --python $(BIN)/python --constraints $(LOCK) -e ".[$(EXTRAS)]"
 	touch $(STAMP)
+
+# Refresh the lock: every extra, resolved for Python 3.11 on Linux.
+lock: | $(BIN)/python
+	$(UV) pip compile pyproject.toml --all-extras --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu --no-header --quiet -o $(LOCK)
 
 demo: $(STAMP)
 	$(BIN)/python -m perkville_provider.demo
