@@ -21,6 +21,8 @@ from typing import Any
 
 from perkville_provider.sandbox import seed
 from perkville_provider.sandbox.connection import airflow_conn_env_value
+from perkville_provider.sandbox.paths import ADMIN_PREFIX, TOKEN_PATH
+from perkville_provider.sandbox.store.settings import DUPLICATE_MODES
 
 FAULT_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("latency_ms", float, "fixed latency added to every API answer, in ms"),
@@ -47,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         serve.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, help=text)
     serve.add_argument(
         "--duplicate-mode",
-        choices=["error", "return_existing"],
+        choices=DUPLICATE_MODES,
         default=None,
         help="answer to a repeated trans_source_id: 400 error (default) or 200 with the existing one",
     )
@@ -84,7 +86,7 @@ def banner(base_url: str) -> str:
     return "\n".join(
         [
             f"Perkville sandbox on {base_url}",
-            f"  token URL {base_url}/api/token/, admin API {base_url}/_sandbox/",
+            f"  token URL {base_url}{TOKEN_PATH}, admin API {base_url}{ADMIN_PREFIX}",
             f"  business {seed.BUSINESS_ID}; admin {seed.ADMIN_USERNAME} / {seed.ADMIN_PASSWORD}; "
             f"front desk {seed.FRONTDESK_USERNAME} / {seed.FRONTDESK_PASSWORD}",
             f"  API client {seed.CLIENT_ID} / {seed.CLIENT_SECRET}",
