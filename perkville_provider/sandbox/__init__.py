@@ -10,7 +10,7 @@ Modules, one concern each:
 - ``faults``: seeded latency, 5xx, 429, connection resets and answers lost after commit.
 - ``admin``: ``/_sandbox/`` (health, faults, settings, stats, ledger, reset, token revoke).
 - ``runtime``: assembles the app and serves it with uvicorn; ``cli``: ``perkville-sandbox``.
-- ``server``: ``run_sandbox()``, a sandbox in a child process; ``pytest_plugin``: the fixtures.
+- ``launcher``: ``run_sandbox()``, a sandbox in a child process; ``pytest_plugin``: the fixtures.
 
 The HTTP contract, including every answer the real API leaves undocumented, is ``README.md``.
 """

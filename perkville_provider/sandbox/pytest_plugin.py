@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from perkville_provider.sandbox.server import SandboxHandle
+    from perkville_provider.sandbox.launcher import SandboxHandle
 
 CONN_ENV_VAR = "AIRFLOW_CONN_PERKVILLE_DEFAULT"
 
@@ -35,7 +35,7 @@ CONN_ENV_VAR = "AIRFLOW_CONN_PERKVILLE_DEFAULT"
 @pytest.fixture(scope="session")
 def perkville_sandbox() -> Iterator[SandboxHandle]:
     """One sandbox server for the whole test session."""
-    from perkville_provider.sandbox.server import run_sandbox
+    from perkville_provider.sandbox.launcher import run_sandbox
 
     with run_sandbox() as handle:
         yield handle

@@ -8,7 +8,7 @@ import os
 import requests
 
 from perkville_provider.sandbox import seed
-from perkville_provider.sandbox.server import run_sandbox
+from perkville_provider.sandbox.launcher import run_sandbox
 from tests.sandbox.conftest import Api, connection_of
 
 
