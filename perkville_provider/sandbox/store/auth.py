@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
 
 from perkville_provider.sandbox.errors import InvalidToken, OAuthError, PermissionDenied
 from perkville_provider.sandbox.store.base import StoreBase, TokenContext
@@ -98,6 +101,22 @@ class AuthMixin(StoreBase):
                 f"user {ctx.user_id} needs a staff role ({' or '.join(sorted(roles))}) "
                 f"at business {business_id}",
             )
+
+    def _customer_data_filter(
+        self, ctx: TokenContext, filters: Mapping[str, str]
+    ) -> tuple[sqlite3.Row, list[str], list[Any]]:
+        """A customer-data list's business and its WHERE clause so far: the business (required), the
+        token's own user when that is all it may see, and the ``user__emails__email`` filter."""
+        business = self._business(filters.get("business"))
+        where, params = ["business_id = ?"], [business["id"]]
+        own = self.visible_user(ctx, business["id"])
+        if own is not None:
+            where.append("user_id = ?")
+            params.append(own)
+        if "user__emails__email" in filters:
+            where.append("user_id IN (SELECT user_id FROM user_emails WHERE email = ?)")
+            params.append(filters["user__emails__email"].strip().lower())
+        return business, where, params
 
     def visible_user(self, ctx: TokenContext, business_id: int) -> int | None:
         """Whose customer data the token may read at a business: everyone's (None) or only its own user's."""

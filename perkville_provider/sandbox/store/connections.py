@@ -16,8 +16,8 @@ from perkville_provider.sandbox.store.auth import (
     AuthMixin,
 )
 from perkville_provider.sandbox.store.base import Page, TokenContext
-from perkville_provider.sandbox.store.representations import RepresentationsMixin
-from perkville_provider.sandbox.values import api_dt, db_dt, now_utc, parse_bool, parse_ref, uri
+from perkville_provider.sandbox.store.representations import RepresentationsMixin, agreement_api
+from perkville_provider.sandbox.values import api_dt, db_dt, now_utc, parse_bool, parse_ref
 
 CONNECTION_STATUSES = ("IMPORTED", "PENDING", "ACTIVE", "INACTIVE")
 WRITABLE_CONNECTION_STATUSES = ("ACTIVE", "INACTIVE")
@@ -32,18 +32,10 @@ class ConnectionsMixin(AuthMixin, RepresentationsMixin):
     def list_connections(
         self, ctx: TokenContext, filters: Mapping[str, str], limit: int, offset: int
     ) -> Page:
-        business = self._business(filters.get("business"))
-        where, params = ["business_id = ?"], [business["id"]]
-        own = self.visible_user(ctx, business["id"])
-        if own is not None:
-            where.append("user_id = ?")
-            params.append(own)
+        business, where, params = self._customer_data_filter(ctx, filters)
         if "user_id" in filters:
             where.append("user_id = ?")
             params.append(parse_ref(filters["user_id"], "user_id", "users"))
-        if "user__emails__email" in filters:
-            where.append("user_id IN (SELECT user_id FROM user_emails WHERE email = ?)")
-            params.append(filters["user__emails__email"].strip().lower())
         if "status" in filters:
             status = filters["status"].upper()
             if status not in CONNECTION_STATUSES:
@@ -136,20 +128,9 @@ class ConnectionsMixin(AuthMixin, RepresentationsMixin):
                 "SELECT agreement_id FROM agreement_acceptances WHERE user_id = ?", (user_id,)
             )
         }
-
-        def to_api(row: sqlite3.Row) -> dict[str, Any]:
-            return {
-                "agreement_id": row["id"],
-                "business": uri("businesses", row["business_id"]),
-                "name": row["name"],
-                "text": row["text"],
-                "version": row["version"],
-                "required": bool(row["required"]),
-                "apply_to_join_flow": bool(row["apply_to_join_flow"]),
-                "is_accepted": row["id"] in accepted,
-            }
-
-        return self._page("agreements", where, params, limit, offset, to_api)
+        return self._page(
+            "agreements", where, params, limit, offset, lambda row: agreement_api(row, row["id"] in accepted)
+        )
 
     def accept_agreements(self, ctx: TokenContext, body: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Record acceptances (idempotent: a second acceptance keeps the first date)."""

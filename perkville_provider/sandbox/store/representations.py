@@ -21,6 +21,20 @@ def membership_api(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
+def agreement_api(row: sqlite3.Row, is_accepted: bool) -> dict[str, Any]:
+    """An agreement as the agreements view shows it to one user (``is_accepted`` is theirs)."""
+    return {
+        "agreement_id": row["id"],
+        "business": uri("businesses", row["business_id"]),
+        "name": row["name"],
+        "text": row["text"],
+        "version": row["version"],
+        "required": bool(row["required"]),
+        "apply_to_join_flow": bool(row["apply_to_join_flow"]),
+        "is_accepted": is_accepted,
+    }
+
+
 class RepresentationsMixin(StoreBase):
     """One method per resource: a row in, its API representation out."""
 

@@ -234,20 +234,12 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
     def list_transactions(
         self, ctx: TokenContext, filters: Mapping[str, str], limit: int, offset: int
     ) -> Page:
-        business = self._business(filters.get("business"))
-        where, params = ["business_id = ?"], [business["id"]]
-        own = self.visible_user(ctx, business["id"])
-        if own is not None:
-            where.append("user_id = ?")
-            params.append(own)
+        _, where, params = self._customer_data_filter(ctx, filters)
         if "user" in filters:
             where.append("user_id = ?")
             params.append(
                 ctx.user_id if filters["user"] == "me" else parse_ref(filters["user"], "user", "users")
             )
-        if "user__emails__email" in filters:
-            where.append("user_id IN (SELECT user_id FROM user_emails WHERE email = ?)")
-            params.append(filters["user__emails__email"].strip().lower())
         if "trans_source_id" in filters:
             where.append("trans_source_id = ?")
             params.append(filters["trans_source_id"])
