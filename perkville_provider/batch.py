@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
 from perkville_provider.records import RecordValidationError
+from perkville_provider.retries import CLIENT_ERROR_STATUSES, is_retriable_status
 
 INVALID = "invalid"
 FAILED = "failed"
@@ -45,8 +46,6 @@ SUMMARY_MAX_BYTES = 48_000
 _KEY_MAX_CHARS = 80
 _MESSAGE_MAX_CHARS = 240
 _CODE_MAX_CHARS = 64
-_PERMANENT_STATUS_RANGE = range(400, 500)
-_RETRIABLE_STATUSES = frozenset({408, 425, 429})
 
 Prepared = TypeVar("Prepared")
 log = logging.getLogger(__name__)
@@ -109,8 +108,8 @@ def is_retriable(error: BaseException) -> bool:
     if isinstance(explicit, bool):
         return explicit
     status = getattr(error, "status", None) or getattr(error, "status_code", None)
-    if isinstance(status, int) and status in _PERMANENT_STATUS_RANGE:
-        return status in _RETRIABLE_STATUSES
+    if isinstance(status, int) and status in CLIENT_ERROR_STATUSES:
+        return is_retriable_status(status)
     return not isinstance(error, ValueError | TypeError | LookupError)
 
 

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.log import redact
 
+from perkville_provider.retries import is_retriable_status
+
 if TYPE_CHECKING:
     import requests
 
 GENERAL_FIELD = "__all__"
-_TRANSIENT_CLIENT_STATUSES = frozenset({408, 425, 429})
 
 #: Customer-safe copy for join errors, from Perkville's "Joining the loyalty program" guide.
 CUSTOMER_SAFE_MESSAGES: Mapping[str, str] = {
@@ -61,12 +62,13 @@ class PerkvilleError(AirflowException):
     batch engine uses it to choose between a retried and a failed-for-good task.
     """
 
+    #: True on the classes whose errors no later try can fix, whatever the status.
+    permanent: ClassVar[bool] = False
+
     @property
     def retriable(self) -> bool:
-        """No answer, 5xx, 408, 425 and 429 may pass later; any other 4xx will not."""
-        if self.status is None or self.status >= 500:
-            return True
-        return self.status in _TRANSIENT_CLIENT_STATUSES
+        """No answer, 5xx, 408, 425 and 429 may pass later; any other 4xx, or a permanent class, not."""
+        return not self.permanent and is_retriable_status(self.status)
 
     def __init__(
         self,
@@ -109,7 +111,7 @@ class PerkvilleError(AirflowException):
 class PerkvilleConfigurationError(PerkvilleError):
     """The Airflow connection or the call lacks a setting it needs (no request was sent)."""
 
-    retriable = False
+    permanent = True
 
 
 class PerkvilleNetworkError(PerkvilleError):
@@ -119,25 +121,25 @@ class PerkvilleNetworkError(PerkvilleError):
 class PerkvilleAuthenticationError(PerkvilleError):
     """401 or a refused token grant: bad username or password, bad client, or a refused token."""
 
-    retriable = False
+    permanent = True
 
 
 class PerkvillePermissionError(PerkvilleError):
     """403: the token lacks the scope, or its user lacks the staff role, for this action."""
 
-    retriable = False
+    permanent = True
 
 
 class PerkvilleNotFoundError(PerkvilleError):
     """404: the object or path does not exist (or is not visible to this token)."""
 
-    retriable = False
+    permanent = True
 
 
 class PerkvilleValidationError(PerkvilleError):
     """400: Perkville refused the request's data; ``details`` names the fields and ``pv_*`` codes."""
 
-    retriable = False
+    permanent = True
 
     @property
     def field(self) -> str:

@@ -1,17 +1,17 @@
 """How one logical request reaches Perkville: rate limit, timeouts, retries, User-Agent.
 
-The retry policy lives here and only here. It retries what a later attempt can fix: 429 (after
-the server's ``Retry-After``), 500/502/503/504, connection errors and timeouts; never another 4xx.
-Every write the hook sends is idempotent (awards carry ``trans_source_id``, member posts are
-upserts, status patches and agreement acceptances are repeatable), so a write whose answer was
-lost is safe to send again; ``Delivery.maybe_committed`` tells the caller that this happened.
+The retry policy (its rules live in :mod:`perkville_provider.retries`) is applied here and only
+here. It retries what a later attempt can fix: 429 (after the server's ``Retry-After``),
+500/502/503/504, connection errors and timeouts; never another 4xx. Every write the hook sends is
+idempotent (awards carry ``trans_source_id``, member posts are upserts, status patches and
+agreement acceptances are repeatable), so a write whose answer was lost is safe to send again;
+``Delivery.maybe_committed`` tells the caller that this happened.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,10 +24,10 @@ from urllib3.exceptions import NewConnectionError
 
 from perkville_provider import __version__
 from perkville_provider.exceptions import PerkvilleNetworkError
+from perkville_provider.retries import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
 
@@ -71,34 +71,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return None
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter, capped by attempts and by total time.
-
-    :param max_attempts: attempts in all, the first included
-    :param max_elapsed: seconds after the first attempt beyond which no new attempt starts
-    :param backoff_initial: the first backoff in seconds, doubled each attempt
-    :param backoff_max: the largest backoff in seconds
-    :param max_retry_after: the longest ``Retry-After`` honoured; a longer one gives up at once
-    """
-
-    max_attempts: int = 6
-    max_elapsed: float = 120.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 20.0
-    max_retry_after: float = 60.0
-
-    def backoff(self, retry_number: int) -> float:
-        """Equal jitter: half the exponential step fixed, half random, so threads spread out."""
-        step = min(self.backoff_max, self.backoff_initial * 2 ** (retry_number - 1))
-        return step / 2 + random.uniform(0, step / 2)
-
-    def delay(self, retry_number: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return retry_after + random.uniform(0, min(1.0, self.backoff_initial))
-        return self.backoff(retry_number)
 
 
 class RateLimiter:
@@ -200,7 +172,7 @@ class Transport:
                     ) from None
                 maybe_committed = maybe_committed or not _never_sent(error)
             else:
-                if response.status_code not in RETRYABLE_STATUSES:
+                if not self.policy.is_retry(response.status_code):
                     return Delivery(response, attempt, maybe_committed)
                 failure = str(response.status_code)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))

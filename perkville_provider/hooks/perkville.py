@@ -41,10 +41,10 @@ from perkville_provider.records import (
     validate_member,
     validate_positive_int,
 )
+from perkville_provider.retries import RetryPolicy
 from perkville_provider.transport import (
     Delivery,
     RateLimiter,
-    RetryPolicy,
     Timeout,
     Transport,
     normalise_timeout,
@@ -205,7 +205,7 @@ class PerkvilleHook(HttpHook):
     :param max_requests_per_second: a client-side cap on request starts, across all threads
     :param pool_size: connections kept open to the API; at least the number of worker threads
     :param timeout: read timeout in seconds, or a (connect, read) pair; overrides the ``timeout`` extra
-    :param retry_policy: attempts, backoff and time caps for retryable failures
+    :param retry_policy: attempts, backoff and time caps for retriable failures
     """
 
     conn_name_attr = "perkville_conn_id"

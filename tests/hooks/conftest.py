@@ -19,8 +19,8 @@ import requests
 
 from perkville_provider.auth import clear_token_cache
 from perkville_provider.hooks.perkville import PerkvilleHook
+from perkville_provider.retries import RetryPolicy
 from perkville_provider.sandbox import seed
-from perkville_provider.transport import RetryPolicy
 
 ADMIN_USERNAME = seed.ADMIN_USERNAME
 ADMIN_PASSWORD = seed.ADMIN_PASSWORD

@@ -13,7 +13,8 @@ from perkville_provider.exceptions import (
     PerkvilleValidationError,
 )
 from perkville_provider.hooks.perkville import PerkvilleHook
-from perkville_provider.transport import RetryPolicy, parse_retry_after
+from perkville_provider.retries import RetryPolicy
+from perkville_provider.transport import parse_retry_after
 from tests.hooks.conftest import (
     CASEY,
     CHECKIN_PERK_ID,
