@@ -1,5 +1,19 @@
 """Typed errors for Perkville API failures, and the one mapping from an HTTP answer to them.
 
+Every error a hook method raises is a ``PerkvilleError``; catch it to catch them all::
+
+    AirflowException
+    └── PerkvilleError                   status, details, codes, method, path, retriable
+        ├── PerkvilleConfigurationError  the connection or the call lacks a setting (nothing sent)
+        ├── RecordValidationError        a record field that cannot be sent (nothing sent); also a ValueError
+        ├── PerkvilleNetworkError        no answer after every retry
+        ├── PerkvilleAuthenticationError 401, or a refused token grant
+        ├── PerkvillePermissionError     403
+        ├── PerkvilleNotFoundError       404
+        ├── PerkvilleValidationError     400/409/422: Perkville refused the data
+        ├── PerkvilleRateLimitedError    429 after every retry (retry_after)
+        └── PerkvilleServerError         5xx after every retry
+
 Every error carries the HTTP status, the ``pv_*`` (or OAuth) error codes, the method and the path,
 so an operator can sort failures without parsing text. None carries the token, the password or
 the client secret: messages are built from the server's error codes and texts, passed through
@@ -102,16 +116,42 @@ class PerkvilleError(AirflowException):
         return self.codes[0] if self.codes else None
 
     def fields(self) -> tuple[str, ...]:
+        """The fields named in the errors, in order, without repeats."""
         return tuple(dict.fromkeys(detail.field for detail in self.details))
-
-    def codes_for(self, field: str) -> tuple[str, ...]:
-        return tuple(detail.code for detail in self.details if detail.field == field)
 
 
 class PerkvilleConfigurationError(PerkvilleError):
     """The Airflow connection or the call lacks a setting it needs (no request was sent)."""
 
     permanent = True
+
+
+class RecordValidationError(PerkvilleError, ValueError):
+    """A record field that cannot be sent: says which field, what is wrong and the bad value.
+
+    Raised before any request (so a retry cannot fix it). It is also a ``ValueError``, for callers
+    that validate records without caring about the API.
+
+    :param field: the record's field
+    :param message: what is wrong, with the bad value
+    :param code: a short code for reports (``invalid``, ``required``)
+    """
+
+    permanent = True
+
+    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
+        # Not through PerkvilleError.__init__: records are validated by the million, and a
+        # record's message holds its own data, not a secret of the connection.
+        Exception.__init__(self, f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.status = None
+        self.details = (ErrorDetail(field, code, message),)
+        self.method = None
+        self.path = None
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
 
 class PerkvilleNetworkError(PerkvilleError):

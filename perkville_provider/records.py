@@ -17,22 +17,14 @@ from typing import Any
 
 import pendulum
 
+from perkville_provider.exceptions import RecordValidationError
+
 MAX_TRANS_SOURCE_ID_LENGTH = 255
 CONNECTION_STATUSES = ("ACTIVE", "INACTIVE")
 TRANS_SOURCE_ID_SEPARATOR = ":"
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _USER_IDENTIFIER_HELP = "user_email, user_id, or external_member_id with external_system_id"
-
-
-class RecordValidationError(ValueError):
-    """A record field that cannot be sent: says which field, what is wrong and the bad value."""
-
-    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.code = code
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from perkville_provider import __version__
-from perkville_provider.exceptions import PerkvilleNetworkError
+from perkville_provider.exceptions import PerkvilleConfigurationError, PerkvilleNetworkError
 from perkville_provider.retries import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,9 @@ class RateLimiter:
 
     def __init__(self, max_per_second: float) -> None:
         if max_per_second <= 0:
-            raise ValueError(f"max_requests_per_second must be positive, got {max_per_second!r}")
+            raise PerkvilleConfigurationError(
+                f"max_requests_per_second must be positive, got {max_per_second!r}"
+            )
         self.interval = 1.0 / (max_per_second * self.HEADROOM)
         self._next_start = 0.0
         self._lock = threading.Lock()

@@ -472,7 +472,7 @@ class PerkvilleHook(HttpHook):
     ) -> dict[str, Any] | None:
         """The customer's connection at the business, found by email or user id, or None."""
         if (email is None) == (user_id is None):
-            raise ValueError("find_connection needs exactly one of email or user_id")
+            raise PerkvilleConfigurationError("find_connection needs exactly one of email or user_id")
         params: dict[str, Any] = {"business": self._business(business_id), "limit": 1}
         if email is not None:
             params["user__emails__email"] = validate_email(email, field="email")
