@@ -1,16 +1,16 @@
 """PerkvilleHook: the one place that talks to the Perkville v2 API.
 
 connection -> token -> shared session -> request (rate limit, retries) -> typed error. One method
-per API action; operators build on these and never on raw HTTP. ``HttpHook`` supplies the base
-URL and the session's TLS, proxy and keep-alive set-up; this hook replaces what does not fit
-Perkville: basic auth (a bearer token instead), extras sent as headers (Perkville's settings are
-stripped), a new session per call (one pooled session per hook, shared by threads), and the plain
-``AirflowException`` on errors (typed exceptions instead).
+per API action; operators build on these and never on raw HTTP. The hook is an ``HttpHook`` for its
+connection type and its public attributes, but overrides none of HttpHook's private methods: the
+session is built in :mod:`perkville_provider.session` (a bearer token instead of basic auth, no
+extra ever sent as a header, one pooled session per hook shared by threads), and HttpHook's
+``run``, ``run_and_check`` and ``run_with_advanced_retry`` are refused, since they would bypass
+the rate limiter, the retry policy and the token re-grant.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -42,6 +42,7 @@ from perkville_provider.records import (
     validate_positive_int,
 )
 from perkville_provider.retries import RetryPolicy
+from perkville_provider.session import DEFAULT_API_URL, base_url_of, build_session
 from perkville_provider.transport import (
     Delivery,
     RateLimiter,
@@ -54,7 +55,6 @@ from perkville_provider.transport import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://api.perkville.com"
 #: The batch agreement endpoint; its real path is not documented (see the sandbox README).
 AGREEMENT_ACCEPT_PATH = "/v2/agreements-batch/"
 USERS_ME_PATH = "/v2/users/me/"
@@ -195,6 +195,14 @@ def _object_path(collection: str, ref: ObjectRef, id_field: str) -> str:
         ) from None
 
 
+def _not_supported(name: str) -> PerkvilleConfigurationError:
+    return PerkvilleConfigurationError(
+        f"PerkvilleHook.{name}() is not supported: it would bypass the hook's rate limiter, retry "
+        "policy and token re-grant; call hook.request(method, path, params=..., json=...) or "
+        "hook.request_json(...) instead"
+    )
+
+
 class PerkvilleHook(HttpHook):
     """Talks to the Perkville v2 API with a bearer token, retries, pagination and typed errors.
 
@@ -268,7 +276,9 @@ class PerkvilleHook(HttpHook):
             raise PerkvilleConfigurationError(
                 f"connection {self.perkville_conn_id!r}: the business_id extra {error.message}"
             ) from None
-        session = self._session_for(connection)
+        base_url = base_url_of(connection)
+        self.base_url = base_url  # HttpHook's public attribute, for url_from_endpoint
+        session = build_session(extra, adapter=self.adapter, auth=_BearerAuth(self))
         session.headers["User-Agent"] = user_agent()
         session.headers["Accept"] = "application/json"
         transport = Transport(
@@ -277,53 +287,45 @@ class PerkvilleHook(HttpHook):
             limiter=self.limiter,
             timeout=normalise_timeout(self.timeout if self.timeout is not None else extra.get("timeout")),
         )
-        return _Wiring(self.base_url, business_id, credentials, tokens, session, transport)
-
-    def _set_base_url(self, connection: Any) -> None:
-        """HttpHook's rule, except that a host without a scheme means HTTPS (HttpHook assumes HTTP)."""
-        if connection.host and "://" not in connection.host and not connection.schema:
-            connection = copy.copy(connection)
-            connection.schema = "https"
-        super()._set_base_url(connection)
-
-    def _session_for(self, connection: Any) -> requests.Session:
-        """HttpHook's session set-up (base URL, TLS, proxies, keep-alive pool) from one lookup."""
-        session = requests.Session()
-        self._set_base_url(connection)
-        session = self._configure_session_from_auth(session, connection)
-        session = self._configure_session_from_extra(session, connection, {})
-        return self._configure_session_from_mount_adapters(session)
+        return _Wiring(base_url, business_id, credentials, tokens, session, transport)
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> requests.Session:
-        """The hook's shared session (a fresh one only when headers or options are asked for)."""
-        if headers or extra_options:
-            return super().get_conn(headers, extra_options)
-        return self._wire().session
+        """The hook's shared session, or a new one when headers or options are asked for.
 
-    def _extract_auth(self, connection: Any) -> AuthBase:
-        return _BearerAuth(self)
-
-    def _configure_session_from_extra(
-        self, session: requests.Session, connection: Any, extra_options: dict[str, Any]
-    ) -> requests.Session:
-        """HttpHook's proxies, TLS and cert settings from the extras, but no extra becomes a header.
-
-        HttpHook sends every extra it does not know as an HTTP header; a Perkville connection's
-        extras are settings (some of them secrets), never headers, whatever their name.
+        :param headers: headers for a new session
+        :param extra_options: settings for a new session, read like the connection's extras
+        :return: a session that signs requests with the bearer token
         """
-        headers_before = dict(session.headers)
-        session = super()._configure_session_from_extra(session, connection, extra_options)
-        session.headers.clear()
-        session.headers.update(headers_before)
+        if not headers and not extra_options:
+            return self._wire().session
+        extra = {**self.get_connection(self.perkville_conn_id).extra_dejson, **(extra_options or {})}
+        session = build_session(extra, adapter=self.adapter, auth=_BearerAuth(self))
+        session.headers.update(self._wire().session.headers)
+        session.headers.update(headers or {})
         return session
 
-    def _configure_session_from_mount_adapters(self, session: requests.Session) -> requests.Session:
-        if self.adapter is not None:
-            session.mount("https://", self.adapter)
-            session.mount("http://", self.adapter)
-        return session
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused: HttpHook's ``run`` would skip the rate limiter, the retries and the token re-grant.
+
+        :raises PerkvilleConfigurationError: always; call :meth:`request` or :meth:`request_json`
+        """
+        raise _not_supported("run")
+
+    def run_and_check(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused, like :meth:`run`.
+
+        :raises PerkvilleConfigurationError: always; call :meth:`request` or :meth:`request_json`
+        """
+        raise _not_supported("run_and_check")
+
+    def run_with_advanced_retry(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused, like :meth:`run`: the hook's own retry policy applies to every request.
+
+        :raises PerkvilleConfigurationError: always; call :meth:`request` or :meth:`request_json`
+        """
+        raise _not_supported("run_with_advanced_retry")
 
     def get_token(self) -> str:
         """The bearer token: the pre-issued one, or this process's grant for the connection."""
