@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from _common import compare_clients, member_records
 
-from perkville_provider.hooks.perkville import member_request_body
+from perkville_provider.bodies import member_request_body
 from perkville_provider.operators.external_members import PerkvilleSyncMembersOperator
 from perkville_provider.records import validate_member
 

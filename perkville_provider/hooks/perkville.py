@@ -15,16 +15,22 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import pendulum
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
 from perkville_provider.auth import DEFAULT_TOKEN_URL, Credentials, TokenProvider, token_provider
+from perkville_provider.bodies import (
+    AwardStatus,
+    MemberStatus,
+    award_request_body,
+    json_value,
+    member_request_body,
+)
 from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
     PerkvilleError,
@@ -73,7 +79,6 @@ DEFAULT_PAGE_SIZE = 100
 DUPLICATE_CODE = "pv_duplicate_trans_source_id"
 DAILY_LIMIT_CODE = "pv_perk_daily_limit_reached"
 
-AwardStatus = Literal["awarded", "duplicate", "daily_limited"]
 ObjectRef = int | str | Mapping[str, Any]
 
 
@@ -101,7 +106,7 @@ class MemberUpsertResult:
     external_member: dict[str, Any]
 
     @property
-    def status(self) -> Literal["created", "updated"]:
+    def status(self) -> MemberStatus:
         return "created" if self.created else "updated"
 
 
@@ -126,59 +131,6 @@ class _BearerAuth(AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.hook.get_token()}"
         return request
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, pendulum.DateTime | pendulum.Date):
-        return value.isoformat()
-    return value
-
-
-def award_request_body(
-    award: Award, business_id: int, *, limit_to_once_per_calendar_day: bool = False
-) -> dict[str, Any]:
-    """The POST /v2/transactions/ body for one award (also what a dry run reports)."""
-    body: dict[str, Any] = {
-        "business": business_id,
-        "perk": award.perk_id,
-        "quantity": award.quantity,
-        "trans_source_id": award.trans_source_id,
-    }
-    if award.user_email is not None:
-        body["user_email"] = award.user_email
-    elif award.user_id is not None:
-        body["user"] = award.user_id
-    else:
-        body["external_member_id"] = award.external_member_id
-        body["external_system_id"] = award.external_system_id
-    if award.location_id is not None:
-        body["location"] = award.location_id
-    if award.transaction_dt is not None:
-        body["transaction_dt"] = _json_value(award.transaction_dt)
-    if limit_to_once_per_calendar_day:
-        body["limit_to_once_per_calendar_day"] = True
-    return body
-
-
-def member_request_body(member: Member, business_id: int) -> dict[str, Any]:
-    """The POST /v2/external-members/ body for one member (also what a dry run reports)."""
-    body: dict[str, Any] = {
-        "business": business_id,
-        "external_system_id": member.external_system_id,
-        "external_member_id": member.external_member_id,
-        "user_email": member.user_email,
-    }
-    optional = {
-        "first_name": member.first_name,
-        "last_name": member.last_name,
-        "external_membership_type": member.external_membership_type,
-        "external_membership_status": member.external_membership_status,
-        "external_join_dt": member.external_join_dt,
-        "external_cancel_dt": member.external_cancel_dt,
-        "home_location": member.home_location_id,
-    }
-    body.update({name: _json_value(value) for name, value in optional.items() if value is not None})
-    return body
 
 
 def _object_path(collection: str, ref: ObjectRef, id_field: str) -> str:
@@ -506,7 +458,7 @@ class PerkvilleHook(HttpHook):
         """PATCH some fields of one external member record (by id, URI or object)."""
         path = _object_path(EXTERNAL_MEMBERS_PATH, external_member, "external_member_record_id")
         return self.request_json(
-            "PATCH", path, json={name: _json_value(value) for name, value in fields.items()}
+            "PATCH", path, json={name: json_value(value) for name, value in fields.items()}
         )
 
     def iter_transactions(self, business_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:

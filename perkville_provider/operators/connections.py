@@ -11,9 +11,10 @@ import dataclasses
 import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from perkville_provider.batch import MAX_RESULTS_SHOWN, BatchJob, Outcome
+from perkville_provider.bodies import member_request_body
 from perkville_provider.exceptions import PerkvilleValidationError, customer_safe_message
 from perkville_provider.operators.base import (
     BatchSettings,
@@ -33,8 +34,12 @@ from perkville_provider.records import (
 if TYPE_CHECKING:
     from perkville_provider.hooks.perkville import PerkvilleHook
 
-LOOKUP_STATUSES = ("found", "not_found")
-JOIN_STATUSES = ("joined", "already_active", "agreement_required", "membership_not_active", "no_connection")
+LookupStatus = Literal["found", "not_found"]
+JoinStatus = Literal[
+    "joined", "already_active", "agreement_required", "membership_not_active", "no_connection"
+]
+LOOKUP_STATUSES = get_args(LookupStatus)
+JOIN_STATUSES = get_args(JoinStatus)
 ACTIVE = "ACTIVE"
 NO_CONNECTION = Outcome(
     "no_connection",
@@ -193,8 +198,6 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
             None if not self.external_system_id else as_text(self.external_system_id, "external_system_id")
         )
         business_id = settings.business_id
-
-        from perkville_provider.hooks.perkville import member_request_body
 
         def preview(request: JoinRequest) -> dict[str, Any]:
             return {

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from perkville_provider.batch import BatchJob, Outcome
+from perkville_provider.bodies import MemberStatus, member_request_body
 from perkville_provider.operators.base import (
     BatchSettings,
     PerkvilleBatchOperator,
@@ -18,7 +19,7 @@ from perkville_provider.records import Member, validate_member
 if TYPE_CHECKING:
     from perkville_provider.hooks.perkville import PerkvilleHook
 
-MEMBER_STATUSES = ("created", "updated")
+MEMBER_STATUSES = get_args(MemberStatus)
 
 
 class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
@@ -54,7 +55,6 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
         return as_records(self.members, "members")
 
     def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Member]:
-        from perkville_provider.hooks.perkville import member_request_body
 
         system_id = as_text(self.external_system_id, "external_system_id")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from perkville_provider.bodies import award_request_body
 from perkville_provider.exceptions import PerkvilleValidationError
-from perkville_provider.hooks.perkville import AwardResult, award_request_body
+from perkville_provider.hooks.perkville import AwardResult
 from perkville_provider.records import Award, RecordValidationError, validate_award
 from tests.hooks.conftest import BUSINESS_ID, CASEY, CHECKIN_PERK_ID, CLASS_PERK_ID
 
