@@ -14,6 +14,7 @@ keeps only counters and the first few failures and results.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import logging
@@ -24,10 +25,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, Generic, Protocol, TypeVar
 
 from perkville_provider.records import RecordValidationError
 from perkville_provider.retries import CLIENT_ERROR_STATUSES, is_retriable_status
@@ -62,8 +63,8 @@ class Outcome:
     """
 
     status: str
-    detail: Mapping[str, Any] = field(default_factory=dict)
-    metrics: Mapping[str, int] = field(default_factory=dict)
+    detail: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    metrics: Mapping[str, int] = dataclasses.field(default_factory=dict)
     code: str | None = None
     field: str | None = None
     message: str | None = None
@@ -288,7 +289,14 @@ class _Progress:
             self.logger.info("%s: %d records, %.1f records/s", self.name, done, rate)
 
 
-ReportPath = str | os.PathLike[str] | Any
+class WritablePath(Protocol):
+    """A path object that opens for writing, such as ``pathlib.Path`` or ``ObjectStoragePath``."""
+
+    def open(self, mode: str = ..., *args: Any, **kwargs: Any) -> IO[str]: ...
+
+
+#: Where the report goes: a local path, a URL string (opened with fsspec), or a path object.
+ReportPath = str | os.PathLike[str] | WritablePath
 
 
 @contextmanager

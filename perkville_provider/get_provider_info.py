@@ -43,8 +43,8 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Perkville",
                 "python-modules": [
-                    "perkville_provider.operators.transactions",
-                    "perkville_provider.operators.external_members",
+                    "perkville_provider.operators.award_points",
+                    "perkville_provider.operators.sync_members",
                     "perkville_provider.operators.connections",
                 ],
             }

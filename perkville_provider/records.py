@@ -20,7 +20,7 @@ import pendulum
 from perkville_provider.exceptions import RecordValidationError
 
 MAX_TRANS_SOURCE_ID_LENGTH = 255
-CONNECTION_STATUSES = ("ACTIVE", "INACTIVE")
+WRITABLE_CONNECTION_STATUSES = ("ACTIVE", "INACTIVE")
 TRANS_SOURCE_ID_SEPARATOR = ":"
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -41,11 +41,6 @@ class Award:
     location_id: int | None = None
     transaction_dt: pendulum.DateTime | None = None
 
-    @property
-    def key(self) -> str:
-        """The record's identity in reports."""
-        return self.trans_source_id
-
 
 @dataclass(frozen=True)
 class Member:
@@ -61,11 +56,6 @@ class Member:
     external_join_dt: pendulum.Date | pendulum.DateTime | None = None
     external_cancel_dt: pendulum.Date | pendulum.DateTime | None = None
     home_location_id: int | None = None
-
-    @property
-    def key(self) -> str:
-        """The record's identity in reports."""
-        return self.external_member_id
 
 
 def _shown(value: Any) -> str:
@@ -131,9 +121,9 @@ def validate_email(value: Any, field: str = "user_email") -> str:
 def validate_connection_status(value: Any) -> str:
     """A connection status the API accepts on write: ACTIVE or INACTIVE (any case)."""
     status = value.strip().upper() if isinstance(value, str) else None
-    if status not in CONNECTION_STATUSES:
+    if status not in WRITABLE_CONNECTION_STATUSES:
         raise RecordValidationError(
-            "status", f"must be one of {', '.join(CONNECTION_STATUSES)}, got {_shown(value)}"
+            "status", f"must be one of {', '.join(WRITABLE_CONNECTION_STATUSES)}, got {_shown(value)}"
         )
     return status
 

@@ -107,7 +107,6 @@ class Delivery:
     """The final answer to a request, and whether an earlier attempt may have been applied unseen."""
 
     response: requests.Response
-    attempts: int
     maybe_committed: bool
 
 
@@ -175,12 +174,12 @@ class Transport:
                 maybe_committed = maybe_committed or not _never_sent(error)
             else:
                 if not self.policy.is_retry(response.status_code):
-                    return Delivery(response, attempt, maybe_committed)
+                    return Delivery(response, maybe_committed)
                 failure = str(response.status_code)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 delay = self._next_delay(attempt, started, retry_after)
                 if delay is None:
-                    return Delivery(response, attempt, maybe_committed)
+                    return Delivery(response, maybe_committed)
                 maybe_committed = maybe_committed or response.status_code != 429
                 response.close()
             log.warning(

@@ -72,8 +72,6 @@ EXTERNAL_MEMBERS_PATH = "/v2/external-members/"
 TRANSACTIONS_PATH = "/v2/transactions/"
 AGREEMENTS_VIEW_PATH = "/v2/agreements-view/"
 
-#: Connection extras that configure this hook; HttpHook would otherwise send them as headers.
-SETTING_EXTRAS = ("client_id", "client_secret", "token", "token_url", "business_id", "scope", "timeout")
 DEFAULT_PAGE_SIZE = 100
 
 DUPLICATE_CODE = "pv_duplicate_trans_source_id"
@@ -189,7 +187,6 @@ class PerkvilleHook(HttpHook):
         )
         super().__init__(method="GET", http_conn_id=perkville_conn_id, adapter=adapter)
         self.perkville_conn_id = perkville_conn_id
-        self.max_requests_per_second = max_requests_per_second
         self.limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
         self.timeout = timeout
         self.retry_policy = retry_policy or RetryPolicy()
@@ -311,11 +308,7 @@ class PerkvilleHook(HttpHook):
         log.info("Perkville refused the token granted for %s; granting a new one", self.perkville_conn_id)
         wiring.tokens.replace_refused(refused, self._send_grant)
         again = wiring.transport.send(method, url, params=params, json=json)
-        return Delivery(
-            again.response,
-            delivery.attempts + again.attempts,
-            delivery.maybe_committed or again.maybe_committed,
-        )
+        return Delivery(again.response, delivery.maybe_committed or again.maybe_committed)
 
     def check_response(self, response: requests.Response) -> None:
         """Raise the typed Perkville error for any status of 400 or more."""

@@ -43,7 +43,6 @@ def test_a_minimal_award_is_normalised_with_quantity_one_and_a_lower_cased_email
     assert award == Award(
         trans_source_id="GYM:DT:CHECKIN:1", perk_id=501, quantity=1, user_email="casey@example.com"
     )
-    assert award.key == "GYM:DT:CHECKIN:1"
 
 
 def test_the_default_perk_is_used_only_when_the_record_has_none():
@@ -173,7 +172,6 @@ def test_a_member_is_normalised_with_upper_case_status_and_dates():
         external_cancel_dt=pendulum.datetime(2025, 2, 1, tz="UTC"),
         home_location_id=101,
     )
-    assert member.key == "1001"
 
 
 @pytest.mark.parametrize("field", ["external_member_id", "user_email"])

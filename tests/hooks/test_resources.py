@@ -14,7 +14,6 @@ from perkville_provider.exceptions import (
 )
 from perkville_provider.hooks.perkville import (
     AGREEMENT_ACCEPT_PATH,
-    SETTING_EXTRAS,
     MemberUpsertResult,
     PerkvilleHook,
 )
@@ -162,6 +161,10 @@ def test_test_connection_names_the_user_and_reports_failure_as_text(make_hook):
     assert ok is False
     assert "username or password" in message
     assert "wrong-password-9" not in message
+
+
+#: The connection extras that configure the hook: none may reach the API as a header.
+SETTING_EXTRAS = ("client_id", "client_secret", "token", "token_url", "business_id", "scope", "timeout")
 
 
 def test_setting_extras_never_become_headers_and_the_user_agent_names_provider_and_airflow(
