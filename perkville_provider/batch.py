@@ -33,6 +33,31 @@ from typing import IO, Any, Generic, Protocol, TypeVar
 from perkville_provider.records import RecordValidationError
 from perkville_provider.retries import CLIENT_ERROR_STATUSES, is_retriable_status
 
+__all__ = [
+    "DEFAULT_MAX_WORKERS",
+    "FAILED",
+    "INVALID",
+    "MAX_FAILURES_SHOWN",
+    "MAX_RESULTS_SHOWN",
+    "PROGRESS_INTERVAL_SECONDS",
+    "SUMMARY_MAX_BYTES",
+    "WOULD_SEND",
+    "BatchJob",
+    "Outcome",
+    "ReportPath",
+    "WritablePath",
+    "chunked",
+    "error_code",
+    "exceeds_failure_ratio",
+    "failure_count",
+    "failures_are_retriable",
+    "fit_summary",
+    "format_summary",
+    "is_retriable",
+    "merge_summaries",
+    "run_batch",
+]
+
 INVALID = "invalid"
 FAILED = "failed"
 WOULD_SEND = "would_send"
@@ -72,10 +97,12 @@ class Outcome:
 
     @property
     def is_failure(self) -> bool:
+        """Whether the record counts against ``max_failure_ratio`` (invalid or failed)."""
         return self.status in (INVALID, FAILED)
 
     @classmethod
     def invalid(cls, error: RecordValidationError) -> Outcome:
+        """The outcome of a record that failed validation (it was never sent)."""
         return cls(INVALID, code=error.code, field=error.field, message=error.message)
 
     @classmethod
@@ -292,7 +319,9 @@ class _Progress:
 class WritablePath(Protocol):
     """A path object that opens for writing, such as ``pathlib.Path`` or ``ObjectStoragePath``."""
 
-    def open(self, mode: str = ..., *args: Any, **kwargs: Any) -> IO[str]: ...
+    def open(self, mode: str = ..., *args: Any, **kwargs: Any) -> IO[str]:
+        """Open the file, here for writing text."""
+        ...
 
 
 #: Where the report goes: a local path, a URL string (opened with fsspec), or a path object.

@@ -35,6 +35,26 @@ from perkville_provider.retries import is_retriable_status
 if TYPE_CHECKING:
     import requests
 
+__all__ = [
+    "CUSTOMER_SAFE_MESSAGES",
+    "GENERAL_FIELD",
+    "ErrorDetail",
+    "PerkvilleAuthenticationError",
+    "PerkvilleConfigurationError",
+    "PerkvilleError",
+    "PerkvilleNetworkError",
+    "PerkvilleNotFoundError",
+    "PerkvillePermissionError",
+    "PerkvilleRateLimitedError",
+    "PerkvilleServerError",
+    "PerkvilleValidationError",
+    "RecordValidationError",
+    "customer_safe_message",
+    "error_details",
+    "error_from_response",
+    "summarise_details",
+]
+
 GENERAL_FIELD = "__all__"
 
 #: Customer-safe copy for join errors, from Perkville's "Joining the loyalty program" guide.
@@ -221,8 +241,11 @@ _ERROR_CLASS_BY_STATUS: Mapping[int, type[PerkvilleError]] = {
 
 
 def error_details(body: Any) -> tuple[ErrorDetail, ...]:
-    """Read Perkville's error shapes: ``{"errors": {field: [{code, message}]}}`` and OAuth's
-    ``{"error", "error_description"}``; anything else yields no details."""
+    """Read Perkville's error entries from an answer's body.
+
+    Reads ``{"errors": {field: [{code, message}]}}`` and OAuth's ``{"error", "error_description"}``;
+    anything else yields no details.
+    """
     if not isinstance(body, Mapping):
         return ()
     errors = body.get("errors")

@@ -19,6 +19,23 @@ import pendulum
 
 from perkville_provider.exceptions import RecordValidationError
 
+__all__ = [
+    "MAX_TRANS_SOURCE_ID_LENGTH",
+    "TRANS_SOURCE_ID_SEPARATOR",
+    "WRITABLE_CONNECTION_STATUSES",
+    "Award",
+    "Member",
+    "RecordValidationError",
+    "build_trans_source_id",
+    "validate_award",
+    "validate_aware_datetime",
+    "validate_connection_status",
+    "validate_date_or_datetime",
+    "validate_email",
+    "validate_member",
+    "validate_positive_int",
+]
+
 MAX_TRANS_SOURCE_ID_LENGTH = 255
 WRITABLE_CONNECTION_STATUSES = ("ACTIVE", "INACTIVE")
 TRANS_SOURCE_ID_SEPARATOR = ":"

@@ -26,6 +26,19 @@ from perkville_provider import __version__
 from perkville_provider.exceptions import PerkvilleConfigurationError, PerkvilleNetworkError
 from perkville_provider.retries import RetryPolicy
 
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_READ_TIMEOUT",
+    "Delivery",
+    "RateLimiter",
+    "RetryPolicy",
+    "Timeout",
+    "Transport",
+    "normalise_timeout",
+    "parse_retry_after",
+    "user_agent",
+]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -84,7 +97,13 @@ class RateLimiter:
 
     HEADROOM = 0.95
 
-    def __init__(self, max_per_second: float) -> None:
+    def __init__(
+        self,
+        max_per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if max_per_second <= 0:
             raise PerkvilleConfigurationError(
                 f"max_requests_per_second must be positive, got {max_per_second!r}"
@@ -92,14 +111,17 @@ class RateLimiter:
         self.interval = 1.0 / (max_per_second * self.HEADROOM)
         self._next_start = 0.0
         self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
 
     def acquire(self) -> None:
+        """Wait until this request may start."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             start = max(now, self._next_start)
             self._next_start = start + self.interval
         if start > now:
-            time.sleep(start - now)
+            self._sleep(start - now)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -24,27 +24,19 @@ from requests.auth import AuthBase
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
 from perkville_provider.auth import DEFAULT_TOKEN_URL, Credentials, TokenProvider, token_provider
-from perkville_provider.bodies import (
-    AwardStatus,
-    MemberStatus,
-    award_request_body,
-    json_value,
-    member_request_body,
-)
 from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
     PerkvilleError,
-    PerkvilleValidationError,
     error_from_response,
 )
+from perkville_provider.hooks.resources import (
+    AGREEMENT_ACCEPT_PATH,
+    AwardResult,
+    MemberUpsertResult,
+    PerkvilleResourcesMixin,
+)
 from perkville_provider.records import (
-    Award,
-    Member,
     RecordValidationError,
-    validate_award,
-    validate_connection_status,
-    validate_email,
-    validate_member,
     validate_positive_int,
 )
 from perkville_provider.retries import RetryPolicy
@@ -61,51 +53,9 @@ from perkville_provider.transport import (
 
 log = logging.getLogger(__name__)
 
-#: The batch agreement endpoint; its real path is not documented (see the sandbox README).
-AGREEMENT_ACCEPT_PATH = "/v2/agreements-batch/"
-USERS_ME_PATH = "/v2/users/me/"
-BUSINESSES_PATH = "/v2/businesses/"
-LOCATIONS_PATH = "/v2/locations/"
-PERKS_PATH = "/v2/perks/"
-CONNECTIONS_PATH = "/v2/connections/"
-EXTERNAL_MEMBERS_PATH = "/v2/external-members/"
-TRANSACTIONS_PATH = "/v2/transactions/"
-AGREEMENTS_VIEW_PATH = "/v2/agreements-view/"
+__all__ = ["AGREEMENT_ACCEPT_PATH", "DEFAULT_PAGE_SIZE", "AwardResult", "MemberUpsertResult", "PerkvilleHook"]
 
 DEFAULT_PAGE_SIZE = 100
-
-DUPLICATE_CODE = "pv_duplicate_trans_source_id"
-DAILY_LIMIT_CODE = "pv_perk_daily_limit_reached"
-
-ObjectRef = int | str | Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class AwardResult:
-    """What one award did. ``points`` counts what this call credited: 0 unless ``awarded``.
-
-    ``recovered_after_lost_response`` marks a duplicate that followed an attempt whose answer
-    was lost (a reset, a timeout or a 5xx): most likely that attempt awarded the points.
-    """
-
-    status: AwardStatus
-    trans_source_id: str
-    points: int
-    transaction: dict[str, Any] | None
-    recovered_after_lost_response: bool = False
-
-
-@dataclass(frozen=True)
-class MemberUpsertResult:
-    """What one external member upsert did, with the URI of the member's connection."""
-
-    created: bool
-    connection_uri: str
-    external_member: dict[str, Any]
-
-    @property
-    def status(self) -> MemberStatus:
-        return "created" if self.created else "updated"
 
 
 @dataclass(frozen=True)
@@ -131,20 +81,6 @@ class _BearerAuth(AuthBase):
         return request
 
 
-def _object_path(collection: str, ref: ObjectRef, id_field: str) -> str:
-    """The detail path of an object given as an id, a resource URI, or an object dict."""
-    if isinstance(ref, Mapping):
-        ref = ref.get("resource_uri") or ref.get(id_field) or ""
-    if isinstance(ref, str) and ref.startswith(collection):
-        return ref if ref.endswith("/") else ref + "/"
-    try:
-        return f"{collection}{validate_positive_int(ref, id_field)}/"
-    except RecordValidationError:
-        raise RecordValidationError(
-            id_field, f"must be an id or a {collection}<id>/ URI, got {ref!r}"
-        ) from None
-
-
 def _not_supported(name: str) -> PerkvilleConfigurationError:
     return PerkvilleConfigurationError(
         f"PerkvilleHook.{name}() is not supported: it would bypass the hook's rate limiter, retry "
@@ -153,7 +89,7 @@ def _not_supported(name: str) -> PerkvilleConfigurationError:
     )
 
 
-class PerkvilleHook(HttpHook):
+class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
     """Talks to the Perkville v2 API with a bearer token, retries, pagination and typed errors.
 
     Nothing is looked up or sent until the first call. One hook is safe to share between threads:
@@ -277,11 +213,21 @@ class PerkvilleHook(HttpHook):
         raise _not_supported("run_with_advanced_retry")
 
     def get_token(self) -> str:
-        """The bearer token: the pre-issued one, or this process's grant for the connection."""
+        """The bearer token: the pre-issued one, or this process's grant for the connection.
+
+        :return: the token
+        :raises PerkvilleAuthenticationError: when the grant is refused
+        :raises PerkvilleConfigurationError: when the connection lacks what a grant needs
+        """
         return self._wire().tokens.token(self._send_grant)
 
     def grant_token(self) -> str:
-        """Run a new password grant now, whatever is cached or pre-issued (for minting a token)."""
+        """Run a new password grant now, whatever is cached or pre-issued (for minting a token).
+
+        :return: the new token
+        :raises PerkvilleAuthenticationError: when the grant is refused
+        :raises PerkvilleConfigurationError: when the connection lacks what a grant needs
+        """
         wiring = self._wire()
         return TokenProvider(replace(wiring.credentials, token=None)).token(self._send_grant)
 
@@ -311,7 +257,11 @@ class PerkvilleHook(HttpHook):
         return Delivery(again.response, delivery.maybe_committed or again.maybe_committed)
 
     def check_response(self, response: requests.Response) -> None:
-        """Raise the typed Perkville error for any status of 400 or more."""
+        """Raise the typed Perkville error for any status of 400 or more.
+
+        :param response: an answer from Perkville
+        :raises PerkvilleError: the subclass for the status, with the ``pv_*`` codes and fields
+        """
         if response.status_code < 400:
             return
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -332,7 +282,15 @@ class PerkvilleHook(HttpHook):
     def request(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
     ) -> requests.Response:
-        """One API call with auth, retries and typed errors; the escape hatch for unwrapped actions."""
+        """One API call with auth, rate limit, retries and typed errors; the way to unwrapped actions.
+
+        :param method: the HTTP method
+        :param path: the API path (``/v2/...``) or a full URL on the API's origin
+        :param params: the query parameters
+        :param json: the JSON body
+        :return: the successful response
+        :raises PerkvilleError: the typed error for a refusal, or ``PerkvilleNetworkError``
+        """
         response = self._deliver(method.upper(), path, params=params, json=json).response
         self.check_response(response)
         return response
@@ -340,6 +298,15 @@ class PerkvilleHook(HttpHook):
     def request_json(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
     ) -> Any:
+        """:meth:`request`, returning the decoded JSON body.
+
+        :param method: the HTTP method
+        :param path: the API path (``/v2/...``) or a full URL on the API's origin
+        :param params: the query parameters
+        :param json: the JSON body
+        :return: the decoded body, or None for an empty answer
+        :raises PerkvilleError: the typed error for a refusal, or ``PerkvilleNetworkError``
+        """
         response = self.request(method, path, params=params, json=json)
         return response.json() if response.content else None
 
@@ -349,6 +316,12 @@ class PerkvilleHook(HttpHook):
         """Yield every object of a list endpoint, one page in memory at a time.
 
         Walks ``limit``/``offset``, and follows ``meta.next`` when the API gives one.
+
+        :param path: the list endpoint
+        :param params: the query filters
+        :param page_size: objects asked for per page
+        :return: an iterator of the objects
+        :raises PerkvilleError: when Perkville refuses or does not answer
         """
         query: dict[str, Any] = {"limit": page_size, "offset": 0, **(params or {})}
         next_path: str | None = path
@@ -379,10 +352,11 @@ class PerkvilleHook(HttpHook):
             )
         return default
 
-    # -- resources -----------------------------------------------------------------------------
-
     def test_connection(self) -> tuple[bool, str]:
-        """A cheap authenticated call (who am I) for the UI button and `airflow connections test`."""
+        """A cheap authenticated call (who am I) for the UI button and `airflow connections test`.
+
+        :return: whether it worked, and a message naming the user or the failure (never a secret)
+        """
         try:
             user = self.get_current_user()
         except PerkvilleError as error:
@@ -392,155 +366,3 @@ class PerkvilleHook(HttpHook):
         emails = [entry.get("email") for entry in user.get("emails") or [] if entry.get("primary")]
         who = emails[0] if emails else f"user {user.get('user_id')}"
         return True, f"Connected to Perkville at {self._wire().base_url} as {who}"
-
-    def get_current_user(self) -> dict[str, Any]:
-        return self.request_json("GET", USERS_ME_PATH)
-
-    def get_business(self, business_id: int | None = None) -> dict[str, Any]:
-        return self.request_json("GET", f"{BUSINESSES_PATH}{self._business(business_id)}/")
-
-    def list_locations(self, business_id: int | None = None) -> list[dict[str, Any]]:
-        return list(self.paginate(LOCATIONS_PATH, {"business": self._business(business_id)}))
-
-    def list_perks(
-        self, business_id: int | None = None, classification: str | None = None
-    ) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"business": self._business(business_id)}
-        if classification:
-            params["classification"] = classification
-        return list(self.paginate(PERKS_PATH, params))
-
-    def iter_connections(self, business_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
-        """Every connection of the business matching ``filters`` (e.g. ``status="ACTIVE"``)."""
-        return self.paginate(CONNECTIONS_PATH, {"business": self._business(business_id), **filters})
-
-    def find_connection(
-        self, business_id: int | None = None, email: str | None = None, user_id: int | None = None
-    ) -> dict[str, Any] | None:
-        """The customer's connection at the business, found by email or user id, or None."""
-        if (email is None) == (user_id is None):
-            raise PerkvilleConfigurationError("find_connection needs exactly one of email or user_id")
-        params: dict[str, Any] = {"business": self._business(business_id), "limit": 1}
-        if email is not None:
-            params["user__emails__email"] = validate_email(email, field="email")
-        else:
-            params["user_id"] = validate_positive_int(user_id, "user_id")
-        objects = (self.request_json("GET", CONNECTIONS_PATH, params=params) or {}).get("objects") or []
-        return objects[0] if objects else None
-
-    def set_connection_status(self, connection: ObjectRef, status: str) -> dict[str, Any]:
-        """Join (``ACTIVE``) or leave (``INACTIVE``) the program; other values fail before sending."""
-        status = validate_connection_status(status)
-        path = _object_path(CONNECTIONS_PATH, connection, "connection_id")
-        return self.request_json("PATCH", path, json={"status": status})
-
-    def upsert_external_member(
-        self, member: Member | Mapping[str, Any], business_id: int | None = None
-    ) -> MemberUpsertResult:
-        """Create or update the member's external record (and its connection when missing)."""
-        if not isinstance(member, Member):
-            member = validate_member(member)
-        body = member_request_body(member, self._business(business_id))
-        response = self.request("POST", EXTERNAL_MEMBERS_PATH, json=body)
-        record = response.json()
-        created = {201: True, 200: False}.get(response.status_code, bool(record.get("created")))
-        connection_uri = record.get("connection") or response.headers.get("Location") or ""
-        return MemberUpsertResult(created=created, connection_uri=connection_uri, external_member=record)
-
-    def update_external_member(self, external_member: ObjectRef, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """PATCH some fields of one external member record (by id, URI or object)."""
-        path = _object_path(EXTERNAL_MEMBERS_PATH, external_member, "external_member_record_id")
-        return self.request_json(
-            "PATCH", path, json={name: json_value(value) for name, value in fields.items()}
-        )
-
-    def iter_transactions(self, business_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
-        return self.paginate(TRANSACTIONS_PATH, {"business": self._business(business_id), **filters})
-
-    def find_transaction(self, trans_source_id: str, business_id: int | None = None) -> dict[str, Any] | None:
-        """The business's transaction with this ``trans_source_id``, or None."""
-        params = {"business": self._business(business_id), "trans_source_id": trans_source_id, "limit": 1}
-        objects = (self.request_json("GET", TRANSACTIONS_PATH, params=params) or {}).get("objects") or []
-        return objects[0] if objects else None
-
-    def award_points(
-        self,
-        award: Award | Mapping[str, Any],
-        business_id: int | None = None,
-        limit_to_once_per_calendar_day: bool = False,
-    ) -> AwardResult:
-        """Award points exactly once per ``trans_source_id``, whatever Perkville answers to a repeat.
-
-        201 is ``awarded``; a repeat is ``duplicate`` whether it comes back as 200 with the existing
-        transaction, as ``pv_duplicate_trans_source_id``, or as any other error on the
-        ``trans_source_id`` field that a lookup confirms; ``pv_perk_daily_limit_reached`` is
-        ``daily_limited``. Any other refusal raises its typed error.
-        """
-        if not isinstance(award, Award):
-            award = validate_award(award)
-        business = self._business(business_id)
-        body = award_request_body(
-            award, business, limit_to_once_per_calendar_day=limit_to_once_per_calendar_day
-        )
-        delivery = self._deliver("POST", TRANSACTIONS_PATH, json=body)
-        response = delivery.response
-        lost = delivery.maybe_committed
-        if response.status_code in (200, 201):
-            transaction = response.json()
-            if response.status_code == 201:
-                return AwardResult("awarded", award.trans_source_id, _points_of(transaction), transaction)
-            return AwardResult("duplicate", award.trans_source_id, 0, transaction, lost)
-        try:
-            self.check_response(response)
-        except PerkvilleValidationError as error:
-            return self._award_refused(award, business, error, lost)
-        raise PerkvilleError(f"unexpected answer {response.status_code}", status=response.status_code)
-
-    def _award_refused(
-        self, award: Award, business_id: int, error: PerkvilleValidationError, lost: bool
-    ) -> AwardResult:
-        """A refused award: a duplicate, a daily limit, or a real error.
-
-        After a lost answer, or a refusal about ``trans_source_id`` in words the hook does not
-        know, the transaction is looked up: an attempt may have committed whatever the resend
-        is told (Perkville does not document which check comes first).
-        """
-        if DUPLICATE_CODE in error.codes:
-            return AwardResult("duplicate", award.trans_source_id, 0, None, lost)
-        if lost or "trans_source_id" in error.fields():
-            existing = self.find_transaction(award.trans_source_id, business_id)
-            if existing is not None:
-                return AwardResult("duplicate", award.trans_source_id, 0, existing, lost)
-        if DAILY_LIMIT_CODE in error.codes:
-            return AwardResult("daily_limited", award.trans_source_id, 0, None, lost)
-        raise error
-
-    def get_join_agreements(self, user_id: int, business_id: int | None = None) -> list[dict[str, Any]]:
-        """The agreements the customer must see to join, each with ``is_accepted``."""
-        params = {
-            "business": self._business(business_id),
-            "user_id": validate_positive_int(user_id, "user_id"),
-            "apply_to_join_flow": "true",
-        }
-        return list(self.paginate(AGREEMENTS_VIEW_PATH, params))
-
-    def accept_agreements(
-        self, user_id: int, agreement_ids: Iterable[int], business_id: int | None = None
-    ) -> list[dict[str, Any]]:
-        """Record that the customer accepted these agreements (call only when they did)."""
-        body = {
-            "business": self._business(business_id),
-            "user_id": validate_positive_int(user_id, "user_id"),
-            "agreement_ids": [
-                validate_positive_int(agreement, "agreement_ids") for agreement in agreement_ids
-            ],
-        }
-        return (self.request_json("POST", AGREEMENT_ACCEPT_PATH, json=body) or {}).get("objects") or []
-
-
-def _points_of(transaction: Mapping[str, Any]) -> int:
-    """Points credited by a transaction: per-unit points times quantity."""
-    try:
-        return int(transaction.get("points") or 0) * int(transaction.get("quantity") or 1)
-    except (TypeError, ValueError):
-        return 0
