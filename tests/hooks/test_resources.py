@@ -18,7 +18,7 @@ from perkville_provider.hooks.perkville import (
     PerkvilleHook,
 )
 from perkville_provider.records import RecordValidationError
-from tests.hooks.conftest import ADMIN_USERNAME, BUSINESS_ID, CASEY, CHECKIN_PERK_ID, ROBIN
+from tests.helpers.hook_sandbox import ADMIN_USERNAME, BUSINESS_ID, CASEY, CHECKIN_PERK_ID, ROBIN
 
 
 def test_business_locations_and_perks_are_read_for_the_connections_business(hook):
