@@ -55,8 +55,14 @@ class AirflowApi:
                 time.sleep(2)
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-    def trigger(self, dag_id: str, run_id: str, start: pendulum.DateTime, end: pendulum.DateTime,
-                conf: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    def trigger(
+        self,
+        dag_id: str,
+        run_id: str,
+        start: pendulum.DateTime,
+        end: pendulum.DateTime,
+        conf: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """A run with an explicit logical date and data interval ``[start, end)``, as a scheduled one has."""
         body = {
             "dag_run_id": run_id,
@@ -70,8 +76,9 @@ class AirflowApi:
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float,
-                     while_waiting: Callable[[], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout: float, while_waiting: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
         """Poll the run until it is success or failed; raise on timeout."""
         deadline = time.monotonic() + timeout
         while True:

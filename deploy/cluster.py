@@ -71,7 +71,10 @@ def free_port() -> int:
 
 def ensure_debian_packages() -> None:
     """``apt-get install`` PostgreSQL and Redis when their servers are missing (update the lists once)."""
-    found = {"postgresql": _pg_bin_dir() is not None, "redis-server": shutil.which("redis-server") is not None}
+    found = {
+        "postgresql": _pg_bin_dir() is not None,
+        "redis-server": shutil.which("redis-server") is not None,
+    }
     missing = [package for package, present in found.items() if not present]
     if not missing:
         return
@@ -211,19 +214,45 @@ def start_postgres(state: State, timeout: float) -> None:
             shutil.chown(folder, "postgres", "postgres")
         data.chmod(0o700)
         _run_as_postgres(
-            [str(bin_dir / "initdb"), "-D", str(data), "--auth-local=peer", "--auth-host=scram-sha-256",
-             "--encoding=UTF8", "--locale=C.UTF-8"],
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
             component,
-        )  # fmt: skip
+        )
     component.start(
-        [str(bin_dir / "postgres"), "-D", str(data), "-c", "listen_addresses=127.0.0.1",
-         "-c", f"port={state.ports['postgres']}", "-c", f"unix_socket_directories={sock}",
-         "-c", "max_connections=200", "-c", "fsync=off", "-c", "full_page_writes=off"],
-        env=os.environ.copy(), user="postgres",
-    )  # fmt: skip
+        [
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"port={state.ports['postgres']}",
+            "-c",
+            f"unix_socket_directories={sock}",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "fsync=off",
+            "-c",
+            "full_page_writes=off",
+        ],
+        env=os.environ.copy(),
+        user="postgres",
+    )
     psql = [str(bin_dir / "psql"), "-h", str(sock), "-p", str(state.ports["postgres"]), "-U", "postgres"]
-    _wait("accepting connections", lambda: _run_as_postgres([*psql, "-c", "SELECT 1"], None) == 0,
-          component, timeout)  # fmt: skip
+    _wait(
+        "accepting connections",
+        lambda: _run_as_postgres([*psql, "-c", "SELECT 1"], None) == 0,
+        component,
+        timeout,
+    )
     for role, database in (("airflow", "airflow"), ("gym", "gym")):
         password = state.secrets[f"pg_{role}"]
         sql = (
@@ -233,8 +262,11 @@ def start_postgres(state: State, timeout: float) -> None:
         _run_as_postgres([*psql, "-q", "-c", sql], component)
         exists = subprocess.run(
             [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{database}'"],
-            user="postgres", capture_output=True, text=True, check=False,
-        ).stdout.strip()  # fmt: skip
+            user="postgres",
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
         if exists != "1":
             _run_as_postgres([*psql, "-q", "-c", f"CREATE DATABASE {database} OWNER {role}"], component)
 
@@ -242,7 +274,9 @@ def start_postgres(state: State, timeout: float) -> None:
 def _run_as_postgres(command: list[str], component: Component | None) -> int:
     done = subprocess.run(command, user="postgres", capture_output=True, text=True, check=False, cwd="/")
     if done.returncode != 0 and component is not None:
-        raise ClusterError(component, f"{Path(command[0]).name} failed: {(done.stderr or done.stdout)[-800:]}")
+        raise ClusterError(
+            component, f"{Path(command[0]).name} failed: {(done.stderr or done.stdout)[-800:]}"
+        )
     return done.returncode
 
 
@@ -251,11 +285,27 @@ def start_redis(state: State, timeout: float) -> None:
     folder = state.root / "redis"
     folder.mkdir(parents=True, exist_ok=True)
     component.start(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(state.ports["redis"]), "--save", "",
-         "--appendonly", "no", "--daemonize", "no", "--dir", str(folder),
-         "--pidfile", str(folder / "redis.pid"), "--unixsocket", ""],
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(state.ports["redis"]),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(folder),
+            "--pidfile",
+            str(folder / "redis.pid"),
+            "--unixsocket",
+            "",
+        ],
         env=os.environ.copy(),
-    )  # fmt: skip
+    )
 
     def ping() -> bool:
         with socket.create_connection(("127.0.0.1", state.ports["redis"]), timeout=2) as sock:
@@ -268,11 +318,23 @@ def start_redis(state: State, timeout: float) -> None:
 def start_sandbox(state: State, timeout: float) -> None:
     component = state.component("sandbox")
     component.start(
-        [str(BIN / "perkville-sandbox"), "serve", "--host", "127.0.0.1", "--port", str(state.ports["sandbox"]),
-         "--db", str(state.root / "sandbox.db"), "--latency-ms", str(SANDBOX_LATENCY_MS),
-         "--jitter-ms", str(SANDBOX_JITTER_MS), "--quiet"],
+        [
+            str(BIN / "perkville-sandbox"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(state.ports["sandbox"]),
+            "--db",
+            str(state.root / "sandbox.db"),
+            "--latency-ms",
+            str(SANDBOX_LATENCY_MS),
+            "--jitter-ms",
+            str(SANDBOX_JITTER_MS),
+            "--quiet",
+        ],
         env=os.environ.copy(),
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{state.ports['sandbox']}/_sandbox/health"
     _wait("healthy", lambda: requests.get(url, timeout=5).ok, component, timeout)
 
@@ -296,21 +358,47 @@ def _wait_exit(component: Component, timeout: float) -> None:
 def load_gym_source(state: State, options: Options, env: dict[str, str], timeout: float) -> None:
     component = state.component("gym-source")
     component.start(
-        [sys.executable, str(DEPLOY / "gym_source.py"), "--members", str(options.members),
-         "--checkins-per-day", str(options.checkins_per_day), "--days", str(options.days),
-         "--anchor", options.anchor, "--sqlite", str(state.root / "gym.sqlite")],
+        [
+            sys.executable,
+            str(DEPLOY / "gym_source.py"),
+            "--members",
+            str(options.members),
+            "--checkins-per-day",
+            str(options.checkins_per_day),
+            "--days",
+            str(options.days),
+            "--anchor",
+            options.anchor,
+            "--sqlite",
+            str(state.root / "gym.sqlite"),
+        ],
         env=env,
-    )  # fmt: skip
+    )
     _wait_exit(component, timeout)
 
 
 def start_airflow(state: State, env: dict[str, str], timeout: float) -> None:
     api = f"http://127.0.0.1:{state.ports['api']}"
     server = state.component("api-server")
-    server.start([str(BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(state.ports["api"]),
-                  "--workers", "1"], env=env)  # fmt: skip
-    _wait("answering /api/v2/monitor/health", lambda: requests.get(f"{api}/api/v2/monitor/health", timeout=5).ok,
-          server, timeout)  # fmt: skip
+    server.start(
+        [
+            str(BIN / "airflow"),
+            "api-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(state.ports["api"]),
+            "--workers",
+            "1",
+        ],
+        env=env,
+    )
+    _wait(
+        "answering /api/v2/monitor/health",
+        lambda: requests.get(f"{api}/api/v2/monitor/health", timeout=5).ok,
+        server,
+        timeout,
+    )
     for name, command in (
         ("scheduler", ["scheduler", "--skip-serve-logs"]),
         ("dag-processor", ["dag-processor"]),
@@ -318,18 +406,45 @@ def start_airflow(state: State, env: dict[str, str], timeout: float) -> None:
     ):
         state.component(name).start([str(BIN / "airflow"), *command], env=env)
     for worker in WORKERS:
-        state.component(worker).start(
-            [str(BIN / "airflow"), "celery", "worker", "--celery-hostname", worker,
-             "--concurrency", str(WORKER_CONCURRENCY), "--skip-serve-logs", "--without-mingle"],
-            env={**env, "PERKVILLE_CLUSTER_WORKER": worker},
-        )  # fmt: skip
+        launch_worker(state, worker, env)
     for name in ("scheduler", "dag-processor", "triggerer"):
-        _wait("healthy in /api/v2/monitor/health", lambda n=name: _monitor_healthy(api, n),
-              state.component(name), timeout)  # fmt: skip
+        _wait(
+            "healthy in /api/v2/monitor/health",
+            lambda n=name: _monitor_healthy(api, n),
+            state.component(name),
+            timeout,
+        )
     for worker in WORKERS:
-        component = state.component(worker)
-        _wait("ready (celery)", lambda c=component, w=worker: f"celery@{w} ready." in c.log_text(),
-              component, timeout)  # fmt: skip
+        wait_for_worker(state, worker, timeout)
+
+
+def launch_worker(state: State, worker: str, env: dict[str, str]) -> None:
+    """A Celery worker named ``worker``, 4 task slots, no log server (the logs are on a shared disk)."""
+    state.component(worker).start(
+        [
+            str(BIN / "airflow"),
+            "celery",
+            "worker",
+            "--celery-hostname",
+            worker,
+            "--concurrency",
+            str(WORKER_CONCURRENCY),
+            "--skip-serve-logs",
+            "--without-mingle",
+        ],
+        env={**env, "PERKVILLE_CLUSTER_WORKER": worker},
+    )
+
+
+def wait_for_worker(state: State, worker: str, timeout: float) -> None:
+    component = state.component(worker)
+    _wait("ready (celery)", lambda: f"celery@{worker} ready." in component.log_text(), component, timeout)
+
+
+def start_worker(state: State, worker: str, env: dict[str, str], timeout: float) -> None:
+    """(Re)start one worker and wait until Celery says it is ready."""
+    launch_worker(state, worker, env)
+    wait_for_worker(state, worker, timeout)
 
 
 def _monitor_healthy(api: str, name: str) -> bool:
@@ -345,8 +460,12 @@ def check_loopback_only(state: State) -> list[str]:
     for line in out.splitlines():
         fields = line.split()
         local = fields[3] if len(fields) > 3 else ""
-        owners = {part.split("=")[1].rstrip(",)") for part in line.split() for part in part.split(",")
-                  if part.startswith("pid=")}  # fmt: skip
+        owners = {
+            part.split("=")[1].rstrip(",)")
+            for part in line.split()
+            for part in part.split(",")
+            if part.startswith("pid=")
+        }
         if owners & pids and not (local.startswith("127.0.0.1:") or local.startswith("[::1]:")):
             exposed.append(line.strip())
     return exposed
@@ -386,13 +505,17 @@ def start(options: Options) -> State:
             state.save()
         exposed = check_loopback_only(state)
         if exposed:
-            raise ClusterError(state.component("api-server"), "listening beyond loopback: " + "; ".join(exposed))
+            raise ClusterError(
+                state.component("api-server"), "listening beyond loopback: " + "; ".join(exposed)
+            )
         print(f"cluster up in {time.monotonic() - t0:.0f} s")
     except ClusterError as error:
         state.save()
         print(f"\ncluster start FAILED: component {error.component.name}: {error.reason}", file=sys.stderr)
-        print(f"--- last lines of {error.component.log_path} ---\n{log_tail(error.component.log_path)}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"--- last lines of {error.component.log_path} ---\n{log_tail(error.component.log_path)}",
+            file=sys.stderr,
+        )
         stop(options.root, quiet=True)
         raise
     print(describe(state))
@@ -408,7 +531,7 @@ def describe(state: State) -> str:
             f"PostgreSQL:   127.0.0.1:{state.ports['postgres']}  (databases airflow, gym)",
             f"Redis:        127.0.0.1:{state.ports['redis']}",
             f"Logs:         {state.root / 'logs'} (components), {state.root / 'airflow' / 'logs'} (tasks)",
-            f"Airflow CLI:  eval \"$({sys.executable} {Path(__file__)} env --root {state.root})\"",
+            f'Airflow CLI:  eval "$({sys.executable} {Path(__file__)} env --root {state.root})"',
             "Stop:         make cluster-stop",
         ]
     )
@@ -466,7 +589,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             print(describe(state))
             for component in state.components():
-                print(f"  {component.name:14} pid {component.pid}  {'up' if pid_alive(component.pid) else 'DOWN'}")
+                status = "up" if pid_alive(component.pid) else "DOWN"
+                print(f"  {component.name:14} pid {component.pid}  {status}")
         else:
             for key, value in airflow_env(state).items():
                 if key.startswith("AIRFLOW") or key in ("PYTHONPATH",):

@@ -7,6 +7,7 @@ unrelated process after a reboot or a crash is never taken for a component and n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -43,6 +44,24 @@ def pid_alive(pid: int | None, started: str | None = None) -> bool:
     return now is not None and (started is None or now == started)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, grandchildren...), from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(proc.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def log_tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -57,6 +76,8 @@ class Component:
     name: str
     state: State
     popen: subprocess.Popen | None = None
+    log_offset: int = 0
+    """Where this start's output begins in the log (a restarted component appends)."""
 
     @property
     def log_path(self) -> Path:
@@ -76,7 +97,8 @@ class Component:
     def start(self, command: list[str], *, env: dict[str, str], user: str | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.popen = subprocess.Popen(  # noqa: S603 (our own commands)
+            self.log_offset = log.tell()
+            self.popen = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -99,8 +121,11 @@ class Component:
             return None
 
     def log_text(self) -> str:
+        """What this start of the component has logged so far."""
         try:
-            return self.log_path.read_text(errors="replace")
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_offset)
+                return log.read().decode(errors="replace")
         except OSError:
             return ""
 
@@ -108,6 +133,19 @@ class Component:
         """Send ``sig`` to every process of this component (its process group)."""
         if self.alive() and self.pid is not None:
             os.killpg(self.pid, sig)
+
+    def kill_tree(self) -> list[int]:
+        """SIGKILL the component and every process it started (a machine dying): the PIDs killed."""
+        pid = self.pid
+        if pid is None or not self.alive():
+            return []
+        victims = [pid, *descendants(pid)]
+        for victim in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+        if self.popen is not None:
+            self.popen.wait(10)
+        return victims
 
     def stop(self, sig: signal.Signals, timeout: float) -> None:
         """``sig`` to the component, then SIGKILL to whatever of its group is left after ``timeout``."""
@@ -118,10 +156,8 @@ class Component:
         deadline = time.monotonic() + timeout
         while self.alive() and time.monotonic() < deadline:
             time.sleep(0.3)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if self.popen is not None:
             self.popen.wait(10)
 

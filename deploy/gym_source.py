@@ -42,14 +42,18 @@ TABLES = ("demo_info", "clubs", "members", "checkins")
 def connect():  # -> psycopg2 connection
     conn = json.loads(os.environ["AIRFLOW_CONN_GYM_SOURCE_DB"])
     return psycopg2.connect(
-        host=conn["host"], port=conn["port"], user=conn["login"], password=conn["password"], dbname=conn["schema"]
+        host=conn["host"],
+        port=conn["port"],
+        user=conn["login"],
+        password=conn["password"],
+        dbname=conn["schema"],
     )
 
 
 def _copy_table(source: sqlite3.Connection, cursor, table: str) -> int:
     buffer = io.StringIO()
     count = 0
-    for row in source.execute(f"SELECT * FROM {table}"):  # noqa: S608 (fixed table names)
+    for row in source.execute(f"SELECT * FROM {table}"):
         buffer.write("\t".join(r"\N" if value is None else str(value) for value in row) + "\n")
         count += 1
     buffer.seek(0)
