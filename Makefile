@@ -61,7 +61,7 @@ cluster-stop: $(CLUSTER_STAMP)
 # The scenario on a fresh cluster under .cluster/test; the cluster is stopped however it ends.
 cluster-test: $(CLUSTER_STAMP)
 	trap '$(BIN)/python deploy/cluster.py stop --root .cluster/test >/dev/null 2>&1' EXIT INT TERM; \
-	timeout --signal=TERM --kill-after=60 $(CLUSTER_TIMEOUT) $(BIN)/python deploy/scenario.py
+	timeout --signal=TERM --kill-after=120 $(CLUSTER_TIMEOUT) $(BIN)/python deploy/scenario.py
 
 clean:
 	rm -rf $(VENV) .demo .cluster .pytest_cache .ruff_cache

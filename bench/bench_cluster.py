@@ -38,15 +38,15 @@ import psycopg2
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "deploy"))
 
-from airflow_rest import AirflowApi, Sandbox  # noqa: E402
-from cluster import ADMIN_USER, Options, airflow_env, running_cluster  # noqa: E402
+from airflow_rest import AirflowApi  # noqa: E402
+from cluster import Options, airflow_env, running_cluster  # noqa: E402
 from cluster_state import State  # noqa: E402
 from scenario import (  # noqa: E402
     AWARD_TASK,
     AWARDS_DAG,
-    SYNC_DAG,
     Scenario,
     check_day_exactly_once,
+    connect_scenario,
     day_bounds,
     item1_member_sync,
 )
@@ -211,6 +211,7 @@ def _dag_test_child(home: Path, logical: str, conf_json: str) -> None:
     with runner.output_to(home / "dag_test.log"):
         result = runner.run_dag(REPO / "dags", AWARDS_DAG, "bench", start, json.loads(conf_json))
     from airflow.models import TaskInstance
+    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
@@ -221,13 +222,16 @@ def _dag_test_child(home: Path, logical: str, conf_json: str) -> None:
             )
         ).all()
         awarding = (max(t.end_date for t in tis) - min(t.start_date for t in tis)).total_seconds()
-        durations = [t.duration or 0.0 for t in tis]
-    elapsed = float((result.summary or {}).get("elapsed_seconds") or 0.0)  # the slowest chunk's own time
+        rows = session.scalars(
+            select(XComModel).where(XComModel.run_id == result.run_id, XComModel.task_id == AWARD_TASK)
+        ).all()
+        sending = {row.map_index: float(XComModel.deserialize_value(row)["elapsed_seconds"]) for row in rows}
+        overheads = [(t.duration or 0.0) - sending.get(t.map_index, 0.0) for t in tis]
     figures = {
         "state": result.state,
         "awarding_s": awarding,
         "chunks": len(tis),
-        "overhead_s": statistics.median(durations) - elapsed if durations else 0.0,
+        "overhead_s": statistics.median(overheads) if overheads else 0.0,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print(json.dumps(figures))
@@ -283,12 +287,8 @@ def main() -> int:
         timeout=600,
     )
     with running_cluster(options) as state:
-        api = AirflowApi(
-            f"http://127.0.0.1:{state.ports['api']}", ADMIN_USER, state.secrets["admin_password"]
-        )
-        sc = Scenario(state, api, Sandbox(f"http://127.0.0.1:{state.ports['sandbox']}"), args.chunk_size)
-        for dag_id in (SYNC_DAG, AWARDS_DAG):
-            api.wait_for_dag(dag_id, 300)
+        sc = connect_scenario(state, args.chunk_size)
+        api = sc.api
         item1_member_sync(sc)
         full, small = args.checkins, args.checkins // SAMPLE_EVERY
         runs = []

@@ -537,19 +537,30 @@ def describe(state: State) -> str:
     )
 
 
-def stop(root: Path, *, quiet: bool = False, timeout: float = 30.0) -> None:
-    """Stop every recorded component by its PID, newest first: SIGTERM, then SIGKILL on timeout."""
+SERVICES = ("postgres", "redis", "sandbox")
+"""Stopped after the Airflow components, which use them until they exit."""
+
+
+def stop(root: Path, *, quiet: bool = False, timeout: float = 20.0) -> None:
+    """Stop every recorded component by its PID: the Airflow components together, then the services.
+
+    Each gets its polite signal (SIGINT, PostgreSQL's fast shutdown; SIGTERM for the rest), then
+    SIGKILL to whatever is left of its process group after ``timeout`` seconds.
+    """
     state = State.load(root)
     if state is None:
         if not quiet:
             print(f"no cluster state under {root}: nothing to stop")
         return
-    for component in reversed(state.components()):
-        if component.pid is not None and pid_alive(component.pid):
+    alive = state.alive_components()
+    for wave in ([c for c in alive if c.name not in SERVICES], [c for c in alive if c.name in SERVICES]):
+        for component in wave:
             if not quiet:
                 print(f"  stopping {component.name} (pid {component.pid})", flush=True)
-            # PostgreSQL: SIGINT is its fast shutdown; the rest: SIGTERM to the component's group.
-            component.stop(signal.SIGINT if component.name == "postgres" else signal.SIGTERM, timeout)
+            component.signal(signal.SIGINT if component.name == "postgres" else signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for component in wave:
+            component.finish(max(0.0, deadline - time.monotonic()))
     state.pids.clear()
     state.save()
     if not quiet:

@@ -129,11 +129,6 @@ class Component:
         except OSError:
             return ""
 
-    def signal_group(self, sig: signal.Signals) -> None:
-        """Send ``sig`` to every process of this component (its process group)."""
-        if self.alive() and self.pid is not None:
-            os.killpg(self.pid, sig)
-
     def kill_tree(self) -> list[int]:
         """SIGKILL the component and every process it started (a machine dying): the PIDs killed."""
         pid = self.pid
@@ -147,12 +142,17 @@ class Component:
             self.popen.wait(10)
         return victims
 
-    def stop(self, sig: signal.Signals, timeout: float) -> None:
-        """``sig`` to the component, then SIGKILL to whatever of its group is left after ``timeout``."""
+    def signal(self, sig: signal.Signals) -> None:
+        """``sig`` to the component's own process (it stops its children)."""
+        if self.pid is not None and self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def finish(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for the component to exit, then SIGKILL what is left of its group."""
         pid = self.pid
-        if pid is None or not self.alive():
+        if pid is None:
             return
-        os.kill(pid, sig)
         deadline = time.monotonic() + timeout
         while self.alive() and time.monotonic() < deadline:
             time.sleep(0.3)

@@ -55,6 +55,7 @@ SYNC_DAG = "perkville_member_sync"
 AWARDS_DAG = "perkville_daily_checkin_awards"
 AWARD_TASK, SYNC_TASK = "award_checkin_points", "sync_members"
 TIMEZONE = "America/New_York"
+SOURCE_CONN_ENV_VAR = "AIRFLOW_CONN_GYM_SOURCE_DB"
 SOURCE_SYSTEM = "MYGYM"
 ANCHOR = pendulum.date(2026, 11, 20)
 DAYS = [ANCHOR.subtract(days=n) for n in (3, 2, 1)]
@@ -407,11 +408,17 @@ def item6_token_grants(sc: Scenario) -> None:
     )
 
 
-def run_scenario(state: State, chunk_size: int) -> Scenario:
+def connect_scenario(state: State, chunk_size: int) -> Scenario:
+    """Clients for a running cluster, the source database reachable from here, the DAGs unpaused."""
+    os.environ[SOURCE_CONN_ENV_VAR] = airflow_env(state)[SOURCE_CONN_ENV_VAR]
     api = AirflowApi(f"http://127.0.0.1:{state.ports['api']}", ADMIN_USER, state.secrets["admin_password"])
-    sc = Scenario(state, api, Sandbox(f"http://127.0.0.1:{state.ports['sandbox']}"), chunk_size)
     for dag_id in (SYNC_DAG, AWARDS_DAG):
         api.wait_for_dag(dag_id, 300)
+    return Scenario(state, api, Sandbox(f"http://127.0.0.1:{state.ports['sandbox']}"), chunk_size)
+
+
+def run_scenario(state: State, chunk_size: int) -> Scenario:
+    sc = connect_scenario(state, chunk_size)
     for item in (
         item1_member_sync,
         item2_daily_awards,
