@@ -44,7 +44,7 @@ WORKERS = ("worker1", "worker2")
 WORKER_CONCURRENCY = 4
 ADMIN_USER = "admin"
 DAG_BUNDLE_NAME = "perkville_example_dags"
-HEARTBEAT_TIMEOUT_SECONDS = 30
+HEARTBEAT_TIMEOUT_SECONDS = 60
 """``[scheduler] task_instance_heartbeat_timeout``: a task whose worker died is failed (and retried)
 this long after its last heartbeat (Airflow's default is 300 s)."""
 SANDBOX_LATENCY_MS, SANDBOX_JITTER_MS = 50, 20
@@ -142,6 +142,9 @@ def airflow_env(state: State) -> dict[str, str]:
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_SECONDS),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        # A busy api-server (each mapped chunk pulls the whole day's XCom, issue 11) answers the
+        # tasks slowly on 2 loaded cores; the default 5 s made healthy chunks fail at start.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(state.schedules),
         # Task logs: one folder on the machine, read by the api-server from disk; no log server.
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
@@ -389,7 +392,7 @@ def start_airflow(state: State, env: dict[str, str], timeout: float) -> None:
             "--port",
             str(state.ports["api"]),
             "--workers",
-            "1",
+            "2",
         ],
         env=env,
     )
