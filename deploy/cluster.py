@@ -60,7 +60,7 @@ class Options:
     checkins_per_day: int = 20_000
     days: int = 3
     anchor: str = "2026-11-20"
-    timeout: float = 240.0
+    timeout: float = 420.0
 
 
 def free_port() -> int:
@@ -180,7 +180,7 @@ def new_state(options: Options) -> State:
         secrets={
             "fernet_key": Fernet.generate_key().decode(),
             "api_secret_key": secrets.token_urlsafe(24),
-            "jwt_secret": secrets.token_urlsafe(32),
+            "jwt_secret": secrets.token_urlsafe(64),
             "pg_airflow": secrets.token_urlsafe(18),
             "pg_gym": secrets.token_urlsafe(18),
             "admin_password": secrets.token_urlsafe(12),
@@ -396,12 +396,8 @@ def start_airflow(state: State, env: dict[str, str], timeout: float) -> None:
         ],
         env=env,
     )
-    _wait(
-        "answering /api/v2/monitor/health",
-        lambda: requests.get(f"{api}/api/v2/monitor/health", timeout=5).ok,
-        server,
-        timeout,
-    )
+    # Everything starts at once (each waits for what it needs by itself): on 2 loaded cores the
+    # api-server alone can take minutes to come up.
     for name, command in (
         ("scheduler", ["scheduler", "--skip-serve-logs"]),
         ("dag-processor", ["dag-processor"]),
@@ -410,6 +406,12 @@ def start_airflow(state: State, env: dict[str, str], timeout: float) -> None:
         state.component(name).start([str(BIN / "airflow"), *command], env=env)
     for worker in WORKERS:
         launch_worker(state, worker, env)
+    _wait(
+        "answering /api/v2/monitor/health",
+        lambda: requests.get(f"{api}/api/v2/monitor/health", timeout=5).ok,
+        server,
+        timeout,
+    )
     for name in ("scheduler", "dag-processor", "triggerer"):
         _wait(
             "healthy in /api/v2/monitor/health",
@@ -535,7 +537,12 @@ def describe(state: State) -> str:
             f"Redis:        127.0.0.1:{state.ports['redis']}",
             f"Logs:         {state.root / 'logs'} (components), {state.root / 'airflow' / 'logs'} (tasks)",
             f'Airflow CLI:  eval "$({sys.executable} {Path(__file__)} env --root {state.root})"',
-            "Stop:         make cluster-stop",
+            "Stop:         "
+            + (
+                "make cluster-stop"
+                if state.root == DEFAULT_ROOT
+                else f"deploy/cluster.py stop --root {state.root}"
+            ),
         ]
     )
 
