@@ -223,8 +223,18 @@ def item2_daily_awards(sc: Scenario) -> None:
     )
 
 
-def _in_flight_on(sc: Scenario, run_id: str, worker: str) -> list[dict[str, Any]]:
-    """Chunks running on ``worker`` whose task log shows the awarding has begun."""
+SENDING_AFTER_EXECUTE_S = 5.0
+"""A chunk counts as sending this long after its log shows ``execute`` began (or at its first
+progress line): rendering the chunk's records comes first."""
+
+
+def _in_flight_on(
+    sc: Scenario, run_id: str, worker: str, executing: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Chunks running on ``worker`` whose task log shows the awarding under way.
+
+    ``executing`` remembers when each task instance was first seen executing (between calls).
+    """
     running = [
         ti
         for ti in sc.api.task_instances(AWARDS_DAG, run_id)
@@ -238,12 +248,16 @@ def _in_flight_on(sc: Scenario, run_id: str, worker: str) -> list[dict[str, Any]
         / f"run_id={run_id}"
         / f"task_id={AWARD_TASK}"
     )
-    started = []
+    sending = []
+    now = time.monotonic()
     for ti in running:
         log = logs / f"map_index={ti['map_index']}" / f"attempt={ti['try_number']}.log"
-        if log.exists() and "records (" in log.read_text(errors="replace"):
-            started.append(ti)
-    return started
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if "::endgroup::" in text:  # the end of "Pre Execute": execute() has begun
+            executing.setdefault(ti["id"], now)
+        if "records (" in text or now - executing.get(ti["id"], now) >= SENDING_AFTER_EXECUTE_S:
+            sending.append(ti)
+    return sending
 
 
 def item3_worker_killed(sc: Scenario) -> None:
@@ -253,8 +267,9 @@ def item3_worker_killed(sc: Scenario) -> None:
     sc.perkville_runs.append((AWARDS_DAG, "day2_kill", AWARD_TASK))
     deadline = time.monotonic() + RUN_TIMEOUT
     killed: list[dict[str, Any]] = []
+    executing: dict[str, float] = {}
     while not killed and time.monotonic() < deadline:
-        in_flight = _in_flight_on(sc, "day2_kill", victim)
+        in_flight = _in_flight_on(sc, "day2_kill", victim, executing)
         if in_flight:
             victims = sc.state.component(victim).kill_tree()
             killed = in_flight
