@@ -257,7 +257,7 @@ def _in_flight_on(
             executing.setdefault(ti["id"], now)
         if "records (" in text or now - executing.get(ti["id"], now) >= SENDING_AFTER_EXECUTE_S:
             sending.append(ti)
-    return sending
+    return running, sending
 
 
 def item3_worker_killed(sc: Scenario) -> None:
@@ -267,24 +267,22 @@ def item3_worker_killed(sc: Scenario) -> None:
     sc.perkville_runs.append((AWARDS_DAG, "day2_kill", AWARD_TASK))
     deadline = time.monotonic() + RUN_TIMEOUT
     killed: list[dict[str, Any]] = []
+    sending: list[dict[str, Any]] = []
     executing: dict[str, float] = {}
     while not killed and time.monotonic() < deadline:
-        in_flight = _in_flight_on(sc, "day2_kill", victim, executing)
-        if in_flight:
+        running, sending = _in_flight_on(sc, "day2_kill", victim, executing)
+        if sending:
             victims = sc.state.component(victim).kill_tree()
-            killed = in_flight
-            print(
-                f"  SIGKILL {victim}: {len(victims)} processes, chunks in flight "
-                f"{sorted(ti['map_index'] for ti in killed)}",
-                flush=True,
-            )
+            killed = running
+            chunks = sorted(ti["map_index"] for ti in running)
+            print(f"  SIGKILL {victim}: {len(victims)} processes; chunks running there {chunks}", flush=True)
         else:
             time.sleep(0.5)
     if not sc.check(
         "3",
         f"{victim} killed while its chunks award",
         bool(killed),
-        f"{len(killed)} chunks in flight when killed",
+        f"{len(killed)} chunks running on {victim} when killed, {len(sending)} of them sending",
     ):
         return
     run = sc.api.wait_for_run(AWARDS_DAG, "day2_kill", RUN_TIMEOUT)
