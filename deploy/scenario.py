@@ -179,7 +179,9 @@ def run_day(sc: Scenario, day: pendulum.Date, run_id: str, **wait: Any) -> dict[
 
 def item1_member_sync(sc: Scenario) -> None:
     start = pendulum.datetime(2026, 10, 1, tz="UTC")
-    sc.api.trigger(SYNC_DAG, "full_sync", start, day_bounds(DAYS[0])[0], {"full_sync": True})
+    # One task sends every member: 16 concurrent requests (the Param's default is 8).
+    conf = {"full_sync": True, "max_workers": 16}
+    sc.api.trigger(SYNC_DAG, "full_sync", start, day_bounds(DAYS[0])[0], conf)
     sc.perkville_runs.append((SYNC_DAG, "full_sync", SYNC_TASK))
     run = sc.api.wait_for_run(SYNC_DAG, "full_sync", RUN_TIMEOUT)
     sc.check("1", "member sync run", run["state"] == "success", f"run {run['state']}")
