@@ -446,12 +446,6 @@ def wait_for_worker(state: State, worker: str, timeout: float) -> None:
     _wait("ready (celery)", lambda: f"celery@{worker} ready." in component.log_text(), component, timeout)
 
 
-def start_worker(state: State, worker: str, env: dict[str, str], timeout: float) -> None:
-    """(Re)start one worker and wait until Celery says it is ready."""
-    launch_worker(state, worker, env)
-    wait_for_worker(state, worker, timeout)
-
-
 def _monitor_healthy(api: str, name: str) -> bool:
     health = requests.get(f"{api}/api/v2/monitor/health", timeout=5).json()
     return health.get(name.replace("-", "_"), {}).get("status") == "healthy"

@@ -37,7 +37,7 @@ DEPLOY = Path(__file__).resolve().parent
 sys.path.insert(0, str(DEPLOY))
 
 from airflow_rest import AirflowApi, Sandbox  # noqa: E402
-from cluster import (  # noqa: E402  # noqa: E402
+from cluster import (  # noqa: E402
     ADMIN_USER,
     REPO,
     SANDBOX_JITTER_MS,
@@ -45,8 +45,9 @@ from cluster import (  # noqa: E402  # noqa: E402
     WORKERS,
     Options,
     airflow_env,
+    launch_worker,
     running_cluster,
-    start_worker,
+    wait_for_worker,
 )
 from cluster_state import State  # noqa: E402
 from gym_source import connect  # noqa: E402
@@ -302,7 +303,8 @@ def item3_worker_killed(sc: Scenario) -> None:
         "; ".join(f"chunk {m}: try {tn} on {h} {st}" for m, tn, h, st in retried),
     )
     check_day_exactly_once(sc, "3", DAYS[1], sc.sandbox.ledger())
-    start_worker(sc.state, victim, airflow_env(sc.state), timeout=300)
+    # Restarted for the re-runs of item 5; item 4 does not wait for it.
+    launch_worker(sc.state, victim, airflow_env(sc.state))
 
 
 def item4_faults(sc: Scenario) -> None:
@@ -325,6 +327,7 @@ def item4_faults(sc: Scenario) -> None:
 def item5_reruns(sc: Scenario) -> None:
     created = lambda: sc.sandbox.stats()["requests"].get("POST /v2/transactions/", {}).get("201", 0)  # noqa: E731
     awards = lambda: len(sc.sandbox.ledger()["transactions"])  # noqa: E731
+    wait_for_worker(sc.state, WORKERS[0], timeout=300)
     before_ledger, before_201 = awards(), created()
     previous = sc.api.run(AWARDS_DAG, "day1")
     sc.api.clear_run(AWARDS_DAG, "day1")
