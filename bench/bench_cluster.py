@@ -292,16 +292,21 @@ def main() -> int:
         item1_member_sync(sc)
         full, small = args.checkins, args.checkins // SAMPLE_EVERY
         runs = []
+        # The small one-process run first: a broken set-up shows in a minute, not after the big runs.
         for where, day, size in (
+            ("dag.test", DAYS[3], small),
             ("cluster", DAYS[0], full),
             ("cluster", DAYS[1], small),
             ("dag.test", DAYS[2], full),
-            ("dag.test", DAYS[3], small),
         ):
             conf = sampled_conf(api, args.chunk_size, sample=size != full)
             t0 = time.monotonic()
             print(f"-- {where}, {size:,} check-ins ({day}) ...", flush=True)
-            run = (cluster_run if where == "cluster" else dag_test_run)(sc, day, conf, size)
+            try:
+                run = (cluster_run if where == "cluster" else dag_test_run)(sc, day, conf, size)
+            except Exception as error:  # report what was measured so far, then fail
+                print(f"   FAILED: {type(error).__name__}: {error}", flush=True)
+                return 1
             print(f"   done in {time.monotonic() - t0:.0f} s", flush=True)
             runs.append(run)
     print()

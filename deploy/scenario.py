@@ -410,19 +410,26 @@ def _wait_for_backfill(sc: Scenario) -> dict[str, Any] | None:
 
 
 def item6_token_grants(sc: Scenario) -> None:
-    """Every try of a Perkville task ran in its own process: count the tries that started."""
-    processes = 0
+    """Every try of a Perkville task runs in its own process, and a process grants at most once.
+
+    A try that succeeded sent its records, so it granted exactly once: the grants are at least the
+    successful tries. A try that failed may have died before its first request (killed while still
+    rendering, item 3): the grants are at most the tries that started.
+    """
+    started = succeeded = 0
     for dag_id, run_id, task_id in dict.fromkeys(sc.perkville_runs):
         for ti in sc.api.task_instances(dag_id, run_id):
             if ti["task_id"] == task_id:
                 tries = sc.api.tries(dag_id, run_id, task_id, ti["map_index"])
-                processes += sum(1 for t in tries if t.get("start_date"))
+                started += sum(1 for t in tries if t.get("start_date"))
+                succeeded += sum(1 for t in tries if t.get("state") == "success")
     grants = sc.sandbox.stats()["token_grants"]
     sc.check(
         "6",
         "one token grant per task process",
-        grants == processes,
-        f"{grants} token grants for {processes} task processes using perkville_default",
+        succeeded <= grants <= started,
+        f"{grants} token grants; task processes using perkville_default: {started} started, "
+        f"{succeeded} succeeded (each granted once), {started - succeeded} failed or killed",
     )
 
 
