@@ -178,9 +178,10 @@ def dag_test_run(sc: Scenario, day: pendulum.Date, conf: dict[str, Any], checkin
     """The same day through ``dag.test()`` in one process (SQLite metadata, same sandbox and source)."""
     env = {k: v for k, v in airflow_env(sc.state).items() if not k.startswith("AIRFLOW__")}
     env.pop("AIRFLOW_HOME", None)
-    start, _ = day_bounds(day)
+    # A manual dag.test() run covers the interval that ends at its logical date: the next midnight.
+    _, end = day_bounds(day)
     home = sc.state.root / "dag_test" / str(day)
-    command = [sys.executable, __file__, "--dag-test", str(home), start.isoformat(), json.dumps(conf)]
+    command = [sys.executable, __file__, "--dag-test", str(home), end.isoformat(), json.dumps(conf)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600, check=False)  # noqa: S603
     if done.returncode != 0:
         raise RuntimeError(f"dag.test run failed: {done.stderr[-2000:]}")
@@ -223,7 +224,11 @@ def _dag_test_child(home: Path, logical: str, conf_json: str) -> None:
         ).all()
         awarding = (max(t.end_date for t in tis) - min(t.start_date for t in tis)).total_seconds()
         rows = session.scalars(
-            select(XComModel).where(XComModel.run_id == result.run_id, XComModel.task_id == AWARD_TASK)
+            select(XComModel).where(
+                XComModel.run_id == result.run_id,
+                XComModel.task_id == AWARD_TASK,
+                XComModel.key == "return_value",
+            )
         ).all()
         sending = {row.map_index: float(XComModel.deserialize_value(row)["elapsed_seconds"]) for row in rows}
         overheads = [(t.duration or 0.0) - sending.get(t.map_index, 0.0) for t in tis]
