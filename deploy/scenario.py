@@ -226,40 +226,33 @@ def item2_daily_awards(sc: Scenario) -> None:
     )
 
 
-SENDING_AFTER_EXECUTE_S = 5.0
-"""A chunk counts as sending this long after its log shows ``execute`` began (or at its first
-progress line): rendering the chunk's records comes first."""
+def source_chunks(day: pendulum.Date, chunk_size: int) -> list[set[str]]:
+    """The ``trans_source_id``s of each mapped chunk of the day, as the DAG cuts them: the
+    extract's order (check-in time, then id), in slices of ``chunk_size``."""
+    start, end = day_bounds(day)
+    sql = """SELECT c.checkin_id, c.club_code FROM checkins c
+             WHERE c.checked_in_at >= %s AND c.checked_in_at < %s
+             ORDER BY c.checked_in_at, c.checkin_id"""
+    with connect() as conn, conn.cursor() as cursor:
+        cursor.execute(sql, (start.in_timezone("UTC").naive(), end.in_timezone("UTC").naive()))
+        keys = [f"{SOURCE_SYSTEM}:{club}:CHECKIN:{checkin_id}" for checkin_id, club in cursor.fetchall()]
+    return [set(keys[i : i + chunk_size]) for i in range(0, len(keys), chunk_size)]
 
 
 def _in_flight_on(
-    sc: Scenario, run_id: str, worker: str, executing: dict[str, float]
-) -> list[dict[str, Any]]:
-    """Chunks running on ``worker`` whose task log shows the awarding under way.
-
-    ``executing`` remembers when each task instance was first seen executing (between calls).
-    """
+    sc: Scenario, run_id: str, worker: str, chunks: list[set[str]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Chunks running on ``worker``, and those of them already awarding: the ledger holds some of
+    their awards (so their requests are in flight, not still being prepared)."""
     running = [
         ti
         for ti in sc.api.task_instances(AWARDS_DAG, run_id)
         if ti["task_id"] == AWARD_TASK and ti["state"] == "running" and ti["hostname"] == worker
     ]
-    logs = (
-        sc.state.root
-        / "airflow"
-        / "logs"
-        / f"dag_id={AWARDS_DAG}"
-        / f"run_id={run_id}"
-        / f"task_id={AWARD_TASK}"
-    )
-    sending = []
-    now = time.monotonic()
-    for ti in running:
-        log = logs / f"map_index={ti['map_index']}" / f"attempt={ti['try_number']}.log"
-        text = log.read_text(errors="replace") if log.exists() else ""
-        if "::endgroup::" in text:  # the end of "Pre Execute": execute() has begun
-            executing.setdefault(ti["id"], now)
-        if "records (" in text or now - executing.get(ti["id"], now) >= SENDING_AFTER_EXECUTE_S:
-            sending.append(ti)
+    if not running:
+        return [], []
+    awarded = {t["trans_source_id"] for t in sc.sandbox.ledger()["transactions"]}
+    sending = [ti for ti in running if chunks[ti["map_index"]] & awarded]
     return running, sending
 
 
@@ -269,23 +262,26 @@ def item3_worker_killed(sc: Scenario) -> None:
     sc.api.trigger(AWARDS_DAG, "day2_kill", start, end, {"chunk_size": sc.chunk_size})
     sc.perkville_runs.append((AWARDS_DAG, "day2_kill", AWARD_TASK))
     deadline = time.monotonic() + RUN_TIMEOUT
+    chunks = source_chunks(DAYS[1], sc.chunk_size)
     killed: list[dict[str, Any]] = []
     sending: list[dict[str, Any]] = []
-    executing: dict[str, float] = {}
     while not killed and time.monotonic() < deadline:
-        running, sending = _in_flight_on(sc, "day2_kill", victim, executing)
+        if sc.api.run(AWARDS_DAG, "day2_kill")["state"] in ("success", "failed"):
+            break  # every chunk finished before one was seen awarding on the victim
+        running, sending = _in_flight_on(sc, "day2_kill", victim, chunks)
         if sending:
             victims = sc.state.component(victim).kill_tree()
             killed = running
-            chunks = sorted(ti["map_index"] for ti in running)
-            print(f"  SIGKILL {victim}: {len(victims)} processes; chunks running there {chunks}", flush=True)
+            names = sorted(ti["map_index"] for ti in running)
+            print(f"  SIGKILL {victim}: {len(victims)} processes; chunks running there {names}", flush=True)
         else:
-            time.sleep(0.5)
+            time.sleep(1.0)
     if not sc.check(
         "3",
         f"{victim} killed while its chunks award",
         bool(killed),
-        f"{len(killed)} chunks running on {victim} when killed, {len(sending)} of them sending",
+        f"{len(killed)} chunks running on {victim} when killed, {len(sending)} of them with awards "
+        "already in the ledger",
     ):
         return
     run = sc.api.wait_for_run(AWARDS_DAG, "day2_kill", RUN_TIMEOUT)
