@@ -153,7 +153,7 @@ def cluster_run(sc: Scenario, day: pendulum.Date, conf: dict[str, Any], checkins
         overheads.append(ti["duration"] - float(summary["value"].get("elapsed_seconds") or 0.0))
     awarding = _seconds(min(ti["start_date"] for ti in tis), max(ti["end_date"] for ti in tis)) or 0.0
     peaks = [memory.peaks[ti["id"]] for ti in tis if ti["id"] in memory.peaks]
-    once = _exactly_once(sc, day)
+    once = _exactly_once(sc, day, "checkins_sql" in conf)
     return RunFigures(
         "cluster",
         checkins,
@@ -168,9 +168,9 @@ def cluster_run(sc: Scenario, day: pendulum.Date, conf: dict[str, Any], checkins
     )
 
 
-def _exactly_once(sc: Scenario, day: pendulum.Date) -> bool:
+def _exactly_once(sc: Scenario, day: pendulum.Date, sampled: bool) -> bool:
     before = len(sc.checks)
-    check_day_exactly_once(sc, "bench", day, sc.sandbox.ledger())
+    check_day_exactly_once(sc, "bench", day, sc.sandbox.ledger(), SAMPLE_EVERY if sampled else 1)
     return all(check.ok for check in sc.checks[before:])
 
 
@@ -196,7 +196,7 @@ def dag_test_run(sc: Scenario, day: pendulum.Date, conf: dict[str, Any], checkin
         figures["overhead_s"],
         None,
         figures["peak_rss_mb"],
-        _exactly_once(sc, day),
+        _exactly_once(sc, day, "checkins_sql" in conf),
     )
 
 

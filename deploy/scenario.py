@@ -101,8 +101,11 @@ def valid_email(email: str | None) -> bool:
     return bool(email) and "@" in email
 
 
-def source_day(day: pendulum.Date) -> tuple[set[str], dict[str, str]]:
-    """The day's ``trans_source_id``s, and for each valid one the member's email (lower case)."""
+def source_day(day: pendulum.Date, sample_every: int = 1) -> tuple[set[str], dict[str, str]]:
+    """The day's ``trans_source_id``s, and for each valid one the member's email (lower case).
+
+    ``sample_every``: only the check-ins whose id is a multiple of it (a run that sent a sample).
+    """
     start, end = day_bounds(day)
     sql = """SELECT c.checkin_id, c.club_code, m.email FROM checkins c
              LEFT JOIN members m ON m.member_id = c.member_id
@@ -112,6 +115,8 @@ def source_day(day: pendulum.Date) -> tuple[set[str], dict[str, str]]:
         rows = cursor.fetchall()
     ids, valid = set(), {}
     for checkin_id, club, email in rows:
+        if checkin_id % sample_every:
+            continue
         key = f"{SOURCE_SYSTEM}:{club}:CHECKIN:{checkin_id}"
         ids.add(key)
         if valid_email(email):
@@ -137,9 +142,12 @@ def user_emails(ledger: dict[str, Any]) -> dict[str, str]:
     return emails
 
 
-def check_day_exactly_once(sc: Scenario, item: str, day: pendulum.Date, ledger: dict[str, Any]) -> int:
-    """Exactly once per ``trans_source_id`` and nothing lost, for one day; the day's award count."""
-    ids, valid = source_day(day)
+def check_day_exactly_once(
+    sc: Scenario, item: str, day: pendulum.Date, ledger: dict[str, Any], sample_every: int = 1
+) -> int:
+    """Exactly once per ``trans_source_id`` and nothing lost, for one day (or the sample of it a
+    run sent); the day's award count."""
+    ids, valid = source_day(day, sample_every)
     every_id = Counter(t["trans_source_id"] for t in ledger["transactions"])
     day_txns = [t for t in ledger["transactions"] if t["trans_source_id"] in ids]
     emails = user_emails(ledger)
