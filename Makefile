@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 EXTRAS ?= test
 
-.PHONY: demo test lint bench sandbox clean lock
+.PHONY: demo test lint bench sandbox clean lock cluster cluster-stop cluster-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,14 @@ $(BIN)/python:
 $(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(UV) pip install --quiet --python $(BIN)/python --constraints $(LOCK) -e ".[$(EXTRAS)]"
 	touch $(STAMP)
+
+# The local cluster needs the [cluster] extra too (its own stamp: the default install lacks it).
+CLUSTER_STAMP := $(VENV)/.installed-cluster
+CLUSTER_TIMEOUT ?= 1140
+
+$(CLUSTER_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(UV) pip install --quiet --python $(BIN)/python --constraints $(LOCK) -e ".[test,cluster]"
+	touch $(CLUSTER_STAMP)
 
 # Refresh the lock: every extra, resolved for Python 3.11 on Linux.
 lock: | $(BIN)/python
@@ -43,5 +51,17 @@ bench: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/perkville-sandbox serve --port 8765 --db .demo/sandbox.db
 
+# A local Airflow cluster (PostgreSQL, Redis, sandbox, two Celery workers): see README "Scaling out".
+cluster: $(CLUSTER_STAMP)
+	$(BIN)/python deploy/cluster.py start
+
+cluster-stop: $(CLUSTER_STAMP)
+	$(BIN)/python deploy/cluster.py stop
+
+# The scenario on a fresh cluster under .cluster/test; the cluster is stopped however it ends.
+cluster-test: $(CLUSTER_STAMP)
+	trap '$(BIN)/python deploy/cluster.py stop --root .cluster/test >/dev/null 2>&1' EXIT INT TERM; \
+	timeout --signal=TERM --kill-after=120 $(CLUSTER_TIMEOUT) $(BIN)/python deploy/scenario.py
+
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo .cluster .pytest_cache .ruff_cache

@@ -1,0 +1,501 @@
+"""The cluster scenario (``make cluster-test``): the example DAGs on a fresh local cluster, checked
+from the sandbox's ledger and Airflow's own REST API, never from the operators' counters.
+
+1. member sync (``full_sync``): every valid member in the ledger once;
+2. a day of check-ins in mapped chunks: both workers ran chunks, every member who checked in
+   awarded exactly once, the report's totals equal what the ledger gained;
+3. a fresh day with one worker SIGKILLed (its whole process tree) while its chunks award: the
+   killed chunks fail by missed heartbeats, are retried on the surviving worker, the run succeeds,
+   still exactly once and nothing lost;
+4. a fresh day under faults (5% 5xx, 3% lost after commit, 2% 429): exactly once, nothing lost;
+5. re-running finished days (clearing a run through the API, ``airflow backfill create`` over
+   two days): 0 new awards;
+6. one token grant per task process that used the Perkville connection.
+
+Size: ``CLUSTER_MEMBERS`` (5,000), ``CLUSTER_CHECKINS`` per day (default 4,000 so the scenario
+fits CI on 2 cores; the issue's 20,000 is ``make cluster-test CLUSTER_CHECKINS=20000``) in chunks
+of ``CLUSTER_CHUNK_SIZE`` (500). Exits non-zero when any check fails; the cluster is stopped at the
+end whatever happens (SIGTERM and SIGINT included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pendulum
+
+DEPLOY = Path(__file__).resolve().parent
+sys.path.insert(0, str(DEPLOY))
+
+from airflow_rest import AirflowApi, Sandbox  # noqa: E402
+from cluster import (  # noqa: E402
+    ADMIN_USER,
+    REPO,
+    SANDBOX_JITTER_MS,
+    SANDBOX_LATENCY_MS,
+    WORKERS,
+    Options,
+    airflow_env,
+    launch_worker,
+    running_cluster,
+    wait_for_worker,
+)
+from cluster_state import State  # noqa: E402
+from gym_source import connect  # noqa: E402
+
+SYNC_DAG = "perkville_member_sync"
+AWARDS_DAG = "perkville_daily_checkin_awards"
+AWARD_TASK, SYNC_TASK = "award_checkin_points", "sync_members"
+TIMEZONE = "America/New_York"
+SOURCE_CONN_ENV_VAR = "AIRFLOW_CONN_GYM_SOURCE_DB"
+SOURCE_SYSTEM = "MYGYM"
+ANCHOR = pendulum.date(2026, 11, 20)
+DAYS = [ANCHOR.subtract(days=n) for n in (3, 2, 1)]
+FAULTS = {"error_rate": 0.05, "lost_after_commit_rate": 0.03, "throttle_rate": 0.02, "seed": 13}
+RUN_TIMEOUT = float(os.environ.get("CLUSTER_RUN_TIMEOUT", "900"))
+
+
+@dataclass
+class Check:
+    item: str
+    name: str
+    ok: bool
+    figure: str
+
+
+@dataclass
+class Scenario:
+    state: State
+    api: AirflowApi
+    sandbox: Sandbox
+    chunk_size: int
+    checks: list[Check] = field(default_factory=list)
+    perkville_runs: list[tuple[str, str, str]] = field(default_factory=list)
+    """(dag_id, run_id, task_id) of every run whose Perkville task processes count for item 6."""
+
+    def check(self, item: str, name: str, ok: bool, figure: str) -> bool:
+        self.checks.append(Check(item, name, bool(ok), figure))
+        print(f"  [{'ok' if ok else 'FAILED'}] {item} {name}: {figure}", flush=True)
+        return bool(ok)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the source says should happen
+
+
+def day_bounds(day: pendulum.Date) -> tuple[pendulum.DateTime, pendulum.DateTime]:
+    start = pendulum.datetime(day.year, day.month, day.day, tz=TIMEZONE)
+    return start, start.add(days=1)
+
+
+def valid_email(email: str | None) -> bool:
+    return bool(email) and "@" in email
+
+
+def source_day(day: pendulum.Date, sample_every: int = 1) -> tuple[set[str], dict[str, str]]:
+    """The day's ``trans_source_id``s, and for each valid one the member's email (lower case).
+
+    ``sample_every``: only the check-ins whose id is a multiple of it (a run that sent a sample).
+    """
+    start, end = day_bounds(day)
+    sql = """SELECT c.checkin_id, c.club_code, m.email FROM checkins c
+             LEFT JOIN members m ON m.member_id = c.member_id
+             WHERE c.checked_in_at >= %s AND c.checked_in_at < %s"""
+    with connect() as conn, conn.cursor() as cursor:
+        cursor.execute(sql, (start.in_timezone("UTC").naive(), end.in_timezone("UTC").naive()))
+        rows = cursor.fetchall()
+    ids, valid = set(), {}
+    for checkin_id, club, email in rows:
+        if checkin_id % sample_every:
+            continue
+        key = f"{SOURCE_SYSTEM}:{club}:CHECKIN:{checkin_id}"
+        ids.add(key)
+        if valid_email(email):
+            valid[key] = email.lower()
+    return ids, valid
+
+
+def source_members() -> set[str]:
+    with connect() as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT member_id, email FROM members")
+        return {member_id for member_id, email in cursor.fetchall() if member_id and valid_email(email)}
+
+
+# ---------------------------------------------------------------------------------------------
+# What the ledger holds
+
+
+def user_emails(ledger: dict[str, Any]) -> dict[str, str]:
+    emails = {}
+    for user in ledger["users"]:
+        primary = next((e["email"] for e in user["emails"] if e.get("primary")), None)
+        emails[user["resource_uri"]] = (primary or "").lower()
+    return emails
+
+
+def check_day_exactly_once(
+    sc: Scenario, item: str, day: pendulum.Date, ledger: dict[str, Any], sample_every: int = 1
+) -> int:
+    """Exactly once per ``trans_source_id`` and nothing lost, for one day (or the sample of it a
+    run sent); the day's award count."""
+    ids, valid = source_day(day, sample_every)
+    every_id = Counter(t["trans_source_id"] for t in ledger["transactions"])
+    day_txns = [t for t in ledger["transactions"] if t["trans_source_id"] in ids]
+    emails = user_emails(ledger)
+    per_member = Counter(emails.get(t["user"], "?") for t in day_txns)
+    expected_members = set(valid.values())
+    twice = [key for key, count in every_id.items() if count > 1]
+    wrong_member = [
+        t["trans_source_id"] for t in day_txns if valid.get(t["trans_source_id"]) != emails.get(t["user"])
+    ]
+    sc.check(
+        item,
+        f"{day} exactly once per trans_source_id",
+        not twice and max(per_member.values(), default=0) <= 1,
+        f"{len(day_txns)} awards for {len(ids)} check-ins, {len(twice)} ids twice, "
+        f"max {max(per_member.values(), default=0)} award per member",
+    )
+    lost = expected_members - set(per_member)
+    sc.check(
+        item,
+        f"{day} nothing lost",
+        not lost and not wrong_member,
+        f"{len(per_member)}/{len(expected_members)} members who checked in awarded, "
+        f"{len(lost)} missing, {len(wrong_member)} awarded to another member",
+    )
+    return len(day_txns)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def run_day(sc: Scenario, day: pendulum.Date, run_id: str, **wait: Any) -> dict[str, Any]:
+    start, end = day_bounds(day)
+    sc.api.trigger(AWARDS_DAG, run_id, start, end, {"chunk_size": sc.chunk_size})
+    sc.perkville_runs.append((AWARDS_DAG, run_id, AWARD_TASK))
+    return sc.api.wait_for_run(AWARDS_DAG, run_id, RUN_TIMEOUT, **wait)
+
+
+def item1_member_sync(sc: Scenario) -> None:
+    start = pendulum.datetime(2026, 10, 1, tz="UTC")
+    # One task sends every member: 16 concurrent requests (the Param's default is 8).
+    conf = {"full_sync": True, "max_workers": 16}
+    sc.api.trigger(SYNC_DAG, "full_sync", start, day_bounds(DAYS[0])[0], conf)
+    sc.perkville_runs.append((SYNC_DAG, "full_sync", SYNC_TASK))
+    run = sc.api.wait_for_run(SYNC_DAG, "full_sync", RUN_TIMEOUT)
+    sc.check("1", "member sync run", run["state"] == "success", f"run {run['state']}")
+    expected = source_members()
+    records = Counter(r["external_member_id"] for r in sc.sandbox.ledger()["external_members"])
+    sc.check(
+        "1",
+        "every valid member in the ledger once",
+        set(records) == expected and max(records.values()) == 1,
+        f"{len(records)} external members for {len(expected)} valid members, "
+        f"max {max(records.values(), default=0)} record per member",
+    )
+
+
+def item2_daily_awards(sc: Scenario) -> None:
+    before = sc.sandbox.stats()["requests"].get("POST /v2/transactions/", {})
+    run = run_day(sc, DAYS[0], "day1")
+    sc.check("2", "awards run", run["state"] == "success", f"run {run['state']}")
+    tis = [ti for ti in sc.api.task_instances(AWARDS_DAG, "day1") if ti["task_id"] == AWARD_TASK]
+    hosts = Counter(ti["hostname"] for ti in tis)
+    sc.check(
+        "2",
+        "both workers ran chunks",
+        set(WORKERS) <= set(hosts),
+        f"{len(tis)} mapped chunks: " + ", ".join(f"{h} {n}" for h, n in sorted(hosts.items())),
+    )
+    ledger = sc.sandbox.ledger()
+    day_awards = check_day_exactly_once(sc, "2", DAYS[0], ledger)
+    report = sc.api.xcom(AWARDS_DAG, "day1", "report")
+    after = sc.sandbox.stats()["requests"].get("POST /v2/transactions/", {})
+    created = after.get("201", 0) - before.get("201", 0)
+    ids, _ = source_day(DAYS[0])
+    points = sum(t["points"] * t["quantity"] for t in ledger["transactions"] if t["trans_source_id"] in ids)
+    sc.check(
+        "2",
+        "report's totals equal the ledger's",
+        report["awarded"] == day_awards == created and report["points"] == points and report["failed"] == 0,
+        f"report awarded {report['awarded']} / points {report['points']}; ledger {day_awards} / {points}; "
+        f"sandbox 201s {created}; report daily_limited {report['daily_limited']}, "
+        f"duplicate {report['duplicate']}, invalid {report['invalid']}, failed {report['failed']}",
+    )
+
+
+def source_chunks(day: pendulum.Date, chunk_size: int) -> list[set[str]]:
+    """The ``trans_source_id``s of each mapped chunk of the day, as the DAG cuts them: the
+    extract's order (check-in time, then id), in slices of ``chunk_size``."""
+    start, end = day_bounds(day)
+    sql = """SELECT c.checkin_id, c.club_code FROM checkins c
+             WHERE c.checked_in_at >= %s AND c.checked_in_at < %s
+             ORDER BY c.checked_in_at, c.checkin_id"""
+    with connect() as conn, conn.cursor() as cursor:
+        cursor.execute(sql, (start.in_timezone("UTC").naive(), end.in_timezone("UTC").naive()))
+        keys = [f"{SOURCE_SYSTEM}:{club}:CHECKIN:{checkin_id}" for checkin_id, club in cursor.fetchall()]
+    return [set(keys[i : i + chunk_size]) for i in range(0, len(keys), chunk_size)]
+
+
+def _in_flight_on(
+    sc: Scenario, run_id: str, worker: str, chunks: list[set[str]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Chunks running on ``worker``, and those of them already awarding: the ledger holds some of
+    their awards (so their requests are in flight, not still being prepared)."""
+    running = [
+        ti
+        for ti in sc.api.task_instances(AWARDS_DAG, run_id)
+        if ti["task_id"] == AWARD_TASK and ti["state"] == "running" and ti["hostname"] == worker
+    ]
+    if not running:
+        return [], []
+    awarded = {t["trans_source_id"] for t in sc.sandbox.ledger()["transactions"]}
+    sending = [ti for ti in running if chunks[ti["map_index"]] & awarded]
+    return running, sending
+
+
+def item3_worker_killed(sc: Scenario) -> None:
+    victim, survivor = WORKERS
+    start, end = day_bounds(DAYS[1])
+    sc.api.trigger(AWARDS_DAG, "day2_kill", start, end, {"chunk_size": sc.chunk_size})
+    sc.perkville_runs.append((AWARDS_DAG, "day2_kill", AWARD_TASK))
+    deadline = time.monotonic() + RUN_TIMEOUT
+    chunks = source_chunks(DAYS[1], sc.chunk_size)
+    killed: list[dict[str, Any]] = []
+    sending: list[dict[str, Any]] = []
+    while not killed and time.monotonic() < deadline:
+        if sc.api.run(AWARDS_DAG, "day2_kill")["state"] in ("success", "failed"):
+            break  # every chunk finished before one was seen awarding on the victim
+        running, sending = _in_flight_on(sc, "day2_kill", victim, chunks)
+        if sending:
+            victims = sc.state.component(victim).kill_tree()
+            killed = running
+            names = sorted(ti["map_index"] for ti in running)
+            print(f"  SIGKILL {victim}: {len(victims)} processes; chunks running there {names}", flush=True)
+        else:
+            time.sleep(1.0)
+    if not sc.check(
+        "3",
+        f"{victim} killed while its chunks award",
+        bool(killed),
+        f"{len(killed)} chunks running on {victim} when killed, {len(sending)} of them with awards "
+        "already in the ledger",
+    ):
+        return
+    run = sc.api.wait_for_run(AWARDS_DAG, "day2_kill", RUN_TIMEOUT)
+    sc.check("3", "run succeeds despite the kill", run["state"] == "success", f"run {run['state']}")
+    retried = []
+    for ti in killed:
+        tries = sc.api.tries(AWARDS_DAG, "day2_kill", AWARD_TASK, ti["map_index"])
+        final = max(tries, key=lambda t: t["try_number"])
+        retried.append((ti["map_index"], final["try_number"], final["hostname"], final["state"]))
+    on_survivor = all(tn > 1 and host == survivor and st == "success" for _, tn, host, st in retried)
+    sc.check(
+        "3",
+        f"killed chunks retried on {survivor}",
+        on_survivor,
+        "; ".join(f"chunk {m}: try {tn} on {h} {st}" for m, tn, h, st in retried),
+    )
+    check_day_exactly_once(sc, "3", DAYS[1], sc.sandbox.ledger())
+    # Restarted for the re-runs of item 5; item 4 does not wait for it.
+    launch_worker(sc.state, victim, airflow_env(sc.state))
+
+
+def item4_faults(sc: Scenario) -> None:
+    sc.sandbox.set_faults({"latency_ms": SANDBOX_LATENCY_MS, "jitter_ms": SANDBOX_JITTER_MS, **FAULTS})
+    try:
+        run = run_day(sc, DAYS[2], "day3_faults")
+    finally:
+        sc.sandbox.set_faults({"latency_ms": SANDBOX_LATENCY_MS, "jitter_ms": SANDBOX_JITTER_MS})
+    injected = sc.sandbox.stats()["faults_injected"]
+    sc.check(
+        "4",
+        "run under faults succeeds",
+        run["state"] == "success",
+        f"run {run['state']}; injected: {injected['error']} 5xx, {injected['lost_after_commit']} "
+        f"lost after commit, {injected['rate_limited']} 429",
+    )
+    check_day_exactly_once(sc, "4", DAYS[2], sc.sandbox.ledger())
+
+
+def item5_reruns(sc: Scenario) -> None:
+    created = lambda: sc.sandbox.stats()["requests"].get("POST /v2/transactions/", {}).get("201", 0)  # noqa: E731
+    awards = lambda: len(sc.sandbox.ledger()["transactions"])  # noqa: E731
+    wait_for_worker(sc.state, WORKERS[0], timeout=300)
+    before_ledger, before_201 = awards(), created()
+    previous = sc.api.run(AWARDS_DAG, "day1")
+    sc.api.clear_run(AWARDS_DAG, "day1")
+    sc.perkville_runs.append((AWARDS_DAG, "day1", AWARD_TASK))  # counted by tries: the first run too
+    deadline = time.monotonic() + RUN_TIMEOUT
+    run = previous
+    while time.monotonic() < deadline:
+        run = sc.api.run(AWARDS_DAG, "day1")
+        if run["end_date"] != previous["end_date"] and run["state"] in ("success", "failed"):
+            break
+        time.sleep(2)
+    sc.check(
+        "5",
+        "cleared run re-runs",
+        run["state"] == "success" and run["end_date"] != previous["end_date"],
+        f"run {run['state']}, {awards() - before_ledger} new awards in the ledger, "
+        f"{created() - before_201} answers 201",
+    )
+    sc.check(
+        "5",
+        "clear: 0 new awards",
+        awards() == before_ledger and created() == before_201,
+        f"{awards() - before_ledger} new awards",
+    )
+    before_ledger, before_201 = awards(), created()
+    first, last = day_bounds(DAYS[0])[0], day_bounds(DAYS[1])[0]
+    env = airflow_env(sc.state)
+    command = [
+        str(Path(sys.executable).parent / "airflow"),
+        "backfill",
+        "create",
+        "--dag-id",
+        AWARDS_DAG,
+        "--from-date",
+        first.isoformat(),
+        "--to-date",
+        last.isoformat(),
+        "--reprocess-behavior",
+        "completed",
+        "--max-active-runs",
+        "1",
+        "--dag-run-conf",
+        json.dumps({"chunk_size": sc.chunk_size}),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    if not sc.check(
+        "5",
+        "airflow backfill create over two days",
+        done.returncode == 0,
+        (done.stdout + done.stderr).strip().splitlines()[-1][:200] if done.returncode else "created",
+    ):
+        return
+    backfill = _wait_for_backfill(sc)
+    runs = [r for r in sc.api.dag_runs(AWARDS_DAG) if r["run_type"] == "backfill"]
+    for run in runs:
+        sc.perkville_runs.append((AWARDS_DAG, run["dag_run_id"], AWARD_TASK))
+    states = Counter(r["state"] for r in runs)
+    sc.check(
+        "5",
+        "backfill runs succeed",
+        backfill is not None and len(runs) >= 2 and set(states) == {"success"},
+        f"{len(runs)} backfill runs: {dict(states)}",
+    )
+    sc.check(
+        "5",
+        "backfill: 0 new awards",
+        awards() == before_ledger and created() == before_201,
+        f"{awards() - before_ledger} new awards, {created() - before_201} answers 201",
+    )
+
+
+def _wait_for_backfill(sc: Scenario) -> dict[str, Any] | None:
+    deadline = time.monotonic() + 2 * RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        backfills = sc.api.request("GET", "/backfills", params={"dag_id": AWARDS_DAG})["backfills"]
+        if backfills and backfills[-1].get("completed_at"):
+            return backfills[-1]
+        time.sleep(3)
+    return None
+
+
+def item6_token_grants(sc: Scenario) -> None:
+    """Every try of a Perkville task runs in its own process, and a process grants at most once.
+
+    A try that succeeded sent its records, so it granted exactly once: the grants are at least the
+    successful tries. A try that failed may have died before its first request (killed while still
+    rendering, item 3): the grants are at most the tries that started.
+    """
+    started = succeeded = 0
+    for dag_id, run_id, task_id in dict.fromkeys(sc.perkville_runs):
+        for ti in sc.api.task_instances(dag_id, run_id):
+            if ti["task_id"] == task_id:
+                tries = sc.api.tries(dag_id, run_id, task_id, ti["map_index"])
+                started += sum(1 for t in tries if t.get("start_date"))
+                succeeded += sum(1 for t in tries if t.get("state") == "success")
+    grants = sc.sandbox.stats()["token_grants"]
+    sc.check(
+        "6",
+        "one token grant per task process",
+        succeeded <= grants <= started,
+        f"{grants} token grants; task processes using perkville_default: {started} started, "
+        f"{succeeded} succeeded (each granted once), {started - succeeded} failed or killed",
+    )
+
+
+def connect_scenario(state: State, chunk_size: int) -> Scenario:
+    """Clients for a running cluster, the source database reachable from here, the DAGs unpaused."""
+    os.environ[SOURCE_CONN_ENV_VAR] = airflow_env(state)[SOURCE_CONN_ENV_VAR]
+    api = AirflowApi(f"http://127.0.0.1:{state.ports['api']}", ADMIN_USER, state.secrets["admin_password"])
+    for dag_id in (SYNC_DAG, AWARDS_DAG):
+        api.wait_for_dag(dag_id, 300)
+    return Scenario(state, api, Sandbox(f"http://127.0.0.1:{state.ports['sandbox']}"), chunk_size)
+
+
+def run_scenario(state: State, chunk_size: int) -> Scenario:
+    sc = connect_scenario(state, chunk_size)
+    for item in (
+        item1_member_sync,
+        item2_daily_awards,
+        item3_worker_killed,
+        item4_faults,
+        item5_reruns,
+        item6_token_grants,
+    ):
+        print(f"-- {item.__name__} ({time.strftime('%H:%M:%S')})", flush=True)
+        try:
+            item(sc)
+        except Exception as error:  # a broken step fails its item, the others still run
+            sc.check(item.__name__[4], item.__name__, False, f"{type(error).__name__}: {error}"[:400])
+    return sc
+
+
+def _stop_on_signal(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    t0 = time.monotonic()
+    options = Options(
+        root=REPO / ".cluster" / "test",
+        schedules=False,
+        members=int(os.environ.get("CLUSTER_MEMBERS", "5000")),
+        checkins_per_day=int(os.environ.get("CLUSTER_CHECKINS", "4000")),
+        days=len(DAYS),
+        anchor=ANCHOR.to_date_string(),
+    )
+    chunk_size = int(os.environ.get("CLUSTER_CHUNK_SIZE", "500"))
+    print(
+        f"cluster scenario: {options.members} members, {options.checkins_per_day} check-ins a day, "
+        f"chunks of {chunk_size}, sandbox latency {SANDBOX_LATENCY_MS} ms + jitter {SANDBOX_JITTER_MS} ms"
+    )
+    try:
+        with running_cluster(options) as state:
+            sc = run_scenario(state, chunk_size)
+    except Exception as error:
+        print(f"cluster scenario FAILED before its checks: {error}", file=sys.stderr)
+        return 1
+    failed = [c for c in sc.checks if not c.ok]
+    print(f"\n{len(sc.checks) - len(failed)}/{len(sc.checks)} checks passed in {time.monotonic() - t0:.0f} s")
+    for check in failed:
+        print(f"FAILED: {check.item} {check.name}: {check.figure}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
