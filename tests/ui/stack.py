@@ -78,10 +78,8 @@ class Process:
             return
         with contextlib.suppress(ProcessLookupError):
             self.popen.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
         # Whatever it started and left behind: its own process group (it leads a new session).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
@@ -95,7 +93,7 @@ class Process:
 def start(name: str, command: list[str], env: Mapping[str, str], logs: Path) -> Process:
     log = logs / f"{name}.log"
     with log.open("wb") as out:
-        popen = subprocess.Popen(
+        popen = subprocess.Popen(  # noqa: S603 (our own commands)
             command,
             env=dict(env),
             stdout=out,
@@ -158,14 +156,23 @@ class AirflowApi:
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180.0) -> str:
-        """The run's final state (``success`` or ``failed``), waiting at most ``timeout`` seconds."""
-        return wait_for(
-            f"run {run_id} of {dag_id} to finish",
-            lambda: (state := self.run_state(dag_id, run_id)) in ("success", "failed") and state,
-            timeout,
-            interval=2.0,
-        )
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout: float = 240.0, *, or_retry: bool = False
+    ) -> str:
+        """The run's final state (``success`` or ``failed``), waiting at most ``timeout`` seconds.
+
+        With ``or_retry``, a task waiting for a retry ends the wait too: ``up_for_retry``.
+        """
+
+        def finished() -> str | None:
+            state = self.run_state(dag_id, run_id)
+            if state in ("success", "failed"):
+                return state
+            if or_retry and any(ti["state"] == "up_for_retry" for ti in self.task_instances(dag_id, run_id)):
+                return "up_for_retry"
+            return None
+
+        return wait_for(f"run {run_id} of {dag_id} to finish", finished, timeout, interval=2.0)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
@@ -204,7 +211,7 @@ def run_stack(workdir: Path) -> Iterator[Stack]:
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     gym_db, home = workdir / "gym.db", workdir / "airflow"
-    subprocess.run(
+    subprocess.run(  # noqa: S603
         [sys.executable, "-m", "perkville_provider.demo.data", "--db", str(gym_db), "--anchor", DEMO_ANCHOR],
         check=True,
         timeout=60,
@@ -220,7 +227,7 @@ def run_stack(workdir: Path) -> Iterator[Stack]:
         )
         wait_for("the sandbox", lambda: requests.get(f"{sandbox_url}/_sandbox/health", timeout=2).ok, 30)
         env = airflow_env(home, api_port, sandbox_url, gym_db)
-        subprocess.run(
+        subprocess.run(  # noqa: S603
             [str(BIN / "airflow"), "db", "migrate"],
             env=env,
             check=True,

@@ -1,0 +1,137 @@
+"""Browser tests of the Airflow UI (``make test-ui``): one real Airflow for the session, Chromium per test.
+
+Not part of ``make test`` (``tests/ui`` is in ``norecursedirs``). Needs the ``ui`` extra
+(playwright) and Debian's ``chromium`` at ``/usr/bin/chromium``; ``playwright install`` is never
+used. Screenshots go to ``.artifacts/ui/``.
+
+The runs the tests look at are triggered with explicit logical dates inside the demo data
+(check-ins on 2026-11-17..19, America/New_York), so nothing depends on the wall clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from tests.ui.stack import REPO_ROOT, Stack, run_stack
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = REPO_ROOT / ".artifacts" / "ui"
+VIEWPORT = {"width": 1400, "height": 900}
+UI_TIMEOUT_MS = 30_000
+
+MEMBER_SYNC = "perkville_member_sync"
+AWARDS = "perkville_daily_checkin_awards"
+FULL_SYNC_LOGICAL_DATE = "2026-11-17T05:00:00Z"
+"""Before the first demo check-in (2026-11-17 in New York): every member exists by then."""
+AWARDS_LOGICAL_DATE = "2026-11-20T05:00:00Z"
+"""Midnight of 2026-11-20 in New York: the run awards 2026-11-19, the last demo day."""
+AWARDS_CHUNK_SIZE = 10
+"""Small chunks, so that the day's 29 check-ins map to three task instances."""
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with run_stack(tmp_path_factory.mktemp("airflow-ui")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Playwright]:
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="session")
+def login_state(browser: Browser, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sign in once through the simple auth manager's form with its generated password."""
+    state = tmp_path_factory.mktemp("browser") / "state.json"
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(f"{stack.base_url}/")
+    page.get_by_label("Username").fill(stack.username)
+    page.get_by_label("Password").fill(stack.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{stack.base_url}/")
+    context.storage_state(path=state)
+    context.close()
+    return state
+
+
+@pytest.fixture
+def page(browser: Browser, login_state: Path, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A signed-in page; on a failure its last view is saved next to the screenshots."""
+    context = browser.new_context(viewport=VIEWPORT, storage_state=login_state)
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        page.screenshot(path=ARTIFACTS / f"FAILED-{request.node.name}.png", full_page=True)
+    context.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item.rep_call = report
+    return report
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+def screenshot(page: Page, name: str, *, full_page: bool = False) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=path, full_page=full_page)
+    return path
+
+
+@pytest.fixture(scope="session")
+def unpaused(stack: Stack) -> None:
+    """Both DAGs unpaused, as the README's steps do (runs of a paused DAG never start)."""
+    for dag_id in (MEMBER_SYNC, AWARDS):
+        stack.api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+
+@pytest.fixture(scope="session")
+def full_sync_run(stack: Stack, unpaused: None) -> str:
+    """The first load: a member sync with ``full_sync``, so that every demo member is in Perkville."""
+    run_id = stack.api.trigger(MEMBER_SYNC, logical_date=FULL_SYNC_LOGICAL_DATE, conf={"full_sync": True})
+    assert stack.api.wait_for_run(MEMBER_SYNC, run_id) == "success"
+    return run_id
+
+
+@pytest.fixture(scope="session")
+def awards_run(stack: Stack, full_sync_run: str) -> str:
+    """A finished awards run of 2026-11-19 in chunks of ten."""
+    run_id = stack.api.trigger(
+        AWARDS, logical_date=AWARDS_LOGICAL_DATE, conf={"chunk_size": AWARDS_CHUNK_SIZE}
+    )
+    assert stack.api.wait_for_run(AWARDS, run_id) == "success"
+    return run_id
