@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 EXTRAS ?= test
 
-.PHONY: demo test lint bench sandbox clean lock
+.PHONY: demo test test-ui lint bench sandbox clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Browser tests of the Airflow UI (tests/ui): a real Airflow and the sandbox, driven through
+# Debian's chromium by playwright (whose own browser download is never used).
+CHROMIUM := /usr/bin/chromium
+
+test-ui: $(STAMP)
+	$(BIN)/python -c "import playwright" 2>/dev/null || \
+		$(UV) pip install --quiet --python $(BIN)/python --constraints $(LOCK) -e ".[test,ui]"
+	test -x $(CHROMIUM) || apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+	$(BIN)/python -m pytest tests/ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

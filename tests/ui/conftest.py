@@ -10,6 +10,7 @@ The runs the tests look at are triggered with explicit logical dates inside the 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,8 +43,14 @@ AWARDS_CHUNK_SIZE = 10
 """Small chunks, so that the day's 29 check-ins map to three task instances."""
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # A CI timeout sends SIGTERM: turn it into an interrupt, so that pytest's teardown stops the stack.
+    signal.signal(signal.SIGTERM, _interrupt)
     with run_stack(tmp_path_factory.mktemp("airflow-ui")) as running:
         yield running
 

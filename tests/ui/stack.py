@@ -17,6 +17,7 @@ timeout), also when a test fails.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -90,6 +91,12 @@ class Process:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, however it dies (Linux)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start(name: str, command: list[str], env: Mapping[str, str], logs: Path) -> Process:
     log = logs / f"{name}.log"
     with log.open("wb") as out:
@@ -100,6 +107,7 @@ def start(name: str, command: list[str], env: Mapping[str, str], logs: Path) -> 
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
             cwd=REPO_ROOT,
         )
     return Process(name, popen, log)
