@@ -189,7 +189,7 @@ class AirflowApi:
         answer = self.session.get(
             f"{self.base_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
             params={"map_index": map_index, "full_content": "true"},
-            headers={"Accept": "text/plain"},
+            headers={"Accept": "application/x-ndjson"},
             timeout=30,
         )
         answer.raise_for_status()
