@@ -34,12 +34,16 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # Browser tests of the Airflow UI (tests/ui): a real Airflow and the sandbox, driven through
-# Debian's chromium by playwright (whose own browser download is never used).
+# Debian's chromium by playwright (whose own browser download is never used). The [ui] extra
+# has its own stamp: the default install lacks it.
+UI_STAMP := $(VENV)/.installed-ui
 CHROMIUM := /usr/bin/chromium
 
-test-ui: $(STAMP)
-	$(BIN)/python -c "import playwright" 2>/dev/null || \
-		$(UV) pip install --quiet --python $(BIN)/python --constraints $(LOCK) -e ".[test,ui]"
+$(UI_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(UV) pip install --quiet --python $(BIN)/python --constraints $(LOCK) -e ".[test,ui]"
+	touch $(UI_STAMP)
+
+test-ui: $(UI_STAMP)
 	test -x $(CHROMIUM) || apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest tests/ui
 

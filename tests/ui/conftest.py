@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from tests.ui.stack import REPO_ROOT, Stack, run_stack
+from tests.ui.stack import REPO_ROOT, RUN_TIMEOUT, Stack, run_stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -119,26 +121,46 @@ def screenshot(page: Page, name: str, *, full_page: bool = False) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def unpaused(stack: Stack) -> None:
-    """Both DAGs unpaused, as the README's steps do (runs of a paused DAG never start)."""
+@dataclass
+class DemoRuns:
+    """The runs most tests look at, triggered through the REST API as soon as Airflow is up, one
+    after the other in a background thread, while the first browser tests run."""
+
+    full_sync: Future[str]
+    awards: Future[str]
+
+
+def _run_to_success(stack: Stack, dag_id: str, logical_date: str, conf: dict, after: Future | None) -> str:
+    if after is not None:
+        after.result()
+    run_id = stack.api.trigger(dag_id, logical_date=logical_date, conf=conf)
+    state = stack.api.wait_for_run(dag_id, run_id)
+    assert state == "success", f"{dag_id} run {run_id} ended {state}"
+    return run_id
+
+
+@pytest.fixture(scope="session", autouse=True)
+def demo_runs(stack: Stack) -> Iterator[DemoRuns]:
+    """Unpause both DAGs (runs of a paused DAG never start), then: the first load, a member sync
+    with ``full_sync``, so that every demo member is in Perkville; then the awards of 2026-11-19
+    in chunks of ten."""
     for dag_id in (MEMBER_SYNC, AWARDS):
         stack.api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="demo-runs") as pool:
+        full_sync = pool.submit(
+            _run_to_success, stack, MEMBER_SYNC, FULL_SYNC_LOGICAL_DATE, {"full_sync": True}, None
+        )
+        awards = pool.submit(
+            _run_to_success, stack, AWARDS, AWARDS_LOGICAL_DATE, {"chunk_size": AWARDS_CHUNK_SIZE}, full_sync
+        )
+        yield DemoRuns(full_sync, awards)
 
 
-@pytest.fixture(scope="session")
-def full_sync_run(stack: Stack, unpaused: None) -> str:
-    """The first load: a member sync with ``full_sync``, so that every demo member is in Perkville."""
-    run_id = stack.api.trigger(MEMBER_SYNC, logical_date=FULL_SYNC_LOGICAL_DATE, conf={"full_sync": True})
-    assert stack.api.wait_for_run(MEMBER_SYNC, run_id) == "success"
-    return run_id
+@pytest.fixture
+def full_sync_run(demo_runs: DemoRuns) -> str:
+    return demo_runs.full_sync.result(timeout=RUN_TIMEOUT)
 
 
-@pytest.fixture(scope="session")
-def awards_run(stack: Stack, full_sync_run: str) -> str:
-    """A finished awards run of 2026-11-19 in chunks of ten."""
-    run_id = stack.api.trigger(
-        AWARDS, logical_date=AWARDS_LOGICAL_DATE, conf={"chunk_size": AWARDS_CHUNK_SIZE}
-    )
-    assert stack.api.wait_for_run(AWARDS, run_id) == "success"
-    return run_id
+@pytest.fixture
+def awards_run(demo_runs: DemoRuns) -> str:
+    return demo_runs.awards.result(timeout=2 * RUN_TIMEOUT)
