@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from tests.ui.stack import REPO_ROOT, RUN_TIMEOUT, Stack, run_stack
 
@@ -33,7 +33,11 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = REPO_ROOT / ".artifacts" / "ui"
 VIEWPORT = {"width": 1400, "height": 900}
-UI_TIMEOUT_MS = 30_000
+UI_TIMEOUT_MS = 60_000
+NAVIGATION_TIMEOUT_MS = 120_000
+"""Generous: on a busy 2-core machine Airflow's one API worker can stall for half a minute while
+SQLite is locked by the scheduler; a timeout here must mean broken, not slow."""
+expect.set_options(timeout=UI_TIMEOUT_MS)
 
 MEMBER_SYNC = "perkville_member_sync"
 AWARDS = "perkville_daily_checkin_awards"
@@ -70,13 +74,19 @@ def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
+def new_page(context: BrowserContext) -> Page:
+    page = context.new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
+    return page
+
+
 @pytest.fixture(scope="session")
 def login_state(browser: Browser, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Sign in once through the simple auth manager's form with its generated password."""
     state = tmp_path_factory.mktemp("browser") / "state.json"
     context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.set_default_timeout(UI_TIMEOUT_MS)
+    page = new_page(context)
     page.goto(f"{stack.base_url}/")
     page.get_by_label("Username").fill(stack.username)
     page.get_by_label("Password").fill(stack.password)
@@ -91,8 +101,7 @@ def login_state(browser: Browser, stack: Stack, tmp_path_factory: pytest.TempPat
 def page(browser: Browser, login_state: Path, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A signed-in page; on a failure its last view is saved next to the screenshots."""
     context = browser.new_context(viewport=VIEWPORT, storage_state=login_state)
-    page = context.new_page()
-    page.set_default_timeout(UI_TIMEOUT_MS)
+    page = new_page(context)
     yield page
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
