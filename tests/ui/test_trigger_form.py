@@ -86,8 +86,6 @@ def test_trigger_form_shows_every_param_with_title_and_description(
         if schema.get("description"):
             expect(field).to_contain_text(schema["description"])
     screenshot(page, f"trigger-form-{dag_id}")
-    if dag_id == AWARDS:
-        screenshot(page, "trigger-form-full", full_page=True)
 
 
 @pytest.mark.parametrize("dag_id", [MEMBER_SYNC, AWARDS])
