@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 EXTRAS ?= test
 
-.PHONY: demo test lint bench sandbox clean lock cluster cluster-stop cluster-test
+.PHONY: demo test test-ui lint bench sandbox clean lock cluster cluster-stop cluster-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Browser tests of the Airflow UI (tests/ui): a real Airflow and the sandbox, driven through
+# Debian's chromium by playwright (whose own browser download is never used). The [ui] extra
+# has its own stamp: the default install lacks it.
+UI_STAMP := $(VENV)/.installed-ui
+CHROMIUM := /usr/bin/chromium
+
+$(UI_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(UV) pip install --quiet --python $(BIN)/python --constraints $(LOCK) -e ".[test,ui]"
+	touch $(UI_STAMP)
+
+test-ui: $(UI_STAMP)
+	test -x $(CHROMIUM) || apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+	$(BIN)/python -m pytest tests/ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,99 @@
+"""A finished awards run in the UI: the mapped chunks, their logs, the report, the extra link."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.ui.conftest import AWARDS, MEMBER_SYNC, screenshot
+from tests.ui.stack import Stack
+
+AWARD_TASK = "award_checkin_points"
+BUSINESS_URL = "https://www.perkville.com/biz/9823/"
+
+
+def run_url(stack: Stack, dag_id: str, run_id: str) -> str:
+    return f"{stack.base_url}/dags/{dag_id}/runs/{quote(run_id)}"
+
+
+def mapped_indexes(stack: Stack, run_id: str) -> list[int]:
+    return sorted(
+        ti["map_index"] for ti in stack.api.task_instances(AWARDS, run_id) if ti["task_id"] == AWARD_TASK
+    )
+
+
+def log_view(page: Page):
+    """The log panel of a task instance page (its Logs tab is the default)."""
+    view = page.get_by_role("code").first
+    expect(view).to_contain_text("Post Execute")
+    return view
+
+
+def test_grid_shows_the_mapped_chunks(page: Page, stack: Stack, awards_run: str) -> None:
+    indexes = mapped_indexes(stack, awards_run)
+    assert indexes == [0, 1, 2], "29 check-ins in chunks of 10"
+    page.goto(run_url(stack, AWARDS, awards_run))
+    expect(page.get_by_text("award_checkin_points [ ]")).to_be_visible()  # the grid's mapped row
+    for index in indexes:
+        link = page.get_by_role("link", name=str(index), exact=True)
+        expect(link).to_have_attribute(
+            "href", f"/dags/{AWARDS}/runs/{awards_run}/tasks/{AWARD_TASK}/mapped/{index}"
+        )
+    expect(page.get_by_role("heading", name="5 Task Instances")).to_be_visible()
+    screenshot(page, "run-grid")
+
+
+def test_a_chunk_log_shows_its_summary_table(page: Page, stack: Stack, awards_run: str) -> None:
+    summary = xcom(stack, awards_run, AWARD_TASK, map_index=1)
+    page.goto(f"{run_url(stack, AWARDS, awards_run)}/tasks/{AWARD_TASK}/mapped/1")
+    view = log_view(page)
+    expect(view).to_contain_text("Summary: Perkville award_points")
+    for outcome in ("total", "awarded", "duplicate", "daily_limited", "invalid", "failed"):
+        expect(view).to_contain_text(f"{outcome} {summary[outcome]}")
+    screenshot(page, "chunk-log")
+
+
+def test_the_report_log_shows_the_days_table(page: Page, stack: Stack, awards_run: str) -> None:
+    merged = xcom(stack, awards_run, "report")
+    assert merged["total"] == sum(xcom(stack, awards_run, AWARD_TASK, map_index=i)["total"] for i in range(3))
+    page.goto(f"{run_url(stack, AWARDS, awards_run)}/tasks/report")
+    view = log_view(page)
+    for outcome in ("total", "awarded", "points", "invalid", "failed"):
+        expect(view).to_contain_text(f"{outcome} {merged[outcome]}")
+    screenshot(page, "report-log")
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "task_path"),
+    [(AWARDS, f"{AWARD_TASK}/mapped/1"), (MEMBER_SYNC, "sync_members")],
+    ids=["mapped-award-chunk", "member-sync"],
+)
+def test_perkville_business_link_opens_the_business(
+    page: Page, stack: Stack, awards_run: str, full_sync_run: str, dag_id: str, task_path: str
+) -> None:
+    """Airflow 3.3 lists a task instance's extra links on its Details tab."""
+    run_id = awards_run if dag_id == AWARDS else full_sync_run
+    # The link leaves for perkville.com: answer it locally (no network in tests).
+    page.context.route(
+        "https://www.perkville.com/**",
+        lambda route: route.fulfill(status=200, content_type="text/html", body="<h1>Perkville business</h1>"),
+    )
+    page.goto(f"{run_url(stack, dag_id, run_id)}/tasks/{task_path}/details")
+    link = page.get_by_role("link", name="Perkville business")
+    expect(link).to_have_attribute("href", BUSINESS_URL)
+    screenshot(page, f"extra-link-{dag_id}")
+    with page.context.expect_page() as opened:
+        link.click()
+    opened.value.wait_for_load_state()
+    assert opened.value.url == BUSINESS_URL
+
+
+def xcom(stack: Stack, run_id: str, task_id: str, map_index: int = -1) -> dict:
+    entry = stack.api.call(
+        "GET",
+        f"/dags/{AWARDS}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+        params={"map_index": map_index, "deserialize": "true"},
+    )
+    return entry["value"]
