@@ -399,27 +399,9 @@ class PerkvilleHook(HttpHook):
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
-        """Yield every object of a list endpoint, one page in memory at a time.
-
-        Walks ``limit``/``offset``, and follows ``meta.next`` when the API gives one.
-        """
-        query: dict[str, Any] = {"limit": page_size, "offset": 0, **(params or {})}
-        next_path: str | None = path
-        while next_path is not None:
-            page = self.request_json("GET", next_path, params=query) or {}
-            objects = page.get("objects") or []
-            meta = page.get("meta")
-            limit = int(query.get("limit") or page_size)
-            yield from objects
-            next_path = None
-            if isinstance(meta, Mapping) and meta.get("next"):
-                parts = urlsplit(meta["next"])
-                next_path = parts.path if not parts.scheme else parts._replace(query="").geturl()
-                query = dict(parse_qsl(parts.query))
-            elif isinstance(meta, Mapping) and "next" not in meta and objects and len(objects) >= limit:
-                next_path = path
-                query = {**query, "offset": int(query.get("offset") or 0) + len(objects)}
-            del page, objects
+        """Yield every object of a list endpoint, one page in memory at a time (see :meth:`iter_pages`)."""
+        for page in self.iter_pages(path, params, page_size=page_size):
+            yield from page
 
     def _business(self, business_id: int | str | None) -> int:
         if business_id not in (None, ""):
@@ -589,6 +571,37 @@ class PerkvilleHook(HttpHook):
             ],
         }
         return (self.request_json("POST", AGREEMENT_ACCEPT_PATH, json=body) or {}).get("objects") or []
+
+    def iter_pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the objects of a list endpoint page by page, one page in memory at a time.
+
+        Walks ``limit``/``offset``, and follows ``meta.next`` when the API gives one. A caller that
+        counts pages or commits per page (the SQL export) walks this; others use :meth:`paginate`.
+
+        :param path: the list endpoint, e.g. ``/v2/connections/``
+        :param params: filters sent with the first page (``meta.next`` carries them on)
+        :param page_size: the ``limit`` asked for
+        :return: an iterator of pages, each the list of that page's objects
+        """
+        query: dict[str, Any] = {"limit": page_size, "offset": 0, **(params or {})}
+        next_path: str | None = path
+        while next_path is not None:
+            page = self.request_json("GET", next_path, params=query) or {}
+            objects = page.get("objects") or []
+            meta = page.get("meta")
+            limit = int(query.get("limit") or page_size)
+            yield objects
+            next_path = None
+            if isinstance(meta, Mapping) and meta.get("next"):
+                parts = urlsplit(meta["next"])
+                next_path = parts.path if not parts.scheme else parts._replace(query="").geturl()
+                query = dict(parse_qsl(parts.query))
+            elif isinstance(meta, Mapping) and "next" not in meta and objects and len(objects) >= limit:
+                next_path = path
+                query = {**query, "offset": int(query.get("offset") or 0) + len(objects)}
+            del page, objects
 
 
 def _points_of(transaction: Mapping[str, Any]) -> int:
