@@ -200,3 +200,20 @@ def test_the_window_is_the_data_interval_or_else_the_last_full_business_day():
     start, end = export_window(None, None, timezone="America/New_York", now=now)
     assert start == pendulum.datetime(2026, 11, 20, tz="America/New_York")
     assert end == pendulum.datetime(2026, 11, 21, tz="America/New_York")
+
+
+def test_modified_since_exports_only_the_connections_changed_since(sandbox, warehouse, export):
+    newest = max(pendulum.parse(c["last_mod_dt"]) for c in ledger_connections(sandbox).values())
+
+    later = export("connections", modified_since=newest.add(seconds=1).isoformat())
+    assert (later["rows_read"], later["window"]["modified_since"]) == (
+        0,
+        newest.add(seconds=1).format("YYYY-MM-DD HH:mm:ss[Z]"),
+    )
+    assert warehouse.rows("perkville_connections") == {}
+
+    since = export("connections", modified_since=newest.isoformat())
+    assert since["inserted"] >= 1
+    assert set(warehouse.rows("perkville_connections")) == {
+        cid for cid, c in ledger_connections(sandbox).items() if pendulum.parse(c["last_mod_dt"]) >= newest
+    }
