@@ -11,7 +11,8 @@ per row. The sandbox's own database (not the operator's counters) checks that ev
 
 Goals (issue 14): peak RSS at 100,000 rows <= 1.2x that at 10,000; the operator >= 10x the
 naive loop's rows/s; every connection and balance of the ledger in the table; the unchanged
-re-run writes nothing. PostgreSQL: not measured (see the README: no server of our own here).
+re-run writes nothing. The same again into a throwaway PostgreSQL (``_postgres.py``) where its
+binaries and the postgres provider are installed (``make .venv/.installed EXTRAS=test,cluster``).
 
     .venv/bin/python bench/bench_export.py [--count 100000] [--small 10000] [--naive-count 2000]
 """
@@ -19,6 +20,7 @@ re-run writes nothing. PostgreSQL: not measured (see the README: no server of ou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,13 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _postgres import throwaway_postgres, unavailable_reason
+
 from perkville_provider.sandbox import seed
 from perkville_provider.sandbox.server import run_sandbox
 
 SQL_CONN_ID = "bench_target"
+TARGET_ENV_VAR = f"AIRFLOW_CONN_{SQL_CONN_ID.upper()}"
 PAGE_SIZE = 1000
 NAIVE_PAGE_SIZE = 20
 
@@ -62,11 +68,9 @@ def seeded_sandbox_db(path: Path, count: int) -> Path:
     return path
 
 
-def child(target: Path) -> None:
-    """Export the connections twice into ``target``; print the figures as one JSON line."""
-    os.environ[f"AIRFLOW_CONN_{SQL_CONN_ID.upper()}"] = json.dumps(
-        {"conn_type": "sqlite", "host": str(target)}
-    )
+def child(target: str) -> None:
+    """Export the connections twice into ``target`` (a connection's JSON); print the figures."""
+    os.environ[TARGET_ENV_VAR] = target
     import logging
 
     from perkville_provider.transfers.perkville_to_sql import PerkvilleToSqlOperator
@@ -97,14 +101,14 @@ def child(target: Path) -> None:
     )
 
 
-def run_child(sandbox: Any, target: Path, home: Path) -> dict[str, Any]:
+def run_child(sandbox: Any, target: str, home: Path) -> dict[str, Any]:
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW_CONN_PERKVILLE_DEFAULT": sandbox.airflow_conn_env_value(),
     }
     done = subprocess.run(  # noqa: S603 - this script
-        [sys.executable, __file__, "--child", str(target)],
+        [sys.executable, __file__, "--child", target],
         env=env,
         capture_output=True,
         text=True,
@@ -116,16 +120,20 @@ def run_child(sandbox: Any, target: Path, home: Path) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def naive_loop(sandbox: Any, target: Path, count: int) -> tuple[int, int, float]:
+def target_hook(target: str) -> Any:
+    from perkville_provider.transfers.perkville_to_sql import sql_hook
+
+    os.environ[TARGET_ENV_VAR] = target
+    return sql_hook(SQL_CONN_ID)
+
+
+def naive_loop(sandbox: Any, target: str, count: int) -> tuple[int, int, float]:
     """GET pages of the default size, ``insert_rows`` one row at a time: (rows, pages, seconds)."""
-    from perkville_provider.transfers.perkville_to_sql import TableWriter, sql_hook
+    from perkville_provider.transfers.perkville_to_sql import TableWriter
     from perkville_provider.transfers.tables import CONNECTIONS
 
-    os.environ[f"AIRFLOW_CONN_{SQL_CONN_ID.upper()}"] = json.dumps(
-        {"conn_type": "sqlite", "host": str(target)}
-    )
-    hook = sql_hook(SQL_CONN_ID)
-    hook.log.setLevel("WARNING")
+    hook = target_hook(target)
+    hook.run("DROP TABLE IF EXISTS perkville_connections")
     TableWriter(hook, CONNECTIONS, "perkville_connections").create_if_missing()
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {sandbox.token()}"
@@ -152,20 +160,93 @@ def naive_loop(sandbox: Any, target: Path, count: int) -> tuple[int, int, float]
     return rows, pages, time.perf_counter() - started
 
 
-def table_balances(path: Path) -> dict[int, int]:
-    return _balances(path, "SELECT connection_id, point_balance FROM perkville_connections")
+def table_balances(target: str) -> dict[int, int]:
+    hook = target_hook(target)
+    return dict(hook.get_records("SELECT connection_id, point_balance FROM perkville_connections"))
 
 
 def sandbox_balances(path: Path) -> dict[int, int]:
     """The sandbox's own record, read from its database (its ledger API would page 100,000 rows)."""
-    return _balances(path, "SELECT id, point_balance FROM connections")
-
-
-def _balances(path: Path, sql: str) -> dict[int, int]:
     with sqlite3.connect(path) as db:
-        rows = dict(db.execute(sql))
+        rows = dict(db.execute("SELECT id, point_balance FROM connections"))
     db.close()
     return rows
+
+
+@dataclass
+class TargetFigures:
+    """One database's runs: the operator at each size, and the naive loop."""
+
+    name: str
+    runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    naive: tuple[int, int, float] = (0, 0, 0.0)
+
+
+def measure(
+    name: str, target: str, sandboxes: dict[int, tuple[Any, Path]], naive_count: int, home: Path
+) -> TargetFigures:
+    figures = TargetFigures(name)
+    for size, (sandbox, source) in sandboxes.items():
+        target_hook(target).run("DROP TABLE IF EXISTS perkville_connections")
+        figures.runs[size] = run_child(sandbox, target, home)
+        expected = sandbox_balances(source)
+        figures.runs[size]["ledger_matches"] = table_balances(target) == expected
+        figures.runs[size]["ledger_rows"] = len(expected)
+    sandbox, _ = sandboxes[min(sandboxes)]
+    figures.naive = naive_loop(sandbox, target, naive_count)
+    return figures
+
+
+def print_figures(figures: TargetFigures, latency_ms: float) -> None:
+    """Rates over the walk (``elapsed_s``: pages fetched and upserted); ``task s`` adds the start-up
+    (imports, connection look-ups, token, table creation) that a task pays once."""
+    print(
+        f"\nExport of Perkville connections into {figures.name}: sandbox latency {latency_ms:g} ms, "
+        f"page size {PAGE_SIZE} (Perkville's largest; one transaction per page)"
+    )
+    print(
+        f"{'run':<38} {'rows':>8} {'pages':>6} {'walk s':>7} {'task s':>7} {'rows/s':>8} {'pages/s':>8} "
+        f"{'peak RSS MiB':>13} {'ledger':>7}"
+    )
+    for size, run in figures.runs.items():
+        ledger = "match" if run["ledger_matches"] else "DIFFER"
+        for label, summary, seconds, rss, check in (
+            (
+                f"operator, {size} connections",
+                run["first"],
+                run["seconds"],
+                run["peak_rss_kib"] / 1024,
+                ledger,
+            ),
+            (f"operator re-run, {size} (unchanged)", run["again"], run["rerun_seconds"], None, ""),
+        ):
+            walk = summary["elapsed_s"]
+            print(
+                f"{label:<38} {summary['rows_read']:>8} {summary['pages']:>6} {walk:>7.1f} {seconds:>7.1f} "
+                f"{summary['rows_read'] / walk:>8.0f} {summary['pages'] / walk:>8.2f} "
+                f"{'' if rss is None else f'{rss:.1f}':>13} {check:>7}"
+            )
+    rows, pages, seconds = figures.naive
+    print(
+        f"{'naive loop (row-by-row insert_rows)':<38} {rows:>8} {pages:>6} {seconds:>7.1f} {'':>7} "
+        f"{rows / seconds:>8.0f} {pages / seconds:>8.2f} {'':>13} {'':>7}"
+    )
+
+
+def goals(figures: TargetFigures, small: int, count: int) -> list[tuple[str, str, bool]]:
+    big, little = figures.runs[count], figures.runs[small]
+    rss_ratio = big["peak_rss_kib"] / little["peak_rss_kib"]
+    naive_rows, _, naive_seconds = figures.naive
+    speedup = (big["first"]["rows_read"] / big["first"]["elapsed_s"]) / (naive_rows / naive_seconds)
+    runs = figures.runs.values()
+    landed = all(r["ledger_matches"] and r["first"]["inserted"] == r["ledger_rows"] for r in runs)
+    unchanged = all(r["again"]["inserted"] == r["again"]["updated"] == 0 for r in runs)
+    return [
+        (f"{figures.name}: peak RSS {count} vs {small} rows: {rss_ratio:.2f}x", "<= 1.2x", rss_ratio <= 1.2),
+        (f"{figures.name}: operator vs naive loop, rows/s: {speedup:.1f}x", ">= 10x", speedup >= 10),
+        (f"{figures.name}: every sandbox connection and balance in the table", "all", landed),
+        (f"{figures.name}: re-run of unchanged data writes nothing", "0 written", unchanged),
+    ]
 
 
 def verdict(ok: bool) -> str:
@@ -178,7 +259,8 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--naive-count", type=int, default=2_000)
     parser.add_argument("--latency-ms", type=float, default=50.0)
-    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--no-postgres", action="store_true", help="skip the throwaway PostgreSQL")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
@@ -187,67 +269,31 @@ def main() -> int:
 
     logging.disable(logging.WARNING)
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-export-airflow-"))
-    results: dict[int, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+    measured: list[TargetFigures] = []
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
+        sandboxes = {}
         for size in (args.small, args.count):
             source = seeded_sandbox_db(work / f"sandbox-{size}.db", size - 2)
-            with run_sandbox(db=source, faults={"latency_ms": args.latency_ms}) as sandbox:
-                target = work / f"target-{size}.db"
-                results[size] = run_child(sandbox, target, work)
-                print(f"{size}: {json.dumps(results[size])[:400]}", file=sys.stderr, flush=True)
-                ledger = {
-                    c["connection_id"]: c["point_balance"] for c in sandbox.admin.ledger()["connections"]
-                }
-                results[size]["ledger_matches"] = table_balances(target) == ledger
-                results[size]["ledger_rows"] = len(ledger)
-                if size == args.small:
-                    naive = naive_loop(sandbox, work / "naive.db", args.naive_count)
+            sandbox = stack.enter_context(run_sandbox(db=source, faults={"latency_ms": args.latency_ms}))
+            sandboxes[size] = (sandbox, source)
+        sqlite_target = json.dumps({"conn_type": "sqlite", "host": str(work / "target.db")})
+        measured.append(measure("SQLite", sqlite_target, sandboxes, args.naive_count, work))
+        postgres_missing = unavailable_reason() if not args.no_postgres else "--no-postgres"
+        if postgres_missing is None:
+            with throwaway_postgres() as postgres_target:
+                measured.append(measure("PostgreSQL", postgres_target, sandboxes, args.naive_count, work))
 
-    print(
-        f"\nExport of Perkville connections into SQLite: sandbox latency {args.latency_ms:g} ms, "
-        f"page size {PAGE_SIZE} (Perkville's largest; one transaction per page)"
-    )
-    print(
-        f"{'run':<36} {'rows':>8} {'pages':>6} {'seconds':>8} {'rows/s':>8} {'pages/s':>8} "
-        f"{'peak RSS MiB':>13} {'ledger':>7}"
-    )
-    for size, figures in results.items():
-        first = figures["first"]
-        print(
-            f"{f'operator, {size} connections':<36} {first['rows_read']:>8} {first['pages']:>6} "
-            f"{figures['seconds']:>8.1f} {first['rows_read'] / figures['seconds']:>8.0f} "
-            f"{first['pages'] / figures['seconds']:>8.1f} {figures['peak_rss_kib'] / 1024:>13.1f} "
-            f"{'match' if figures['ledger_matches'] else 'DIFFER':>7}"
-        )
-        again = figures["again"]
-        print(
-            f"{f'operator re-run, {size} (unchanged)':<36} {again['rows_read']:>8} {again['pages']:>6} "
-            f"{figures['rerun_seconds']:>8.1f} {again['rows_read'] / figures['rerun_seconds']:>8.0f} "
-            f"{again['pages'] / figures['rerun_seconds']:>8.1f} {'':>13} {'':>7}"
-        )
-    naive_rows, naive_pages, naive_seconds = naive
-    print(
-        f"{'naive loop (row-by-row insert_rows)':<36} {naive_rows:>8} {naive_pages:>6} {naive_seconds:>8.1f} "
-        f"{naive_rows / naive_seconds:>8.0f} {naive_pages / naive_seconds:>8.1f} {'':>13} {'':>7}"
-    )
-
-    big, small = results[args.count], results[args.small]
-    rss_ratio = big["peak_rss_kib"] / small["peak_rss_kib"]
-    speedup = (big["first"]["rows_read"] / big["seconds"]) / (naive_rows / naive_seconds)
-    landed = all(r["ledger_matches"] and r["first"]["inserted"] == r["ledger_rows"] for r in results.values())
-    unchanged = all(r["again"]["inserted"] == r["again"]["updated"] == 0 for r in results.values())
-    goals = [
-        (f"peak RSS {args.count} vs {args.small} rows: {rss_ratio:.2f}x", "<= 1.2x", rss_ratio <= 1.2),
-        (f"operator vs naive loop, rows/s: {speedup:.1f}x", ">= 10x", speedup >= 10),
-        ("every ledger connection and balance in the table", "all", landed),
-        ("re-run of unchanged data writes nothing", "0 written", unchanged),
-    ]
+    results = []
+    for figures in measured:
+        print_figures(figures, args.latency_ms)
+        results.extend(goals(figures, args.small, args.count))
     print()
-    for label, goal, ok in goals:
-        print(f"{label:<56} goal {goal:<10} {verdict(ok)}")
-    print("PostgreSQL: not measured (no PostgreSQL server of this checkout's own; see README).")
-    return 0 if all(ok for _, _, ok in goals) else 1
+    for label, goal, ok in results:
+        print(f"{label:<64} goal {goal:<10} {verdict(ok)}")
+    if postgres_missing is not None:
+        print(f"PostgreSQL: not measured ({postgres_missing}).")
+    return 0 if all(ok for _, _, ok in results) else 1
 
 
 if __name__ == "__main__":
