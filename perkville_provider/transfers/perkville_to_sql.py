@@ -72,6 +72,7 @@ class ExportSummary:
     invalid_rows: list[str] = field(default_factory=list)
 
     def progress(self) -> str:
+        """How far the export got, in one line (the log, and the error of a stopped walk)."""
         return (
             f"{self.pages} pages committed, {self.rows_read} rows read: {self.inserted} inserted, "
             f"{self.updated} updated, {self.unchanged} unchanged, {self.invalid} invalid"
@@ -119,14 +120,18 @@ def _moment(value: Any, name: str) -> dt.datetime | None:
 
 
 def filter_time(moment: dt.datetime) -> str:
+    """A moment as Perkville's list filters take it (UTC, seconds, ``Z``)."""
     return pendulum.instance(moment).in_timezone("UTC").format(FILTER_TIME_FORMAT)
 
 
 def export_window(
     start: Any, end: Any, *, timezone: str, now: dt.datetime | None = None
 ) -> tuple[pendulum.DateTime, pendulum.DateTime]:
-    """The window a scheduled export covers: the run's data interval when it has one, else the
-    last full day in ``timezone`` before ``now`` (a run triggered without a logical date)."""
+    """The window a scheduled export covers.
+
+    That is the run's data interval when it has one, else the last full day in ``timezone``
+    before ``now`` (a run triggered without a logical date has no data interval).
+    """
     if start is not None and end is not None:
         return pendulum.instance(start), pendulum.instance(end)
     today = pendulum.instance(now or pendulum.now("UTC")).in_timezone(timezone).start_of("day")
@@ -257,11 +262,13 @@ class PerkvilleToSqlOperator(BaseOperator):
         return start, end
 
     def make_hook(self, settings: ExportSettings) -> PerkvilleHook:
+        """The Perkville hook (imported here: parsing a DAG file does not load the HTTP stack)."""
         from perkville_provider.hooks.perkville import PerkvilleHook
 
         return PerkvilleHook(perkville_conn_id=settings.perkville_conn_id, **self.hook_params)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Check the settings, create the table if missing, walk and upsert; return the summary."""
         settings = self.settings()
         sql = sql_hook(settings.sql_conn_id)
         writer = TableWriter(sql, settings.layout, settings.table)
@@ -375,9 +382,11 @@ class TableWriter:
 
     @property
     def dialect(self) -> str:
+        """The connection's SQLAlchemy dialect name (``sqlite``, ``postgresql``...)."""
         return str(getattr(self.hook, "dialect_name", "") or "")
 
     def create_if_missing(self) -> None:
+        """``CREATE TABLE IF NOT EXISTS`` with the layout's columns, in the connection's dialect."""
         self.hook.run(self.layout.create_table_sql(self.table, self.dialect))
 
     def existing(self, keys: Sequence[Value]) -> dict[Any, tuple[Any, ...]]:

@@ -75,6 +75,7 @@ def validate_table_name(name: Any) -> str:
 
 
 def as_int(value: Any, field: str) -> int | None:
+    """An integer from a number or digits; None for null or empty."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -89,6 +90,7 @@ def as_int(value: Any, field: str) -> int | None:
 
 
 def as_text(value: Any, field: str) -> str | None:
+    """Text from a string or a number; None for null."""
     if value is None:
         return None
     if isinstance(value, str | int | float) and not isinstance(value, bool):
@@ -166,6 +168,7 @@ class TableLayout:
 
     @property
     def column_names(self) -> tuple[str, ...]:
+        """The columns' names, in table order (the key first)."""
         return tuple(column.name for column in self.columns)
 
     def row(self, obj: Mapping[str, Any], position: int) -> tuple[Value, ...]:
@@ -183,6 +186,7 @@ class TableLayout:
         return tuple(values)
 
     def create_table_sql(self, table: str, dialect: str) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` for ``dialect`` (generic types for an unknown one)."""
         types = DIALECT_TYPES.get(dialect, GENERIC_TYPES)
         columns = ",\n    ".join(
             f"{column.name} {types[column.type]}{' NOT NULL PRIMARY KEY' if column.name == self.key else ''}"
