@@ -339,7 +339,10 @@ def export_pages(
             summary.elapsed_s = round(time.monotonic() - started, 3)
     except Exception as error:
         summary.elapsed_s = round(time.monotonic() - started, 3)
-        raise AirflowException(
+        # A refusal a retry cannot fix (401, 403, 404, 400) fails the task now; anything else
+        # (5xx after the hook's retries, network, a database error) is left to Airflow's retries.
+        stop = AirflowFailException if getattr(error, "retriable", True) is False else AirflowException
+        raise stop(
             f"export of {summary.resource} into {summary.table} stopped at page {summary.pages + 1}: "
             f"{type(error).__name__}: {error}. Committed so far: {summary.progress()}. "
             "Every committed page is in the table; a re-run exports the whole window again."

@@ -149,24 +149,30 @@ def test_a_bad_table_name_is_refused_before_any_request(sandbox, warehouse, expo
     assert not warehouse.path.exists()
 
 
+@pytest.mark.parametrize(
+    ("status", "raised_type"),
+    [(500, AirflowException), (403, AirflowFailException)],
+    ids=["5xx after the retries: Airflow retries", "a refusal: fails at once"],
+)
 def test_a_failure_mid_walk_keeps_the_committed_pages_and_says_how_far_it_got(
-    sandbox, warehouse, export, add_members, proxy
+    sandbox, warehouse, export, add_members, proxy, status, raised_type
 ):
     add_members(6)
     pages_served = 0
 
-    def fail_third_page(method: str, path: str, status: int, data: Any) -> tuple[int, Any]:
+    def fail_third_page(method: str, path: str, answer_status: int, data: Any) -> tuple[int, Any]:
         nonlocal pages_served
         if method == "GET" and path == CONNECTIONS_PATH:
             pages_served += 1
             if pages_served >= 3:
-                return 500, {"error_type": "server_error", "errors": {"__all__": [{"code": "boom"}]}}
-        return status, data
+                return status, {"error_type": "server_error", "errors": {"__all__": [{"code": "boom"}]}}
+        return answer_status, data
 
     proxy.rewrite = fail_third_page
     with pytest.raises(AirflowException) as raised:
         export("connections", page_size=3)
 
+    assert type(raised.value) is raised_type
     message = str(raised.value)
     first_six = sorted(ledger_connections(sandbox))[:6]
     assert "stopped at page 3" in message
