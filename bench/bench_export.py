@@ -160,6 +160,23 @@ def naive_loop(sandbox: Any, target: str, count: int) -> tuple[int, int, float]:
     return rows, pages, time.perf_counter() - started
 
 
+def get_pages_only(sandbox: Any, source: Path) -> tuple[int, int, float]:
+    """The same walk with no database and no projection: what the sandbox's pages cost alone."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {sandbox.token()}"
+    rows = pages = 0
+    started = time.perf_counter()
+    while True:
+        params = {"business": sandbox.business_id, "limit": PAGE_SIZE, "offset": rows}
+        objects = session.get(f"{sandbox.base_url}/v2/connections/", params=params, timeout=60).json()[
+            "objects"
+        ]
+        pages += 1
+        rows += len(objects)
+        if len(objects) < PAGE_SIZE:
+            return rows, pages, time.perf_counter() - started
+
+
 def table_balances(target: str) -> dict[int, int]:
     hook = target_hook(target)
     return dict(hook.get_records("SELECT connection_id, point_balance FROM perkville_connections"))
@@ -268,15 +285,16 @@ def main() -> int:
     import logging
 
     logging.disable(logging.WARNING)
-    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-export-airflow-"))
     measured: list[TargetFigures] = []
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
+        os.environ["AIRFLOW_HOME"] = str(work)
         sandboxes = {}
         for size in (args.small, args.count):
             source = seeded_sandbox_db(work / f"sandbox-{size}.db", size - 2)
             sandbox = stack.enter_context(run_sandbox(db=source, faults={"latency_ms": args.latency_ms}))
             sandboxes[size] = (sandbox, source)
+        get_only = get_pages_only(*sandboxes[args.small])
         sqlite_target = json.dumps({"conn_type": "sqlite", "host": str(work / "target.db")})
         measured.append(measure("SQLite", sqlite_target, sandboxes, args.naive_count, work))
         postgres_missing = unavailable_reason() if not args.no_postgres else "--no-postgres"
@@ -284,6 +302,11 @@ def main() -> int:
             with throwaway_postgres() as postgres_target:
                 measured.append(measure("PostgreSQL", postgres_target, sandboxes, args.naive_count, work))
 
+    rows, pages, seconds = get_only
+    print(
+        f"\nGET pages only, no database ({rows} connections, page size {PAGE_SIZE}): {seconds:.1f} s, "
+        f"{rows / seconds:.0f} rows/s, {pages / seconds:.2f} pages/s: the walk's ceiling from this sandbox"
+    )
     results = []
     for figures in measured:
         print_figures(figures, args.latency_ms)
