@@ -506,10 +506,11 @@ class Store:
         ).fetchall()
         return Page(total, [to_api(r) for r in rows])
 
-    def _last_mod_filters(
+    def _datetime_range_filters(
         self, filters: Mapping[str, str], tz: str, column: str, where: list[str], params: list[Any]
     ) -> None:
-        for name, op in (("last_mod_dt__gte", ">="), ("last_mod_dt__lt", "<")):
+        """``<column>__gte`` and ``<column>__lt`` (a naive value is in ``tz``)."""
+        for name, op in ((f"{column}__gte", ">="), (f"{column}__lt", "<")):
             if name in filters:
                 where.append(f"{column} {op} ?")
                 params.append(db_dt(parse_dt(filters[name], name, tz)))
@@ -575,7 +576,7 @@ class Store:
         if "emails__email" in filters:
             where.append("id IN (SELECT user_id FROM user_emails WHERE email = ?)")
             params.append(filters["emails__email"].strip().lower())
-        self._last_mod_filters(filters, "UTC", "last_mod_dt", where, params)
+        self._datetime_range_filters(filters, "UTC", "last_mod_dt", where, params)
         return self._page("users", where, params, limit, offset, self.user_api)
 
     def get_user(self, ctx: TokenContext, pk: int) -> dict[str, Any]:
@@ -608,7 +609,7 @@ class Store:
                 )
             where.append("status = ?")
             params.append(status)
-        self._last_mod_filters(filters, business["timezone"], "last_mod_dt", where, params)
+        self._datetime_range_filters(filters, business["timezone"], "last_mod_dt", where, params)
         return self._page("connections", where, params, limit, offset, self.connection_api)
 
     def _readable_connection(self, ctx: TokenContext, pk: int) -> sqlite3.Row:
@@ -1212,6 +1213,7 @@ class Store:
         if "trans_source_id" in filters:
             where.append("trans_source_id = ?")
             params.append(filters["trans_source_id"])
+        self._datetime_range_filters(filters, business["timezone"], "transaction_dt", where, params)
         return self._page("transactions", where, params, limit, offset, self.transaction_api)
 
     def get_transaction(self, ctx: TokenContext, pk: int) -> dict[str, Any]:

@@ -94,12 +94,30 @@ def test_transactions_of_a_window_only(sandbox, warehouse, export, award):
 
     table = warehouse.rows("perkville_transactions")
     assert set(table) == {txn["transaction_id"] for txn in inside}
-    assert summary["inserted"] == 3
+    assert (summary["rows_read"], summary["inserted"], summary["outside_window"]) == (3, 3, 0)
     row = table[inside[0]["transaction_id"]]
     assert row["connection_id"] == seed.CUSTOMER_CONNECTION_ID
     assert row["perk_id"] == seed.CHECKIN_PERK_ID
     assert row["trans_source_id"] == "in-0"
     assert pendulum.parse(row["transaction_dt"]) == pendulum.datetime(2026, 11, 20, 10)
+
+
+def test_a_perkville_that_ignores_the_window_filter_still_exports_only_the_window(
+    sandbox, warehouse, export, award, proxy
+):
+    inside = award("inside", transaction_dt="2026-11-20T12:00:00Z")
+    outside = {**award("outside", transaction_dt="2026-11-22T12:00:00Z"), "transaction_id": 99999}
+
+    def ignore_the_filter(method: str, path: str, status: int, data: Any) -> tuple[int, Any]:
+        if method == "GET" and path == "/v2/transactions/":
+            data["objects"].append(outside)
+        return status, data
+
+    proxy.rewrite = ignore_the_filter
+    summary = export("transactions", window_start="2026-11-20", window_end="2026-11-21")
+
+    assert set(warehouse.rows("perkville_transactions")) == {inside["transaction_id"]}
+    assert (summary["rows_read"], summary["inserted"], summary["outside_window"]) == (2, 1, 1)
 
 
 def test_a_window_without_transactions_creates_the_empty_table(sandbox, warehouse, export, award):
