@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _postgres import throwaway_postgres, unavailable_reason
 
 from perkville_provider.sandbox import seed
-from perkville_provider.sandbox.server import run_sandbox
+from perkville_provider.sandbox.launcher import run_sandbox
 
 SQL_CONN_ID = "bench_target"
 TARGET_ENV_VAR = f"AIRFLOW_CONN_{SQL_CONN_ID.upper()}"

@@ -14,6 +14,7 @@ keeps only counters and the first few failures and results.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import logging
@@ -24,12 +25,38 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, Generic, Protocol, TypeVar
 
 from perkville_provider.records import RecordValidationError
+from perkville_provider.retries import CLIENT_ERROR_STATUSES, is_retriable_status
+
+__all__ = [
+    "DEFAULT_MAX_WORKERS",
+    "FAILED",
+    "INVALID",
+    "MAX_FAILURES_SHOWN",
+    "MAX_RESULTS_SHOWN",
+    "PROGRESS_INTERVAL_SECONDS",
+    "SUMMARY_MAX_BYTES",
+    "WOULD_SEND",
+    "BatchJob",
+    "Outcome",
+    "ReportPath",
+    "WritablePath",
+    "chunked",
+    "error_code",
+    "exceeds_failure_ratio",
+    "failure_count",
+    "failures_are_retriable",
+    "fit_summary",
+    "format_summary",
+    "is_retriable",
+    "merge_summaries",
+    "run_batch",
+]
 
 INVALID = "invalid"
 FAILED = "failed"
@@ -45,8 +72,6 @@ SUMMARY_MAX_BYTES = 48_000
 _KEY_MAX_CHARS = 80
 _MESSAGE_MAX_CHARS = 240
 _CODE_MAX_CHARS = 64
-_PERMANENT_STATUS_RANGE = range(400, 500)
-_RETRIABLE_STATUSES = frozenset({408, 425, 429})
 
 Prepared = TypeVar("Prepared")
 log = logging.getLogger(__name__)
@@ -63,8 +88,8 @@ class Outcome:
     """
 
     status: str
-    detail: Mapping[str, Any] = field(default_factory=dict)
-    metrics: Mapping[str, int] = field(default_factory=dict)
+    detail: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    metrics: Mapping[str, int] = dataclasses.field(default_factory=dict)
     code: str | None = None
     field: str | None = None
     message: str | None = None
@@ -72,10 +97,12 @@ class Outcome:
 
     @property
     def is_failure(self) -> bool:
+        """Whether the record counts against ``max_failure_ratio`` (invalid or failed)."""
         return self.status in (INVALID, FAILED)
 
     @classmethod
     def invalid(cls, error: RecordValidationError) -> Outcome:
+        """The outcome of a record that failed validation (it was never sent)."""
         return cls(INVALID, code=error.code, field=error.field, message=error.message)
 
     @classmethod
@@ -109,8 +136,8 @@ def is_retriable(error: BaseException) -> bool:
     if isinstance(explicit, bool):
         return explicit
     status = getattr(error, "status", None) or getattr(error, "status_code", None)
-    if isinstance(status, int) and status in _PERMANENT_STATUS_RANGE:
-        return status in _RETRIABLE_STATUSES
+    if isinstance(status, int) and status in CLIENT_ERROR_STATUSES:
+        return is_retriable_status(status)
     return not isinstance(error, ValueError | TypeError | LookupError)
 
 
@@ -289,7 +316,16 @@ class _Progress:
             self.logger.info("%s: %d records, %.1f records/s", self.name, done, rate)
 
 
-ReportPath = str | os.PathLike[str] | Any
+class WritablePath(Protocol):
+    """A path object that opens for writing, such as ``pathlib.Path`` or ``ObjectStoragePath``."""
+
+    def open(self, mode: str = ..., *args: Any, **kwargs: Any) -> IO[str]:
+        """Open the file, here for writing text."""
+        ...
+
+
+#: Where the report goes: a local path, a URL string (opened with fsspec), or a path object.
+ReportPath = str | os.PathLike[str] | WritablePath
 
 
 @contextmanager

@@ -5,8 +5,9 @@ import time, before any test module imports ``airflow``. Two local DAG bundles a
 the example DAGs in ``dags/`` and the test DAGs in ``tests/dags/``; ``dag.test()`` syncs them into
 the metadata database, which is why every DAG a test runs lives in a file.
 
-The sandbox fixtures (``perkville_sandbox``, ``sandbox``) come from the provider's pytest plugin,
-``perkville_provider.sandbox.pytest_plugin``, registered as a ``pytest11`` entry point.
+The sandbox fixtures (``perkville_sandbox``, ``perkville_sandbox_connection``) come from the
+provider's opt-in pytest plugin, loaded here as any user's project would load it; ``sandbox`` is this
+repository's short name for ``perkville_sandbox_connection``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["perkville_provider.sandbox.pytest_plugin"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = REPO_ROOT / "dags"
@@ -44,6 +47,12 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 )
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
+
+
+@pytest.fixture
+def sandbox(perkville_sandbox_connection):
+    """This repository's short name for the plugin's ``perkville_sandbox_connection``."""
+    return perkville_sandbox_connection
 
 
 @pytest.fixture(scope="session")

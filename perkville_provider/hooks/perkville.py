@@ -1,24 +1,23 @@
 """PerkvilleHook: the one place that talks to the Perkville v2 API.
 
 connection -> token -> shared session -> request (rate limit, retries) -> typed error. One method
-per API action; operators build on these and never on raw HTTP. ``HttpHook`` supplies the base
-URL and the session's TLS, proxy and keep-alive set-up; this hook replaces what does not fit
-Perkville: basic auth (a bearer token instead), extras sent as headers (Perkville's settings are
-stripped), a new session per call (one pooled session per hook, shared by threads), and the plain
-``AirflowException`` on errors (typed exceptions instead).
+per API action; operators build on these and never on raw HTTP. The hook is an ``HttpHook`` for its
+connection type and its public attributes, but overrides none of HttpHook's private methods: the
+session is built in :mod:`perkville_provider.session` (a bearer token instead of basic auth, no
+extra ever sent as a header, one pooled session per hook shared by threads), and HttpHook's
+``run``, ``run_and_check`` and ``run_with_advanced_retry`` are refused, since they would bypass
+the rate limiter, the retry policy and the token re-grant.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import pendulum
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
@@ -28,23 +27,23 @@ from perkville_provider.auth import DEFAULT_TOKEN_URL, Credentials, TokenProvide
 from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
     PerkvilleError,
-    PerkvilleValidationError,
     error_from_response,
 )
+from perkville_provider.hooks.resources import (
+    AGREEMENT_ACCEPT_PATH,
+    AwardResult,
+    MemberUpsertResult,
+    PerkvilleResourcesMixin,
+)
 from perkville_provider.records import (
-    Award,
-    Member,
     RecordValidationError,
-    validate_award,
-    validate_connection_status,
-    validate_email,
-    validate_member,
     validate_positive_int,
 )
+from perkville_provider.retries import RetryPolicy
+from perkville_provider.session import DEFAULT_API_URL, base_url_of, build_session
 from perkville_provider.transport import (
     Delivery,
     RateLimiter,
-    RetryPolicy,
     Timeout,
     Transport,
     normalise_timeout,
@@ -54,55 +53,9 @@ from perkville_provider.transport import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://api.perkville.com"
-#: The batch agreement endpoint; its real path is not documented (see the sandbox README).
-AGREEMENT_ACCEPT_PATH = "/v2/agreements-batch/"
-USERS_ME_PATH = "/v2/users/me/"
-BUSINESSES_PATH = "/v2/businesses/"
-LOCATIONS_PATH = "/v2/locations/"
-PERKS_PATH = "/v2/perks/"
-CONNECTIONS_PATH = "/v2/connections/"
-EXTERNAL_MEMBERS_PATH = "/v2/external-members/"
-TRANSACTIONS_PATH = "/v2/transactions/"
-AGREEMENTS_VIEW_PATH = "/v2/agreements-view/"
+__all__ = ["AGREEMENT_ACCEPT_PATH", "DEFAULT_PAGE_SIZE", "AwardResult", "MemberUpsertResult", "PerkvilleHook"]
 
-#: Connection extras that configure this hook; HttpHook would otherwise send them as headers.
-SETTING_EXTRAS = ("client_id", "client_secret", "token", "token_url", "business_id", "scope", "timeout")
 DEFAULT_PAGE_SIZE = 100
-
-DUPLICATE_CODE = "pv_duplicate_trans_source_id"
-DAILY_LIMIT_CODE = "pv_perk_daily_limit_reached"
-
-AwardStatus = Literal["awarded", "duplicate", "daily_limited"]
-ObjectRef = int | str | Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class AwardResult:
-    """What one award did. ``points`` counts what this call credited: 0 unless ``awarded``.
-
-    ``recovered_after_lost_response`` marks a duplicate that followed an attempt whose answer
-    was lost (a reset, a timeout or a 5xx): most likely that attempt awarded the points.
-    """
-
-    status: AwardStatus
-    trans_source_id: str
-    points: int
-    transaction: dict[str, Any] | None
-    recovered_after_lost_response: bool = False
-
-
-@dataclass(frozen=True)
-class MemberUpsertResult:
-    """What one external member upsert did, with the URI of the member's connection."""
-
-    created: bool
-    connection_uri: str
-    external_member: dict[str, Any]
-
-    @property
-    def status(self) -> Literal["created", "updated"]:
-        return "created" if self.created else "updated"
 
 
 @dataclass(frozen=True)
@@ -128,74 +81,15 @@ class _BearerAuth(AuthBase):
         return request
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, pendulum.DateTime | pendulum.Date):
-        return value.isoformat()
-    return value
+def _not_supported(name: str) -> PerkvilleConfigurationError:
+    return PerkvilleConfigurationError(
+        f"PerkvilleHook.{name}() is not supported: it would bypass the hook's rate limiter, retry "
+        "policy and token re-grant; call hook.request(method, path, params=..., json=...) or "
+        "hook.request_json(...) instead"
+    )
 
 
-def award_request_body(
-    award: Award, business_id: int, *, limit_to_once_per_calendar_day: bool = False
-) -> dict[str, Any]:
-    """The POST /v2/transactions/ body for one award (also what a dry run reports)."""
-    body: dict[str, Any] = {
-        "business": business_id,
-        "perk": award.perk_id,
-        "quantity": award.quantity,
-        "trans_source_id": award.trans_source_id,
-    }
-    if award.user_email is not None:
-        body["user_email"] = award.user_email
-    elif award.user_id is not None:
-        body["user"] = award.user_id
-    else:
-        body["external_member_id"] = award.external_member_id
-        body["external_system_id"] = award.external_system_id
-    if award.location_id is not None:
-        body["location"] = award.location_id
-    if award.transaction_dt is not None:
-        body["transaction_dt"] = _json_value(award.transaction_dt)
-    if limit_to_once_per_calendar_day:
-        body["limit_to_once_per_calendar_day"] = True
-    return body
-
-
-def member_request_body(member: Member, business_id: int) -> dict[str, Any]:
-    """The POST /v2/external-members/ body for one member (also what a dry run reports)."""
-    body: dict[str, Any] = {
-        "business": business_id,
-        "external_system_id": member.external_system_id,
-        "external_member_id": member.external_member_id,
-        "user_email": member.user_email,
-    }
-    optional = {
-        "first_name": member.first_name,
-        "last_name": member.last_name,
-        "external_membership_type": member.external_membership_type,
-        "external_membership_status": member.external_membership_status,
-        "external_join_dt": member.external_join_dt,
-        "external_cancel_dt": member.external_cancel_dt,
-        "home_location": member.home_location_id,
-    }
-    body.update({name: _json_value(value) for name, value in optional.items() if value is not None})
-    return body
-
-
-def _object_path(collection: str, ref: ObjectRef, id_field: str) -> str:
-    """The detail path of an object given as an id, a resource URI, or an object dict."""
-    if isinstance(ref, Mapping):
-        ref = ref.get("resource_uri") or ref.get(id_field) or ""
-    if isinstance(ref, str) and ref.startswith(collection):
-        return ref if ref.endswith("/") else ref + "/"
-    try:
-        return f"{collection}{validate_positive_int(ref, id_field)}/"
-    except RecordValidationError:
-        raise RecordValidationError(
-            id_field, f"must be an id or a {collection}<id>/ URI, got {ref!r}"
-        ) from None
-
-
-class PerkvilleHook(HttpHook):
+class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
     """Talks to the Perkville v2 API with a bearer token, retries, pagination and typed errors.
 
     Nothing is looked up or sent until the first call. One hook is safe to share between threads:
@@ -205,7 +99,7 @@ class PerkvilleHook(HttpHook):
     :param max_requests_per_second: a client-side cap on request starts, across all threads
     :param pool_size: connections kept open to the API; at least the number of worker threads
     :param timeout: read timeout in seconds, or a (connect, read) pair; overrides the ``timeout`` extra
-    :param retry_policy: attempts, backoff and time caps for retryable failures
+    :param retry_policy: attempts, backoff and time caps for retriable failures
     """
 
     conn_name_attr = "perkville_conn_id"
@@ -229,7 +123,6 @@ class PerkvilleHook(HttpHook):
         )
         super().__init__(method="GET", http_conn_id=perkville_conn_id, adapter=adapter)
         self.perkville_conn_id = perkville_conn_id
-        self.max_requests_per_second = max_requests_per_second
         self.limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
         self.timeout = timeout
         self.retry_policy = retry_policy or RetryPolicy()
@@ -268,7 +161,9 @@ class PerkvilleHook(HttpHook):
             raise PerkvilleConfigurationError(
                 f"connection {self.perkville_conn_id!r}: the business_id extra {error.message}"
             ) from None
-        session = self._session_for(connection)
+        base_url = base_url_of(connection)
+        self.base_url = base_url  # HttpHook's public attribute, for url_from_endpoint
+        session = build_session(extra, adapter=self.adapter, auth=_BearerAuth(self))
         session.headers["User-Agent"] = user_agent()
         session.headers["Accept"] = "application/json"
         transport = Transport(
@@ -277,60 +172,62 @@ class PerkvilleHook(HttpHook):
             limiter=self.limiter,
             timeout=normalise_timeout(self.timeout if self.timeout is not None else extra.get("timeout")),
         )
-        return _Wiring(self.base_url, business_id, credentials, tokens, session, transport)
-
-    def _set_base_url(self, connection: Any) -> None:
-        """HttpHook's rule, except that a host without a scheme means HTTPS (HttpHook assumes HTTP)."""
-        if connection.host and "://" not in connection.host and not connection.schema:
-            connection = copy.copy(connection)
-            connection.schema = "https"
-        super()._set_base_url(connection)
-
-    def _session_for(self, connection: Any) -> requests.Session:
-        """HttpHook's session set-up (base URL, TLS, proxies, keep-alive pool) from one lookup."""
-        session = requests.Session()
-        self._set_base_url(connection)
-        session = self._configure_session_from_auth(session, connection)
-        session = self._configure_session_from_extra(session, connection, {})
-        return self._configure_session_from_mount_adapters(session)
+        return _Wiring(base_url, business_id, credentials, tokens, session, transport)
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> requests.Session:
-        """The hook's shared session (a fresh one only when headers or options are asked for)."""
-        if headers or extra_options:
-            return super().get_conn(headers, extra_options)
-        return self._wire().session
+        """The hook's shared session, or a new one when headers or options are asked for.
 
-    def _extract_auth(self, connection: Any) -> AuthBase:
-        return _BearerAuth(self)
-
-    def _configure_session_from_extra(
-        self, session: requests.Session, connection: Any, extra_options: dict[str, Any]
-    ) -> requests.Session:
-        """HttpHook's proxies, TLS and cert settings from the extras, but no extra becomes a header.
-
-        HttpHook sends every extra it does not know as an HTTP header; a Perkville connection's
-        extras are settings (some of them secrets), never headers, whatever their name.
+        :param headers: headers for a new session
+        :param extra_options: settings for a new session, read like the connection's extras
+        :return: a session that signs requests with the bearer token
         """
-        headers_before = dict(session.headers)
-        session = super()._configure_session_from_extra(session, connection, extra_options)
-        session.headers.clear()
-        session.headers.update(headers_before)
+        if not headers and not extra_options:
+            return self._wire().session
+        extra = {**self.get_connection(self.perkville_conn_id).extra_dejson, **(extra_options or {})}
+        session = build_session(extra, adapter=self.adapter, auth=_BearerAuth(self))
+        session.headers.update(self._wire().session.headers)
+        session.headers.update(headers or {})
         return session
 
-    def _configure_session_from_mount_adapters(self, session: requests.Session) -> requests.Session:
-        if self.adapter is not None:
-            session.mount("https://", self.adapter)
-            session.mount("http://", self.adapter)
-        return session
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused: HttpHook's ``run`` would skip the rate limiter, the retries and the token re-grant.
+
+        :raises PerkvilleConfigurationError: always; call :meth:`request` or :meth:`request_json`
+        """
+        raise _not_supported("run")
+
+    def run_and_check(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused, like :meth:`run`.
+
+        :raises PerkvilleConfigurationError: always; call :meth:`request` or :meth:`request_json`
+        """
+        raise _not_supported("run_and_check")
+
+    def run_with_advanced_retry(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused, like :meth:`run`: the hook's own retry policy applies to every request.
+
+        :raises PerkvilleConfigurationError: always; call :meth:`request` or :meth:`request_json`
+        """
+        raise _not_supported("run_with_advanced_retry")
 
     def get_token(self) -> str:
-        """The bearer token: the pre-issued one, or this process's grant for the connection."""
+        """The bearer token: the pre-issued one, or this process's grant for the connection.
+
+        :return: the token
+        :raises PerkvilleAuthenticationError: when the grant is refused
+        :raises PerkvilleConfigurationError: when the connection lacks what a grant needs
+        """
         return self._wire().tokens.token(self._send_grant)
 
     def grant_token(self) -> str:
-        """Run a new password grant now, whatever is cached or pre-issued (for minting a token)."""
+        """Run a new password grant now, whatever is cached or pre-issued (for minting a token).
+
+        :return: the new token
+        :raises PerkvilleAuthenticationError: when the grant is refused
+        :raises PerkvilleConfigurationError: when the connection lacks what a grant needs
+        """
         wiring = self._wire()
         return TokenProvider(replace(wiring.credentials, token=None)).token(self._send_grant)
 
@@ -357,14 +254,14 @@ class PerkvilleHook(HttpHook):
         log.info("Perkville refused the token granted for %s; granting a new one", self.perkville_conn_id)
         wiring.tokens.replace_refused(refused, self._send_grant)
         again = wiring.transport.send(method, url, params=params, json=json)
-        return Delivery(
-            again.response,
-            delivery.attempts + again.attempts,
-            delivery.maybe_committed or again.maybe_committed,
-        )
+        return Delivery(again.response, delivery.maybe_committed or again.maybe_committed)
 
     def check_response(self, response: requests.Response) -> None:
-        """Raise the typed Perkville error for any status of 400 or more."""
+        """Raise the typed Perkville error for any status of 400 or more.
+
+        :param response: an answer from Perkville
+        :raises PerkvilleError: the subclass for the status, with the ``pv_*`` codes and fields
+        """
         if response.status_code < 400:
             return
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -385,7 +282,15 @@ class PerkvilleHook(HttpHook):
     def request(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
     ) -> requests.Response:
-        """One API call with auth, retries and typed errors; the escape hatch for unwrapped actions."""
+        """One API call with auth, rate limit, retries and typed errors; the way to unwrapped actions.
+
+        :param method: the HTTP method
+        :param path: the API path (``/v2/...``) or a full URL on the API's origin
+        :param params: the query parameters
+        :param json: the JSON body
+        :return: the successful response
+        :raises PerkvilleError: the typed error for a refusal, or ``PerkvilleNetworkError``
+        """
         response = self._deliver(method.upper(), path, params=params, json=json).response
         self.check_response(response)
         return response
@@ -393,184 +298,33 @@ class PerkvilleHook(HttpHook):
     def request_json(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
     ) -> Any:
+        """:meth:`request`, returning the decoded JSON body.
+
+        :param method: the HTTP method
+        :param path: the API path (``/v2/...``) or a full URL on the API's origin
+        :param params: the query parameters
+        :param json: the JSON body
+        :return: the decoded body, or None for an empty answer
+        :raises PerkvilleError: the typed error for a refusal, or ``PerkvilleNetworkError``
+        """
         response = self.request(method, path, params=params, json=json)
         return response.json() if response.content else None
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
-        """Yield every object of a list endpoint, one page in memory at a time (see :meth:`iter_pages`)."""
+        """Yield every object of a list endpoint, one page in memory at a time.
+
+        Walks the pages of :meth:`iter_pages`.
+
+        :param path: the list endpoint
+        :param params: the query filters
+        :param page_size: objects asked for per page
+        :return: an iterator of the objects
+        :raises PerkvilleError: when Perkville refuses or does not answer
+        """
         for page in self.iter_pages(path, params, page_size=page_size):
             yield from page
-
-    def _business(self, business_id: int | str | None) -> int:
-        if business_id not in (None, ""):
-            return validate_positive_int(business_id, "business_id")
-        default = self._wire().business_id
-        if default is None:
-            raise PerkvilleConfigurationError(
-                f"no business: pass business_id or set the business_id extra of connection "
-                f"{self.perkville_conn_id!r}"
-            )
-        return default
-
-    # -- resources -----------------------------------------------------------------------------
-
-    def test_connection(self) -> tuple[bool, str]:
-        """A cheap authenticated call (who am I) for the UI button and `airflow connections test`."""
-        try:
-            user = self.get_current_user()
-        except PerkvilleError as error:
-            return False, str(error)
-        except Exception as error:
-            return False, f"{type(error).__name__}: {error}"
-        emails = [entry.get("email") for entry in user.get("emails") or [] if entry.get("primary")]
-        who = emails[0] if emails else f"user {user.get('user_id')}"
-        return True, f"Connected to Perkville at {self._wire().base_url} as {who}"
-
-    def get_current_user(self) -> dict[str, Any]:
-        return self.request_json("GET", USERS_ME_PATH)
-
-    def get_business(self, business_id: int | None = None) -> dict[str, Any]:
-        return self.request_json("GET", f"{BUSINESSES_PATH}{self._business(business_id)}/")
-
-    def list_locations(self, business_id: int | None = None) -> list[dict[str, Any]]:
-        return list(self.paginate(LOCATIONS_PATH, {"business": self._business(business_id)}))
-
-    def list_perks(
-        self, business_id: int | None = None, classification: str | None = None
-    ) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"business": self._business(business_id)}
-        if classification:
-            params["classification"] = classification
-        return list(self.paginate(PERKS_PATH, params))
-
-    def iter_connections(self, business_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
-        """Every connection of the business matching ``filters`` (e.g. ``status="ACTIVE"``)."""
-        return self.paginate(CONNECTIONS_PATH, {"business": self._business(business_id), **filters})
-
-    def find_connection(
-        self, business_id: int | None = None, email: str | None = None, user_id: int | None = None
-    ) -> dict[str, Any] | None:
-        """The customer's connection at the business, found by email or user id, or None."""
-        if (email is None) == (user_id is None):
-            raise ValueError("find_connection needs exactly one of email or user_id")
-        params: dict[str, Any] = {"business": self._business(business_id), "limit": 1}
-        if email is not None:
-            params["user__emails__email"] = validate_email(email, field="email")
-        else:
-            params["user_id"] = validate_positive_int(user_id, "user_id")
-        objects = (self.request_json("GET", CONNECTIONS_PATH, params=params) or {}).get("objects") or []
-        return objects[0] if objects else None
-
-    def set_connection_status(self, connection: ObjectRef, status: str) -> dict[str, Any]:
-        """Join (``ACTIVE``) or leave (``INACTIVE``) the program; other values fail before sending."""
-        status = validate_connection_status(status)
-        path = _object_path(CONNECTIONS_PATH, connection, "connection_id")
-        return self.request_json("PATCH", path, json={"status": status})
-
-    def upsert_external_member(
-        self, member: Member | Mapping[str, Any], business_id: int | None = None
-    ) -> MemberUpsertResult:
-        """Create or update the member's external record (and its connection when missing)."""
-        if not isinstance(member, Member):
-            member = validate_member(member)
-        body = member_request_body(member, self._business(business_id))
-        response = self.request("POST", EXTERNAL_MEMBERS_PATH, json=body)
-        record = response.json()
-        created = {201: True, 200: False}.get(response.status_code, bool(record.get("created")))
-        connection_uri = record.get("connection") or response.headers.get("Location") or ""
-        return MemberUpsertResult(created=created, connection_uri=connection_uri, external_member=record)
-
-    def update_external_member(self, external_member: ObjectRef, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """PATCH some fields of one external member record (by id, URI or object)."""
-        path = _object_path(EXTERNAL_MEMBERS_PATH, external_member, "external_member_record_id")
-        return self.request_json(
-            "PATCH", path, json={name: _json_value(value) for name, value in fields.items()}
-        )
-
-    def iter_transactions(self, business_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
-        return self.paginate(TRANSACTIONS_PATH, {"business": self._business(business_id), **filters})
-
-    def find_transaction(self, trans_source_id: str, business_id: int | None = None) -> dict[str, Any] | None:
-        """The business's transaction with this ``trans_source_id``, or None."""
-        params = {"business": self._business(business_id), "trans_source_id": trans_source_id, "limit": 1}
-        objects = (self.request_json("GET", TRANSACTIONS_PATH, params=params) or {}).get("objects") or []
-        return objects[0] if objects else None
-
-    def award_points(
-        self,
-        award: Award | Mapping[str, Any],
-        business_id: int | None = None,
-        limit_to_once_per_calendar_day: bool = False,
-    ) -> AwardResult:
-        """Award points exactly once per ``trans_source_id``, whatever Perkville answers to a repeat.
-
-        201 is ``awarded``; a repeat is ``duplicate`` whether it comes back as 200 with the existing
-        transaction, as ``pv_duplicate_trans_source_id``, or as any other error on the
-        ``trans_source_id`` field that a lookup confirms; ``pv_perk_daily_limit_reached`` is
-        ``daily_limited``. Any other refusal raises its typed error.
-        """
-        if not isinstance(award, Award):
-            award = validate_award(award)
-        business = self._business(business_id)
-        body = award_request_body(
-            award, business, limit_to_once_per_calendar_day=limit_to_once_per_calendar_day
-        )
-        delivery = self._deliver("POST", TRANSACTIONS_PATH, json=body)
-        response = delivery.response
-        lost = delivery.maybe_committed
-        if response.status_code in (200, 201):
-            transaction = response.json()
-            if response.status_code == 201:
-                return AwardResult("awarded", award.trans_source_id, _points_of(transaction), transaction)
-            return AwardResult("duplicate", award.trans_source_id, 0, transaction, lost)
-        try:
-            self.check_response(response)
-        except PerkvilleValidationError as error:
-            return self._award_refused(award, business, error, lost)
-        raise PerkvilleError(f"unexpected answer {response.status_code}", status=response.status_code)
-
-    def _award_refused(
-        self, award: Award, business_id: int, error: PerkvilleValidationError, lost: bool
-    ) -> AwardResult:
-        """A refused award: a duplicate, a daily limit, or a real error.
-
-        After a lost answer, or a refusal about ``trans_source_id`` in words the hook does not
-        know, the transaction is looked up: an attempt may have committed whatever the resend
-        is told (Perkville does not document which check comes first).
-        """
-        if DUPLICATE_CODE in error.codes:
-            return AwardResult("duplicate", award.trans_source_id, 0, None, lost)
-        if lost or "trans_source_id" in error.fields():
-            existing = self.find_transaction(award.trans_source_id, business_id)
-            if existing is not None:
-                return AwardResult("duplicate", award.trans_source_id, 0, existing, lost)
-        if DAILY_LIMIT_CODE in error.codes:
-            return AwardResult("daily_limited", award.trans_source_id, 0, None, lost)
-        raise error
-
-    def get_join_agreements(self, user_id: int, business_id: int | None = None) -> list[dict[str, Any]]:
-        """The agreements the customer must see to join, each with ``is_accepted``."""
-        params = {
-            "business": self._business(business_id),
-            "user_id": validate_positive_int(user_id, "user_id"),
-            "apply_to_join_flow": "true",
-        }
-        return list(self.paginate(AGREEMENTS_VIEW_PATH, params))
-
-    def accept_agreements(
-        self, user_id: int, agreement_ids: Iterable[int], business_id: int | None = None
-    ) -> list[dict[str, Any]]:
-        """Record that the customer accepted these agreements (call only when they did)."""
-        body = {
-            "business": self._business(business_id),
-            "user_id": validate_positive_int(user_id, "user_id"),
-            "agreement_ids": [
-                validate_positive_int(agreement, "agreement_ids") for agreement in agreement_ids
-            ],
-        }
-        return (self.request_json("POST", AGREEMENT_ACCEPT_PATH, json=body) or {}).get("objects") or []
 
     def iter_pages(
         self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
@@ -603,10 +357,28 @@ class PerkvilleHook(HttpHook):
                 query = {**query, "offset": int(query.get("offset") or 0) + len(objects)}
             del page, objects
 
+    def _business(self, business_id: int | str | None) -> int:
+        if business_id not in (None, ""):
+            return validate_positive_int(business_id, "business_id")
+        default = self._wire().business_id
+        if default is None:
+            raise PerkvilleConfigurationError(
+                f"no business: pass business_id or set the business_id extra of connection "
+                f"{self.perkville_conn_id!r}"
+            )
+        return default
 
-def _points_of(transaction: Mapping[str, Any]) -> int:
-    """Points credited by a transaction: per-unit points times quantity."""
-    try:
-        return int(transaction.get("points") or 0) * int(transaction.get("quantity") or 1)
-    except (TypeError, ValueError):
-        return 0
+    def test_connection(self) -> tuple[bool, str]:
+        """A cheap authenticated call (who am I) for the UI button and `airflow connections test`.
+
+        :return: whether it worked, and a message naming the user or the failure (never a secret)
+        """
+        try:
+            user = self.get_current_user()
+        except PerkvilleError as error:
+            return False, str(error)
+        except Exception as error:
+            return False, f"{type(error).__name__}: {error}"
+        emails = [entry.get("email") for entry in user.get("emails") or [] if entry.get("primary")]
+        who = emails[0] if emails else f"user {user.get('user_id')}"
+        return True, f"Connected to Perkville at {self._wire().base_url} as {who}"

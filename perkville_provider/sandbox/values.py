@@ -1,19 +1,22 @@
 """Input and output forms of values, shared by the store and the seed: datetimes, references,
-booleans, emails and password hashes. Each parser raises ``ValidationFailed`` naming its field."""
+booleans, emails, password hashes, and the pure field validators of awards and member records.
+Each parser raises ``ValidationFailed`` naming its field."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pendulum
 
-from perkville_provider.sandbox.errors import ValidationFailed
+from perkville_provider.sandbox.errors import ErrorCollector, ValidationFailed
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_TRANS_SOURCE_ID = 255
 
 
 # --- time -------------------------------------------------------------------------------------------
@@ -89,6 +92,58 @@ def normalize_email(value: Any, field: str = "user_email") -> str:
     if not isinstance(value, str) or not EMAIL_RE.match(value.strip()):
         raise ValidationFailed.one(field, "invalid", f"{field} {value!r} is not a valid email address")
     return value.strip().lower()
+
+
+# --- field validators -----------------------------------------------------------------------------
+
+
+def parse_trans_source_id(value: Any) -> str:
+    """An award's ``trans_source_id``: a non-empty string of at most 255 characters (a number becomes one)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if value in (None, ""):
+        raise ValidationFailed.one(
+            "trans_source_id", "required", "trans_source_id is required (a non-empty string)"
+        )
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed.one(
+            "trans_source_id", "invalid", f"trans_source_id must be a non-empty string, got {value!r}"
+        )
+    if len(value) > MAX_TRANS_SOURCE_ID:
+        raise ValidationFailed.one(
+            "trans_source_id", "max_length", f"trans_source_id is longer than {MAX_TRANS_SOURCE_ID}"
+        )
+    return value
+
+
+def parse_quantity(value: Any) -> int:
+    """An award's ``quantity``: a positive integer (a string of digits is taken as its number)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationFailed.one(
+            "quantity", "invalid", f"quantity must be a positive integer, got {value!r}"
+        )
+    return value
+
+
+def parse_member_key(data: Mapping[str, Any]) -> dict[str, str]:
+    """A member record's identity within the business: its system and its id there (ints become strings)."""
+    errors = ErrorCollector()
+    key: dict[str, str] = {}
+    for field in ("external_system_id", "external_member_id"):
+        value = data.get(field)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            errors.add(field, "required", f"{field} is required (a non-empty string)")
+        else:
+            key[field] = value.strip()
+    errors.raise_if_any()
+    return key
+
+
+# --- passwords ------------------------------------------------------------------------------------
 
 
 def hash_password(password: str) -> str:

@@ -20,14 +20,14 @@ import pendulum
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from perkville_provider.operators.base import (
-    DEFAULT_CONN_ID,
+from perkville_provider.operators._settings import (
     as_bool,
     as_optional_positive_int,
     as_positive_int,
     as_text,
     setting_error,
 )
+from perkville_provider.operators.base import DEFAULT_CONN_ID
 from perkville_provider.records import RecordValidationError
 from perkville_provider.transfers.tables import (
     LAYOUTS,

@@ -10,8 +10,8 @@ import requests
 
 from perkville_provider.demo import export, runner
 from perkville_provider.sandbox import seed
-from tests.conftest import EXAMPLE_DAGS
-from tests.dags_e2e.conftest import task_states
+from tests.helpers.dags import EXAMPLE_DAGS
+from tests.helpers.e2e import task_states
 
 ASSET_URIS = {"perkville://9823/connections-export", "perkville://9823/transactions-export"}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from perkville_provider.demo import runner
-from perkville_provider.sandbox.server import run_sandbox
+from perkville_provider.sandbox.launcher import run_sandbox
 from tests.conftest import EXAMPLE_DAGS
 from tests.dags_e2e.conftest import ANCHOR
 

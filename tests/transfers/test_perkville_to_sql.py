@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from perkville_provider.sandbox import seed
 from perkville_provider.transfers.perkville_to_sql import export_window
-from tests.hooks.conftest import RecordingProxy
+from tests.helpers.hook_sandbox import RecordingProxy
 
 CONNECTIONS_PATH = "/v2/connections/"
 
