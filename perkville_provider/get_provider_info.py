@@ -54,6 +54,13 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "transfers": [
+            {
+                "source-integration-name": "Perkville",
+                "target-integration-name": "Common SQL",
+                "python-module": "perkville_provider.transfers.perkville_to_sql",
+            }
+        ],
         "extra-links": ["perkville_provider.links.PerkvilleBusinessLink"],
         "connection-types": [
             {

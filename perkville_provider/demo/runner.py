@@ -7,8 +7,10 @@
 2. points a reused ``AIRFLOW_HOME`` (``.demo/airflow``, SQLite metadata) at ``dags/`` and defines
    the two connections as ``AIRFLOW_CONN_*`` variables: ``perkville_default`` (the sandbox) and
    ``gym_source_db`` (the SQLite membership database);
-3. runs the member sync, then the check-in awards for each demo day, with ``dag.test()``;
-4. prints what each run did and the sandbox's own ledger totals, then stops the sandbox.
+3. runs the member sync, then the check-in awards for each demo day, then the balance export,
+   with ``dag.test()``;
+4. prints what each run did, the sandbox's own ledger totals and a few exported rows (balances
+   checked against the ledger), then stops the sandbox.
 
 Airflow reads its configuration on first import, so :func:`configure_airflow` runs before
 anything imports ``airflow``; the functions that run DAGs import it lazily. Airflow's own output
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import pendulum
 
-from perkville_provider.demo import data
+from perkville_provider.demo import data, export
 
 if TYPE_CHECKING:
     from perkville_provider.sandbox.launcher import SandboxHandle
@@ -131,10 +133,11 @@ class RunResult:
 @dataclass
 class DemoResults:
     runs: list[RunResult] = field(default_factory=list)
+    balances_ok: bool = True
 
     @property
     def succeeded(self) -> bool:
-        return all(run.state == "success" for run in self.runs)
+        return self.balances_ok and all(run.state == "success" for run in self.runs)
 
 
 def load_example_dags(dags_folder: Path) -> dict[str, Any]:
@@ -147,7 +150,7 @@ def load_example_dags(dags_folder: Path) -> dict[str, Any]:
     return bag.dags
 
 
-def report_summary(dag_id: str, run_id: str) -> dict[str, Any] | None:
+def report_summary(dag_id: str, run_id: str, task_id: str = REPORT_TASK_ID) -> dict[str, Any] | None:
     """The report task's XCom (the run's merged summary), read from the metadata database."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -158,7 +161,7 @@ def report_summary(dag_id: str, run_id: str) -> dict[str, Any] | None:
             select(XComModel).where(
                 XComModel.dag_id == dag_id,
                 XComModel.run_id == run_id,
-                XComModel.task_id == REPORT_TASK_ID,
+                XComModel.task_id == task_id,
                 XComModel.key == "return_value",
             )
         ).first()
@@ -318,8 +321,16 @@ def run_demo(
     with output_to(log_path):
         prepare_metadata_db()
         results = run_demo_dags(spec, dags_folder)
+        export_date = export.export_logical_date(spec.checkin_days[-1], spec.timezone)
+        results.runs.append(run_dag(dags_folder, export.EXPORT_DAG_ID, "export", export_date))
+        exported = {
+            task: report_summary(export.EXPORT_DAG_ID, results.runs[-1].run_id, task)
+            for task in export.EXPORT_TASK_IDS
+        }
     after = LedgerTotals.of(sandbox.admin.ledger(), sandbox.business_id)
     print_report(results, before, after, out, time.monotonic() - started)
+    check = export.print_export(exported, gym_db, sandbox.admin.ledger(), sandbox.business_id, out)
+    results.balances_ok = check.ok
     return results
 
 

@@ -315,13 +315,29 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
     ) -> Iterator[dict[str, Any]]:
         """Yield every object of a list endpoint, one page in memory at a time.
 
-        Walks ``limit``/``offset``, and follows ``meta.next`` when the API gives one.
+        Walks the pages of :meth:`iter_pages`.
 
         :param path: the list endpoint
         :param params: the query filters
         :param page_size: objects asked for per page
         :return: an iterator of the objects
         :raises PerkvilleError: when Perkville refuses or does not answer
+        """
+        for page in self.iter_pages(path, params, page_size=page_size):
+            yield from page
+
+    def iter_pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the objects of a list endpoint page by page, one page in memory at a time.
+
+        Walks ``limit``/``offset``, and follows ``meta.next`` when the API gives one. A caller that
+        counts pages or commits per page (the SQL export) walks this; others use :meth:`paginate`.
+
+        :param path: the list endpoint, e.g. ``/v2/connections/``
+        :param params: filters sent with the first page (``meta.next`` carries them on)
+        :param page_size: the ``limit`` asked for
+        :return: an iterator of pages, each the list of that page's objects
         """
         query: dict[str, Any] = {"limit": page_size, "offset": 0, **(params or {})}
         next_path: str | None = path
@@ -330,7 +346,7 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
             objects = page.get("objects") or []
             meta = page.get("meta")
             limit = int(query.get("limit") or page_size)
-            yield from objects
+            yield objects
             next_path = None
             if isinstance(meta, Mapping) and meta.get("next"):
                 parts = urlsplit(meta["next"])

@@ -120,3 +120,30 @@ def load(db: sqlite3.Connection) -> None:
         "INSERT INTO agreement_acceptances VALUES (?, ?, '2024-01', ?)",
         (JOIN_AGREEMENT_ID, CUSTOMER_USER_ID, stamp),
     )
+
+
+def add_customers(db: sqlite3.Connection, count: int, *, business_id: int = BUSINESS_ID) -> range:
+    """Bulk customers for benchmarks: ``count`` users, each with an email and an ACTIVE connection
+    holding a balance (``i % 1000`` points). Returns the new connection ids.
+
+    Written straight into a sandbox database that no server is using (the API would take one
+    request per member); ``bench/bench_export.py`` seeds its 100,000 connections this way.
+    """
+    stamp = db_dt(now_utc())
+    first_user = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM users").fetchone()[0]
+    first_connection = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM connections").fetchone()[0]
+    users = range(first_user, first_user + count)
+    db.executemany(
+        "INSERT INTO users (id, first_name, last_mod_dt) VALUES (?, 'Bulk', ?)", ((u, stamp) for u in users)
+    )
+    db.executemany("INSERT INTO user_emails VALUES (?, ?, 1)", ((f"bulk.{u}@example.com", u) for u in users))
+    db.executemany(
+        "INSERT INTO connections (id, business_id, user_id, status, point_balance, lifetime_earned_points, "
+        "home_location_id, last_mod_dt, external_membership_status) "
+        "VALUES (?, ?, ?, 'ACTIVE', ?, ?, ?, ?, 'ACTIVE')",
+        (
+            (first_connection + i, business_id, u, i % 1000, i % 1000, DOWNTOWN_LOCATION_ID, stamp)
+            for i, u in enumerate(users)
+        ),
+    )
+    return range(first_connection, first_connection + count)

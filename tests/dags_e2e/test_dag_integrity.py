@@ -9,7 +9,7 @@ import textwrap
 import pendulum
 import pytest
 
-from perkville_provider.demo import runner
+from perkville_provider.demo import export, runner
 from tests.helpers.dags import EXAMPLE_DAGS
 
 DAG_FILES = sorted(EXAMPLE_DAGS.glob("*.py"))
@@ -20,7 +20,7 @@ def test_every_dag_file_parses_with_no_import_error(airflow_db):
 
     bag = BundleDagBag(dag_folder=str(EXAMPLE_DAGS), bundle_path=EXAMPLE_DAGS)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {runner.MEMBER_SYNC_DAG_ID, runner.AWARDS_DAG_ID}
+    assert set(bag.dag_ids) == {runner.MEMBER_SYNC_DAG_ID, runner.AWARDS_DAG_ID, export.EXPORT_DAG_ID}
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
@@ -110,3 +110,15 @@ def test_a_run_without_a_data_interval_fails_at_once_saying_how_to_trigger_it(mo
         pendulum.datetime(2026, 11, 21, tz="America/New_York"),
     )
     assert (end - start).in_hours() == 24
+
+
+def test_the_balance_export_runs_nightly_two_exports_each_updating_its_tables_asset(example_dags):
+    dag = example_dags[export.EXPORT_DAG_ID]
+    assert set(dag.task_ids) == {"export_window", *export.EXPORT_TASK_IDS}
+    for task_id, resource in zip(export.EXPORT_TASK_IDS, ("connections", "transactions"), strict=True):
+        operator = dag.get_task(task_id)
+        assert type(operator).__name__ == "PerkvilleToSqlOperator"
+        assert (operator.resource, operator.table) == (resource, f"perkville_{resource}")
+        assert [asset.uri for asset in operator.outlets] == [f"perkville://9823/{resource}-export"]
+    assert dag.get_task("export_transactions").upstream_task_ids == {"export_window"}
+    assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 0 * * *", "America/New_York")

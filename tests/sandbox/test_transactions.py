@@ -306,3 +306,20 @@ def test_a_numeric_trans_source_id_is_taken_as_its_string(admin_api):
     assert error_codes(admin_api.award(user_email=CASEY, trans_source_id=["x"])) == {
         "trans_source_id": ["invalid"]
     }
+
+
+def test_transactions_filter_by_a_transaction_time_window(admin_api):
+    for n, moment in enumerate(["2026-11-19T23:59:59Z", "2026-11-20T00:00:00Z", "2026-11-20T23:59:59Z"]):
+        assert admin_api.award(user_email=CASEY, trans_source_id=f"w-{n}", transaction_dt=moment).ok
+
+    def sources(**window):
+        body = admin_api.get("/v2/transactions/", business=seed.BUSINESS_ID, **window).json()
+        return [t["trans_source_id"] for t in body["objects"]]
+
+    day = {"transaction_dt__gte": "2026-11-20 00:00:00Z", "transaction_dt__lt": "2026-11-21 00:00:00Z"}
+    assert sources(**day) == ["w-1", "w-2"]
+    assert sources(transaction_dt__lt="2026-11-20T00:00:00+00:00") == ["w-0"]
+    assert sources(transaction_dt__gte="2026-11-20") == ["w-2"]  # a bare date: midnight in New York (05:00Z)
+    assert error_codes(
+        admin_api.get("/v2/transactions/", business=seed.BUSINESS_ID, transaction_dt__gte="x")
+    ) == {"transaction_dt__gte": ["invalid"]}

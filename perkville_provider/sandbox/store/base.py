@@ -155,10 +155,10 @@ class StoreBase:
         ).fetchall()
         return Page(total, [to_api(r) for r in rows])
 
-    def _last_mod_filters(
+    def _datetime_range_filters(
         self, filters: Mapping[str, str], tz: str, column: str, where: list[str], params: list[Any]
     ) -> None:
-        for name, op in (("last_mod_dt__gte", ">="), ("last_mod_dt__lt", "<")):
+        for name, op in ((f"{column}__gte", ">="), (f"{column}__lt", "<")):
             if name in filters:
                 where.append(f"{column} {op} ?")
                 params.append(db_dt(parse_dt(filters[name], name, tz)))

@@ -44,7 +44,7 @@ class ConnectionsMixin(AuthMixin, RepresentationsMixin):
                 )
             where.append("status = ?")
             params.append(status)
-        self._last_mod_filters(filters, business["timezone"], "last_mod_dt", where, params)
+        self._datetime_range_filters(filters, business["timezone"], "last_mod_dt", where, params)
         return self._page("connections", where, params, limit, offset, self.connection_api)
 
     def _readable_connection(self, ctx: TokenContext, pk: int) -> sqlite3.Row:

@@ -234,7 +234,7 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
     def list_transactions(
         self, ctx: TokenContext, filters: Mapping[str, str], limit: int, offset: int
     ) -> Page:
-        _, where, params = self._customer_data_filter(ctx, filters)
+        business, where, params = self._customer_data_filter(ctx, filters)
         if "user" in filters:
             where.append("user_id = ?")
             params.append(
@@ -243,6 +243,7 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
         if "trans_source_id" in filters:
             where.append("trans_source_id = ?")
             params.append(filters["trans_source_id"])
+        self._datetime_range_filters(filters, business["timezone"], "transaction_dt", where, params)
         return self._page("transactions", where, params, limit, offset, self.transaction_api)
 
     def get_transaction(self, ctx: TokenContext, pk: int) -> dict[str, Any]:

@@ -40,7 +40,7 @@ class UsersMixin(AuthMixin, RepresentationsMixin):
         if "emails__email" in filters:
             where.append("id IN (SELECT user_id FROM user_emails WHERE email = ?)")
             params.append(filters["emails__email"].strip().lower())
-        self._last_mod_filters(filters, "UTC", "last_mod_dt", where, params)
+        self._datetime_range_filters(filters, "UTC", "last_mod_dt", where, params)
         return self._page("users", where, params, limit, offset, self.user_api)
 
     def get_user(self, ctx: TokenContext, pk: int) -> dict[str, Any]:

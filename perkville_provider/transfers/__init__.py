@@ -1,0 +1,1 @@
+"""Transfer operators: Perkville data moved into other systems (Airflow's ``transfers`` habit)."""
