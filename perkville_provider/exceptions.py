@@ -234,3 +234,15 @@ def error_from_response(
     if error_class is PerkvilleRateLimitedError:
         kwargs["retry_after"] = retry_after
     return error_class(message, **kwargs)
+
+
+class PerkvilleAnswerError(PerkvilleError):
+    """A 2xx answer the hook cannot use: a body that is not JSON, or an object that is not the one
+    asked for (a look-up whose filter the server ignored). Says the status, method and path."""
+
+    retriable = False
+
+
+class PerkvilleLookupError(PerkvilleAnswerError):
+    """A look-up that cannot be proven either way: the server ignored its filter and the bounded
+    walk that replaces it ended before it could find or rule out the object."""
