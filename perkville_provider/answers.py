@@ -24,13 +24,25 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pendulum
 
-from perkville_provider.exceptions import PerkvilleLookupError
+from perkville_provider.exceptions import PerkvilleAnswerError, PerkvilleLookupError
 
-__all__ = ["DEFAULT_MAX_WALK", "CreationWitness", "LookupGuard", "Sent", "page_objects"]
+if TYPE_CHECKING:
+    import requests
+
+__all__ = [
+    "DEFAULT_MAX_WALK",
+    "CreationWitness",
+    "LookupGuard",
+    "Sent",
+    "page_objects",
+    "read_json",
+    "written_object",
+]
 
 log = logging.getLogger(__name__)
 
@@ -193,3 +205,31 @@ def _api_time(value: Any) -> dt.datetime | None:
     except (ValueError, OverflowError):
         return None
     return parsed if isinstance(parsed, dt.datetime) and parsed.tzinfo else None
+
+
+def read_json(response: requests.Response) -> Any:
+    """The JSON body of an answer (None when empty); a body that is not JSON is a typed error
+    with the status, method and path, never a raw decoding error."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        request = response.request
+        raise PerkvilleAnswerError(
+            f"answered {response.status_code} with a body that is not JSON "
+            f"({response.headers.get('Content-Type') or 'no content type'}, {len(response.content)} bytes)",
+            status=response.status_code,
+            method=request.method if request is not None else None,
+            path=urlsplit(request.url or "").path if request is not None else None,
+        ) from None
+
+
+def written_object(response: requests.Response) -> dict[str, Any] | None:
+    """The object a 2xx write answered with, or None when its body is empty or not a JSON object:
+    the write may have committed, so the caller settles it by reading or looking it up."""
+    try:
+        body = response.json() if response.content else None
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and body else None

@@ -11,6 +11,7 @@ stripped), a new session per call (one pooled session per hook, shared by thread
 from __future__ import annotations
 
 import copy
+import decimal
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -18,14 +19,23 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-import pendulum
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
+from perkville_provider.answers import (
+    CreationWitness,
+    LookupGuard,
+    Sent,
+    page_objects,
+    read_json,
+    written_object,
+)
+from perkville_provider.api_conventions import API_EXTRAS, DEFAULT_PATHS, ApiConventions, ConventionError
 from perkville_provider.auth import DEFAULT_TOKEN_URL, Credentials, TokenProvider, token_provider
 from perkville_provider.exceptions import (
+    PerkvilleAnswerError,
     PerkvilleConfigurationError,
     PerkvilleError,
     PerkvilleValidationError,
@@ -40,6 +50,7 @@ from perkville_provider.records import (
     validate_email,
     validate_member,
     validate_positive_int,
+    validate_ref,
 )
 from perkville_provider.transport import (
     Delivery,
@@ -55,19 +66,21 @@ from perkville_provider.transport import (
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.perkville.com"
-#: The batch agreement endpoint; its real path is not documented (see the sandbox README).
-AGREEMENT_ACCEPT_PATH = "/v2/agreements-batch/"
-USERS_ME_PATH = "/v2/users/me/"
-BUSINESSES_PATH = "/v2/businesses/"
-LOCATIONS_PATH = "/v2/locations/"
-PERKS_PATH = "/v2/perks/"
-CONNECTIONS_PATH = "/v2/connections/"
-EXTERNAL_MEMBERS_PATH = "/v2/external-members/"
-TRANSACTIONS_PATH = "/v2/transactions/"
-AGREEMENTS_VIEW_PATH = "/v2/agreements-view/"
+#: The batch agreement endpoint; its real path is not documented (see the sandbox README). Every
+#: path can be overridden by the connection's ``paths`` extra.
+AGREEMENT_ACCEPT_PATH = DEFAULT_PATHS["agreements_batch"]
 
 #: Connection extras that configure this hook; HttpHook would otherwise send them as headers.
-SETTING_EXTRAS = ("client_id", "client_secret", "token", "token_url", "business_id", "scope", "timeout")
+SETTING_EXTRAS = (
+    "client_id",
+    "client_secret",
+    "token",
+    "token_url",
+    "business_id",
+    "scope",
+    "timeout",
+    *API_EXTRAS,
+)
 DEFAULT_PAGE_SIZE = 100
 
 DUPLICATE_CODE = "pv_duplicate_trans_source_id"
@@ -111,6 +124,7 @@ class _Wiring:
 
     base_url: str
     business_id: int | None
+    api: ApiConventions
     credentials: Credentials
     tokens: TokenProvider
     session: requests.Session
@@ -128,42 +142,48 @@ class _BearerAuth(AuthBase):
         return request
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, pendulum.DateTime | pendulum.Date):
-        return value.isoformat()
-    return value
+DEFAULT_CONVENTIONS = ApiConventions()
 
 
 def award_request_body(
-    award: Award, business_id: int, *, limit_to_once_per_calendar_day: bool = False
+    award: Award,
+    business_id: int,
+    *,
+    limit_to_once_per_calendar_day: bool = False,
+    api: ApiConventions = DEFAULT_CONVENTIONS,
 ) -> dict[str, Any]:
-    """The POST /v2/transactions/ body for one award (also what a dry run reports)."""
+    """The POST /v2/transactions/ body for one award (also what a dry run reports).
+
+    Relations, the quantity and the time are spelled by the connection's conventions (``api``).
+    """
     body: dict[str, Any] = {
-        "business": business_id,
-        "perk": award.perk_id,
-        "quantity": award.quantity,
+        "business": api.relation("businesses", business_id),
+        "perk": api.relation("perks", award.perk_id),
+        "quantity": api.quantity(award.quantity),
         "trans_source_id": award.trans_source_id,
     }
     if award.user_email is not None:
         body["user_email"] = award.user_email
     elif award.user_id is not None:
-        body["user"] = award.user_id
+        body["user"] = api.relation("users", award.user_id)
     else:
         body["external_member_id"] = award.external_member_id
         body["external_system_id"] = award.external_system_id
     if award.location_id is not None:
-        body["location"] = award.location_id
+        body["location"] = api.relation("locations", award.location_id)
     if award.transaction_dt is not None:
-        body["transaction_dt"] = _json_value(award.transaction_dt)
+        body["transaction_dt"] = api.temporal(award.transaction_dt)
     if limit_to_once_per_calendar_day:
         body["limit_to_once_per_calendar_day"] = True
     return body
 
 
-def member_request_body(member: Member, business_id: int) -> dict[str, Any]:
+def member_request_body(
+    member: Member, business_id: int, *, api: ApiConventions = DEFAULT_CONVENTIONS
+) -> dict[str, Any]:
     """The POST /v2/external-members/ body for one member (also what a dry run reports)."""
     body: dict[str, Any] = {
-        "business": business_id,
+        "business": api.relation("businesses", business_id),
         "external_system_id": member.external_system_id,
         "external_member_id": member.external_member_id,
         "user_email": member.user_email,
@@ -175,9 +195,11 @@ def member_request_body(member: Member, business_id: int) -> dict[str, Any]:
         "external_membership_status": member.external_membership_status,
         "external_join_dt": member.external_join_dt,
         "external_cancel_dt": member.external_cancel_dt,
-        "home_location": member.home_location_id,
+        "external_home_location_id": member.external_home_location_id,
     }
-    body.update({name: _json_value(value) for name, value in optional.items() if value is not None})
+    body.update({name: api.temporal(value) for name, value in optional.items() if value is not None})
+    if member.home_location_id is not None:
+        body["home_location"] = api.relation("locations", member.home_location_id)
     return body
 
 
@@ -235,6 +257,8 @@ class PerkvilleHook(HttpHook):
         self.retry_policy = retry_policy or RetryPolicy()
         self._wiring: _Wiring | None = None
         self._wiring_lock = threading.Lock()
+        self._lookups = LookupGuard()
+        self._witness = CreationWitness()
 
     # -- connection -> token -> session ------------------------------------------------------
 
@@ -263,11 +287,17 @@ class PerkvilleHook(HttpHook):
         tokens = token_provider(credentials)
         business = extra.get("business_id")
         try:
-            business_id = None if business in (None, "") else validate_positive_int(business, "business_id")
+            business_id = (
+                None if business in (None, "") else validate_ref(business, "business_id", "businesses")
+            )
         except RecordValidationError as error:
             raise PerkvilleConfigurationError(
                 f"connection {self.perkville_conn_id!r}: the business_id extra {error.message}"
             ) from None
+        try:
+            api = ApiConventions.from_extras(extra)
+        except ConventionError as error:
+            raise PerkvilleConfigurationError(f"connection {self.perkville_conn_id!r}: {error}") from None
         session = self._session_for(connection)
         session.headers["User-Agent"] = user_agent()
         session.headers["Accept"] = "application/json"
@@ -277,7 +307,7 @@ class PerkvilleHook(HttpHook):
             limiter=self.limiter,
             timeout=normalise_timeout(self.timeout if self.timeout is not None else extra.get("timeout")),
         )
-        return _Wiring(self.base_url, business_id, credentials, tokens, session, transport)
+        return _Wiring(self.base_url, business_id, api, credentials, tokens, session, transport)
 
     def _set_base_url(self, connection: Any) -> None:
         """HttpHook's rule, except that a host without a scheme means HTTPS (HttpHook assumes HTTP)."""
@@ -393,8 +423,7 @@ class PerkvilleHook(HttpHook):
     def request_json(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
     ) -> Any:
-        response = self.request(method, path, params=params, json=json)
-        return response.json() if response.content else None
+        return read_json(self.request(method, path, params=params, json=json))
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
@@ -423,7 +452,7 @@ class PerkvilleHook(HttpHook):
 
     def _business(self, business_id: int | str | None) -> int:
         if business_id not in (None, ""):
-            return validate_positive_int(business_id, "business_id")
+            return validate_ref(business_id, "business_id", "businesses")
         default = self._wire().business_id
         if default is None:
             raise PerkvilleConfigurationError(
@@ -434,26 +463,37 @@ class PerkvilleHook(HttpHook):
 
     # -- resources -----------------------------------------------------------------------------
 
+    def _api(self) -> ApiConventions:
+        return self._wire().api
+
     def test_connection(self) -> tuple[bool, str]:
-        """A cheap authenticated call (who am I) for the UI button and `airflow connections test`."""
+        """Read the business (when ``business_id`` is set), else ``users/me``; say which check ran.
+
+        The business is "a known working endpoint" for other clients of the API, which found
+        ``/me/`` unreliable.
+        """
         try:
-            user = self.get_current_user()
+            if self._wire().business_id is not None:
+                business = self.get_business()
+                check = f"read business {business.get('business_id')} ({business.get('name')})"
+            else:
+                user = self.get_current_user()
+                emails = [entry.get("email") for entry in user.get("emails") or [] if entry.get("primary")]
+                check = f"read users/me: {emails[0] if emails else 'user ' + str(user.get('user_id'))}"
         except PerkvilleError as error:
             return False, str(error)
         except Exception as error:
             return False, f"{type(error).__name__}: {error}"
-        emails = [entry.get("email") for entry in user.get("emails") or [] if entry.get("primary")]
-        who = emails[0] if emails else f"user {user.get('user_id')}"
-        return True, f"Connected to Perkville at {self._wire().base_url} as {who}"
+        return True, f"Connected to Perkville at {self._wire().base_url}: {check}"
 
     def get_current_user(self) -> dict[str, Any]:
-        return self.request_json("GET", USERS_ME_PATH)
+        return self.request_json("GET", self._api().path("users_me"))
 
     def get_business(self, business_id: int | None = None) -> dict[str, Any]:
-        return self.request_json("GET", f"{BUSINESSES_PATH}{self._business(business_id)}/")
+        return self.request_json("GET", self._api().detail_path("businesses", self._business(business_id)))
 
     def list_locations(self, business_id: int | None = None) -> list[dict[str, Any]]:
-        return list(self.paginate(LOCATIONS_PATH, {"business": self._business(business_id)}))
+        return list(self.paginate(self._api().path("locations"), {"business": self._business(business_id)}))
 
     def list_perks(
         self, business_id: int | None = None, classification: str | None = None
@@ -461,60 +501,167 @@ class PerkvilleHook(HttpHook):
         params: dict[str, Any] = {"business": self._business(business_id)}
         if classification:
             params["classification"] = classification
-        return list(self.paginate(PERKS_PATH, params))
+        return list(self.paginate(self._api().path("perks"), params))
 
     def iter_connections(self, business_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every connection of the business matching ``filters`` (e.g. ``status="ACTIVE"``)."""
-        return self.paginate(CONNECTIONS_PATH, {"business": self._business(business_id), **filters})
+        return self.paginate(
+            self._api().path("connections"), {"business": self._business(business_id), **filters}
+        )
 
     def find_connection(
         self, business_id: int | None = None, email: str | None = None, user_id: int | None = None
     ) -> dict[str, Any] | None:
-        """The customer's connection at the business, found by email or user id, or None."""
+        """The customer's connection at the business, found by email or user id, or None.
+
+        What comes back is checked against what was asked (the email case-insensitively, the user
+        id); when Perkville ignores the filter, the business's connections are walked instead.
+
+        :raises PerkvilleLookupError: the filter is ignored and the bounded walk could not settle it
+        """
         if (email is None) == (user_id is None):
             raise ValueError("find_connection needs exactly one of email or user_id")
-        params: dict[str, Any] = {"business": self._business(business_id), "limit": 1}
+        business = self._business(business_id)
+        path = self._api().path("connections")
         if email is not None:
-            params["user__emails__email"] = validate_email(email, field="email")
+            email = validate_email(email, field="email")
+            name, value, what = "user__emails__email", email, f"the connection of {email}"
         else:
-            params["user_id"] = validate_positive_int(user_id, "user_id")
-        objects = (self.request_json("GET", CONNECTIONS_PATH, params=params) or {}).get("objects") or []
-        return objects[0] if objects else None
+            user_id = validate_ref(user_id, "user_id", "users")
+            name, value, what = "user_id", user_id, f"the connection of user {user_id}"
+
+        def matches(connection: Mapping[str, Any]) -> bool:
+            if email is not None:
+                return self._user_has_email(connection, email)
+            return self._api().relation_id(connection.get("user"), "users") == user_id
+
+        return self._lookups.find(
+            path=path,
+            filter_name=name,
+            first=lambda: self.request_json(
+                "GET", path, params={"business": business, name: value, "limit": 1}
+            ),
+            matches=matches,
+            walk=lambda: self.paginate(path, {"business": business}),
+            what=what,
+        )
+
+    def _user_has_email(self, connection: Mapping[str, Any], email: str) -> bool:
+        """Whether the connection's customer has ``email`` (its ``user_email``, else its user's emails)."""
+        if connection.get("user_email"):
+            return str(connection["user_email"]).strip().lower() == email
+        user_id = self._api().relation_id(connection.get("user"), "users")
+        if user_id is None:
+            return False
+        user = self.request_json("GET", self._api().detail_path("users", user_id)) or {}
+        return any(str(entry.get("email", "")).strip().lower() == email for entry in user.get("emails") or [])
 
     def set_connection_status(self, connection: ObjectRef, status: str) -> dict[str, Any]:
-        """Join (``ACTIVE``) or leave (``INACTIVE``) the program; other values fail before sending."""
+        """Join (``ACTIVE``) or leave (``INACTIVE``) the program; other values fail before sending.
+
+        An empty answer (tastypie's 202 without ``always_return_data``) is followed by a read.
+        """
         status = validate_connection_status(status)
-        path = _object_path(CONNECTIONS_PATH, connection, "connection_id")
-        return self.request_json("PATCH", path, json={"status": status})
+        path = _object_path(self._api().path("connections"), connection, "connection_id")
+        return self.request_json("PATCH", path, json={"status": status}) or self.request_json("GET", path)
 
     def upsert_external_member(
         self, member: Member | Mapping[str, Any], business_id: int | None = None
     ) -> MemberUpsertResult:
-        """Create or update the member's external record (and its connection when missing)."""
+        """Create or update the member's external record (and its connection when missing).
+
+        An answer without a readable body is settled by reading its ``Location`` (tastypie's
+        created object), else by looking the record up.
+        """
         if not isinstance(member, Member):
             member = validate_member(member)
-        body = member_request_body(member, self._business(business_id))
-        response = self.request("POST", EXTERNAL_MEMBERS_PATH, json=body)
-        record = response.json()
+        business = self._business(business_id)
+        path = self._api().path("external_members")
+        body = member_request_body(member, business, api=self._api())
+        response = self.request("POST", path, json=body)
+        record = written_object(response)
+        if record is None:
+            record = self._read_written_member(response, member, business)
         created = {201: True, 200: False}.get(response.status_code, bool(record.get("created")))
         connection_uri = record.get("connection") or response.headers.get("Location") or ""
         return MemberUpsertResult(created=created, connection_uri=connection_uri, external_member=record)
 
+    def _read_written_member(
+        self, response: requests.Response, member: Member, business: int
+    ) -> dict[str, Any]:
+        location = response.headers.get("Location")
+        if location:
+            found = self.request_json("GET", location) or {}
+            if found.get("external_member_id") == member.external_member_id:
+                return found
+            if self._api().relation_id(found.get("resource_uri"), "connections") is not None:
+                return {"connection": found["resource_uri"]}
+        path = self._api().path("external_members")
+        params = {"business": business, "external_system_id": member.external_system_id}
+        found = self._lookups.find(
+            path=path,
+            filter_name="external_member_id",
+            first=lambda: self.request_json(
+                "GET", path, params={**params, "external_member_id": member.external_member_id, "limit": 1}
+            ),
+            matches=lambda item: (
+                item.get("external_member_id") == member.external_member_id
+                and item.get("external_system_id") == member.external_system_id
+            ),
+            walk=lambda: self.paginate(path, {"business": business}),
+            what=f"external member {member.external_member_id}",
+        )
+        if found is None:
+            raise PerkvilleAnswerError(
+                f"answered {response.status_code} without a readable body, and the member is not there",
+                status=response.status_code,
+                method="POST",
+                path=path,
+            )
+        return found
+
     def update_external_member(self, external_member: ObjectRef, fields: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH some fields of one external member record (by id, URI or object)."""
-        path = _object_path(EXTERNAL_MEMBERS_PATH, external_member, "external_member_record_id")
+        api = self._api()
+        path = _object_path(api.path("external_members"), external_member, "external_member_record_id")
         return self.request_json(
-            "PATCH", path, json={name: _json_value(value) for name, value in fields.items()}
-        )
+            "PATCH", path, json={name: api.temporal(value) for name, value in fields.items()}
+        ) or self.request_json("GET", path)
 
     def iter_transactions(self, business_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
-        return self.paginate(TRANSACTIONS_PATH, {"business": self._business(business_id), **filters})
+        return self.paginate(
+            self._api().path("transactions"), {"business": self._business(business_id), **filters}
+        )
 
-    def find_transaction(self, trans_source_id: str, business_id: int | None = None) -> dict[str, Any] | None:
-        """The business's transaction with this ``trans_source_id``, or None."""
-        params = {"business": self._business(business_id), "trans_source_id": trans_source_id, "limit": 1}
-        objects = (self.request_json("GET", TRANSACTIONS_PATH, params=params) or {}).get("objects") or []
-        return objects[0] if objects else None
+    def find_transaction(
+        self, trans_source_id: str, business_id: int | None = None, *, award: Award | None = None
+    ) -> dict[str, Any] | None:
+        """The business's transaction with this ``trans_source_id``, or None.
+
+        The answer is checked: a transaction with another ``trans_source_id`` is never taken for
+        it. When Perkville ignores the filter, the transactions of the award's customer (or of the
+        business) are walked, bounded, instead.
+
+        :param award: the award the transaction is for, to narrow that walk to its customer
+        :raises PerkvilleLookupError: the filter is ignored and the bounded walk could not settle it
+        """
+        business = self._business(business_id)
+        path = self._api().path("transactions")
+        walk_params: dict[str, Any] = {"business": business}
+        if award is not None and award.user_email is not None:
+            walk_params["user__emails__email"] = award.user_email
+        elif award is not None and award.user_id is not None:
+            walk_params["user"] = self._api().detail_path("users", award.user_id)
+        return self._lookups.find(
+            path=path,
+            filter_name="trans_source_id",
+            first=lambda: self.request_json(
+                "GET", path, params={"business": business, "trans_source_id": trans_source_id, "limit": 1}
+            ),
+            matches=lambda item: str(item.get("trans_source_id")) == trans_source_id,
+            walk=lambda: self.paginate(path, walk_params),
+            what=f"the transaction {trans_source_id!r}",
+        )
 
     def award_points(
         self,
@@ -524,30 +671,56 @@ class PerkvilleHook(HttpHook):
     ) -> AwardResult:
         """Award points exactly once per ``trans_source_id``, whatever Perkville answers to a repeat.
 
-        201 is ``awarded``; a repeat is ``duplicate`` whether it comes back as 200 with the existing
-        transaction, as ``pv_duplicate_trans_source_id``, or as any other error on the
-        ``trans_source_id`` field that a lookup confirms; ``pv_perk_daily_limit_reached`` is
-        ``daily_limited``. Any other refusal raises its typed error.
+        A 201 that created is ``awarded``; a repeat is ``duplicate`` whether it comes back as 201
+        or 200 with the existing transaction, as ``pv_duplicate_trans_source_id``, or as any other
+        error on the ``trans_source_id`` field that a lookup confirms; ``pv_perk_daily_limit_reached``
+        is ``daily_limited``. A 2xx without a readable body is settled by reading its ``Location``
+        or by look-up. Any other refusal raises its typed error.
         """
         if not isinstance(award, Award):
             award = validate_award(award)
         business = self._business(business_id)
         body = award_request_body(
-            award, business, limit_to_once_per_calendar_day=limit_to_once_per_calendar_day
+            award, business, limit_to_once_per_calendar_day=limit_to_once_per_calendar_day, api=self._api()
         )
-        delivery = self._deliver("POST", TRANSACTIONS_PATH, json=body)
+        sent = self._witness.before_send()
+        delivery = self._deliver("POST", self._api().path("transactions"), json=body)
         response = delivery.response
         lost = delivery.maybe_committed
-        if response.status_code in (200, 201):
-            transaction = response.json()
-            if response.status_code == 201:
-                return AwardResult("awarded", award.trans_source_id, _points_of(transaction), transaction)
-            return AwardResult("duplicate", award.trans_source_id, 0, transaction, lost)
+        self._witness.observe_date(response.headers.get("Date"))
+        if 200 <= response.status_code < 300:
+            transaction = written_object(response) or self._read_written_award(response, award, business)
+            return self._award_answered(award, response.status_code, transaction, sent, lost)
         try:
             self.check_response(response)
         except PerkvilleValidationError as error:
             return self._award_refused(award, business, error, lost)
         raise PerkvilleError(f"unexpected answer {response.status_code}", status=response.status_code)
+
+    def _award_answered(
+        self, award: Award, status: int, transaction: dict[str, Any], sent: Sent, lost: bool
+    ) -> AwardResult:
+        """A 2xx: awarded if this request created the transaction, else a duplicate (200, or a 201
+        with a transaction that existed before the request: an idempotent create)."""
+        if status == 201 and self._witness.created_now(sent, transaction, "transaction_id"):
+            return AwardResult("awarded", award.trans_source_id, _points_of(transaction), transaction)
+        return AwardResult("duplicate", award.trans_source_id, 0, transaction, lost)
+
+    def _read_written_award(self, response: requests.Response, award: Award, business: int) -> dict[str, Any]:
+        """The transaction a write answered without a readable body: its ``Location``, else a look-up."""
+        location = response.headers.get("Location")
+        found = self.request_json("GET", location) if location else None
+        if not isinstance(found, dict) or str(found.get("trans_source_id")) != award.trans_source_id:
+            found = self.find_transaction(award.trans_source_id, business, award=award)
+        if found is None:
+            raise PerkvilleAnswerError(
+                f"answered {response.status_code} without a readable body, and no transaction "
+                f"{award.trans_source_id!r} is there",
+                status=response.status_code,
+                method="POST",
+                path=self._api().path("transactions"),
+            )
+        return found
 
     def _award_refused(
         self, award: Award, business_id: int, error: PerkvilleValidationError, lost: bool
@@ -561,7 +734,7 @@ class PerkvilleHook(HttpHook):
         if DUPLICATE_CODE in error.codes:
             return AwardResult("duplicate", award.trans_source_id, 0, None, lost)
         if lost or "trans_source_id" in error.fields():
-            existing = self.find_transaction(award.trans_source_id, business_id)
+            existing = self.find_transaction(award.trans_source_id, business_id, award=award)
             if existing is not None:
                 return AwardResult("duplicate", award.trans_source_id, 0, existing, lost)
         if DAILY_LIMIT_CODE in error.codes:
@@ -572,28 +745,39 @@ class PerkvilleHook(HttpHook):
         """The agreements the customer must see to join, each with ``is_accepted``."""
         params = {
             "business": self._business(business_id),
-            "user_id": validate_positive_int(user_id, "user_id"),
+            "user_id": validate_ref(user_id, "user_id", "users"),
             "apply_to_join_flow": "true",
         }
-        return list(self.paginate(AGREEMENTS_VIEW_PATH, params))
+        return list(self.paginate(self._api().path("agreements_view"), params))
 
     def accept_agreements(
         self, user_id: int, agreement_ids: Iterable[int], business_id: int | None = None
     ) -> list[dict[str, Any]]:
-        """Record that the customer accepted these agreements (call only when they did)."""
+        """Record that the customer accepted these agreements (call only when they did).
+
+        An empty answer is followed by a read of the agreements view.
+        """
+        business = self._business(business_id)
+        user = validate_ref(user_id, "user_id", "users")
+        ids = [validate_positive_int(agreement, "agreement_ids") for agreement in agreement_ids]
         body = {
-            "business": self._business(business_id),
-            "user_id": validate_positive_int(user_id, "user_id"),
-            "agreement_ids": [
-                validate_positive_int(agreement, "agreement_ids") for agreement in agreement_ids
-            ],
+            "business": self._api().relation("businesses", business),
+            "user_id": user,
+            "agreement_ids": ids,
         }
-        return (self.request_json("POST", AGREEMENT_ACCEPT_PATH, json=body) or {}).get("objects") or []
+        answer = self.request_json("POST", self._api().path("agreements_batch"), json=body)
+        if answer:
+            return page_objects(answer)
+        return [a for a in self.get_join_agreements(user, business) if a.get("agreement_id") in ids]
 
 
 def _points_of(transaction: Mapping[str, Any]) -> int:
-    """Points credited by a transaction: per-unit points times quantity."""
+    """Points credited by a transaction: per-unit points times quantity (which may be a decimal),
+    rounded half up to whole points."""
     try:
-        return int(transaction.get("points") or 0) * int(transaction.get("quantity") or 1)
-    except (TypeError, ValueError):
+        total = decimal.Decimal(str(transaction.get("points") or 0)) * decimal.Decimal(
+            str(transaction.get("quantity") or 1)
+        )
+    except (decimal.InvalidOperation, TypeError, ValueError):
         return 0
+    return int(total.to_integral_value(rounding=decimal.ROUND_HALF_UP)) if total.is_finite() else 0
