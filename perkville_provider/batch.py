@@ -21,7 +21,8 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -121,7 +122,9 @@ class BatchJob(Generic[Prepared]):
     ``prepare`` validates a raw record (raising ``RecordValidationError``) and returns what
     ``process`` sends; ``process`` makes the API calls and returns the :class:`Outcome`; ``preview``
     says what would be sent, for dry runs. ``statuses`` and ``metrics`` name the counters every
-    summary carries (zero included), so a summary always has the same keys.
+    summary carries (zero included), so a summary always has the same keys. ``order_key`` names
+    what two records must not write at once (a member id, a ``trans_source_id``): records with the
+    same key are sent one after the other, in input order, so the last one wins every time.
     """
 
     name: str
@@ -132,6 +135,7 @@ class BatchJob(Generic[Prepared]):
     metrics: Sequence[str] = ()
     preview: Callable[[Prepared], Any] | None = None
     inline_results: int = 0
+    order_key: Callable[[Prepared], Hashable] | None = None
 
     def key_of(self, record: Any) -> str | None:
         """The record's identity in reports (its first present key field), readable even if invalid."""
@@ -174,6 +178,7 @@ class _Tally:
         self.counts: dict[str, int] = dict.fromkeys([*statuses, INVALID, FAILED], 0)
         self.metrics: dict[str, int] = dict.fromkeys(job.metrics, 0)
         self.retriable_failures = 0
+        self.repeated_keys = 0
         self.stopped = False
         self.done = 0
         self.failures = _FirstByIndex(MAX_FAILURES_SHOWN)
@@ -199,6 +204,7 @@ class _Tally:
             **self.counts,
             **self.metrics,
             "retriable_failures": self.retriable_failures,
+            **({"repeated_keys": self.repeated_keys} if self.job.order_key else {}),
             "stopped": self.stopped,
             "failures": failures,
             "failures_not_shown": self.failures.seen - len(failures),
@@ -345,6 +351,54 @@ def _prepare_safely(job: BatchJob[Prepared], record: Any) -> Prepared | Outcome:
         return Outcome(INVALID, code=type(error).__name__, field="record", message=str(error))
 
 
+class _SameKeyOrder:
+    """Holds a record back while one with the same order key is in flight (then sends it next),
+    and counts the records whose key came earlier in the batch. Main thread only.
+
+    Every key in ``waiting`` has exactly one record in flight; ``held`` counts the ones queued.
+    The keys seen are remembered by hash (a few bytes each), to count repeats deterministically.
+    """
+
+    def __init__(self, order_key: Callable[[Any], Hashable] | None) -> None:
+        self.order_key = order_key
+        self.waiting: dict[Hashable, deque[tuple[int, str | None, Any]]] = {}
+        self.held = 0
+        self._seen: set[int] = set()
+
+    def key_of(self, prepared: Any) -> Hashable | None:
+        return None if self.order_key is None else self.order_key(prepared)
+
+    def seen_before(self, order_key: Hashable | None) -> bool:
+        if order_key is None:
+            return False
+        digest = hash(order_key)
+        seen = digest in self._seen
+        self._seen.add(digest)
+        return seen
+
+    def hold(self, order_key: Hashable | None, item: tuple[int, str | None, Any]) -> bool:
+        """Queue ``item`` behind the record in flight with its key (True), or mark it in flight."""
+        if order_key is None:
+            return False
+        if order_key in self.waiting:
+            self.waiting[order_key].append(item)
+            self.held += 1
+            return True
+        self.waiting[order_key] = deque()
+        return False
+
+    def release(self, order_key: Hashable | None) -> tuple[int, str | None, Any] | None:
+        """The next record with this key, now that the one in flight is done (None if none)."""
+        queue = self.waiting.get(order_key) if order_key is not None else None
+        if queue is None:
+            return None
+        if not queue:
+            del self.waiting[order_key]
+            return None
+        self.held -= 1
+        return queue.popleft()
+
+
 def run_batch(
     records: Iterable[Any],
     job: BatchJob[Any],
@@ -380,7 +434,11 @@ def run_batch(
         _report_writer(report_path) as report,
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"perkville-{job.name}") as pool,
     ):
-        pending: dict[Future[Outcome], tuple[int, str | None]] = {}
+        pending: dict[Future[Outcome], tuple[int, str | None, Hashable | None]] = {}
+        order = _SameKeyOrder(job.order_key)
+
+        def send(index: int, key: str | None, prepared: Any, order_key: Hashable | None) -> None:
+            pending[pool.submit(_process_safely, job.process, prepared)] = (index, key, order_key)
 
         def account(index: int, key: str | None, outcome: Outcome) -> None:
             nonlocal failures_logged
@@ -402,22 +460,28 @@ def run_batch(
         def drain(timeout: float | None) -> None:
             done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
-                index, key = pending.pop(future)
+                index, key, order_key = pending.pop(future)
                 account(index, key, future.result())
+                held = None if tally.stopped else order.release(order_key)
+                if held is not None:
+                    send(*held, order_key)
             progress.maybe_log(tally.done)
 
         for index, record in enumerate(records):
             key = job.key_of(record)
             prepared = _prepare_safely(job, record)
+            order_key = None if isinstance(prepared, Outcome) else order.key_of(prepared)
+            tally.repeated_keys += order.seen_before(order_key)
             if isinstance(prepared, Outcome):
                 account(index, key, prepared)
             elif dry_run:
                 preview = job.preview(prepared) if job.preview else None
                 account(index, key, Outcome(WOULD_SEND, detail={"request": preview}))
             else:
-                while len(pending) >= window:
+                while len(pending) + order.held >= window:
                     drain(progress_interval)
-                pending[pool.submit(_process_safely, job.process, prepared)] = (index, key)
+                if not order.hold(order_key, (index, key, prepared)):
+                    send(index, key, prepared, order_key)
             progress.maybe_log(tally.done)
             if stop is not None and stop.is_set():
                 logger.warning("%s: stopped after %d records; no new record is sent", job.name, index + 1)

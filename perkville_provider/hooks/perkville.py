@@ -466,6 +466,13 @@ class PerkvilleHook(HttpHook):
     def _api(self) -> ApiConventions:
         return self._wire().api
 
+    def conventions(self) -> ApiConventions:
+        """How this connection spells paths, relations, quantities and times (from its extras).
+
+        :raises PerkvilleConfigurationError: an extra that cannot be used (no request is sent)
+        """
+        return self._api()
+
     def test_connection(self) -> tuple[bool, str]:
         """Read the business (when ``business_id`` is set), else ``users/me``; say which check ran.
 

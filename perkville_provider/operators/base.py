@@ -154,6 +154,7 @@ class BatchSettings:
     report_path: Any
     retry_transient_failures: bool = False
     perkville_url: str | None = None
+    ignore_unknown_fields: bool = False
 
 
 class PerkvilleBatchOperator(BaseOperator):
@@ -171,6 +172,9 @@ class PerkvilleBatchOperator(BaseOperator):
         ``max_failure_ratio`` allows; for mapped chunks whose threshold is judged over the whole run
     :param report_path: where to write the per-record JSON Lines report (``ObjectStoragePath`` or
         a path/URL string), or None
+    :param ignore_unknown_fields: ignore record fields the operator does not know (a SQL extract
+        with extra columns); by default such a record is ``invalid``, naming the field, so that a
+        misspelled ``quantity`` is never silently dropped
     """
 
     template_fields: Sequence[str] = (
@@ -182,6 +186,7 @@ class PerkvilleBatchOperator(BaseOperator):
         "dry_run",
         "report_path",
         "retry_transient_failures",
+        "ignore_unknown_fields",
     )
     ui_color = "#fde8d7"
     ui_fgcolor = "#000000"
@@ -198,6 +203,7 @@ class PerkvilleBatchOperator(BaseOperator):
         dry_run: bool | str = False,
         report_path: Any = None,
         retry_transient_failures: bool | str = False,
+        ignore_unknown_fields: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -209,6 +215,7 @@ class PerkvilleBatchOperator(BaseOperator):
         self.dry_run = dry_run
         self.report_path = report_path
         self.retry_transient_failures = retry_transient_failures
+        self.ignore_unknown_fields = ignore_unknown_fields
 
     def records(self) -> Iterable[Any]:
         """The raw records to run, read from the operator's rendered parameters."""
@@ -229,6 +236,7 @@ class PerkvilleBatchOperator(BaseOperator):
             dry_run=as_bool(self.dry_run, "dry_run"),
             report_path=_report_path(self.report_path),
             retry_transient_failures=as_bool(self.retry_transient_failures, "retry_transient_failures"),
+            ignore_unknown_fields=as_bool(self.ignore_unknown_fields, "ignore_unknown_fields"),
         )
 
     def make_hook(self, settings: BatchSettings) -> PerkvilleHook:
