@@ -19,8 +19,8 @@ tested against all of them (the sandbox README lists each, with its default and 
                           (201 with the existing transaction: an idempotent create)
 ========================  ==========================================================================
 
-The store applies the body rules; :class:`ModesMiddleware` applies the HTTP ones (paths, empty
-bodies) around the app, so routes and representations stay in one spelling.
+The store applies the body rules; :class:`ModesMiddleware` applies the HTTP ones (paths, ignored
+filters, empty bodies) around the app, so routes and representations stay in one spelling.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from perkville_provider.api_conventions import DEFAULT_PATHS
 from perkville_provider.sandbox.errors import ErrorCollector, ValidationFailed
@@ -152,10 +153,6 @@ def known_fields(
     return kept
 
 
-def without_ignored_filters(filters: Mapping[str, str], ignored: list[str]) -> dict[str, str]:
-    return {name: value for name, value in filters.items() if name not in ignored}
-
-
 # --- HTTP rules -------------------------------------------------------------------------------------
 
 Scope = dict[str, Any]
@@ -179,6 +176,9 @@ class ModesMiddleware:
         settings = self.settings()
         moves = _moves(settings.get("paths") or {})
         empty = not settings.get("always_return_data", True) and scope["method"] in ("POST", "PATCH")
+        ignored = settings.get("ignored_filters") or []
+        if ignored and scope.get("query_string"):
+            scope = {**scope, "query_string": _without_filters(scope["query_string"], ignored)}
         if not moves and not empty:
             await self.app(scope, receive, send)
             return
@@ -191,6 +191,12 @@ class ModesMiddleware:
             receive = _rewriting_receive(receive, moves)
         scope.setdefault(self.raw_send_key, send)
         await self.app(scope, receive, _ShapingSend(send, moves, empty, scope["method"]))
+
+
+def _without_filters(query: bytes, ignored: list[str]) -> bytes:
+    """The query string without the ignored filters (as tastypie drops undeclared ones)."""
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    return urlencode([(name, value) for name, value in pairs if name not in ignored]).encode("latin-1")
 
 
 def _moves(paths: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -14,6 +14,8 @@ import pendulum
 from perkville_provider.sandbox.errors import ValidationFailed
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_ID = 2**63 - 1
+MIN_YEAR, MAX_YEAR = 1970, 2100
 
 
 # --- time -------------------------------------------------------------------------------------------
@@ -47,6 +49,14 @@ def parse_dt(value: Any, field: str, default_tz: str) -> datetime:
         ) from None
     if not isinstance(parsed, datetime):
         raise ValidationFailed.one(field, "invalid", f"{field} {value!r} is not a datetime")
+    try:
+        year = parsed.astimezone(UTC).year
+    except (OverflowError, ValueError):
+        year = None
+    if year is None or not MIN_YEAR <= year < MAX_YEAR:
+        raise ValidationFailed.one(
+            field, "invalid", f"{field} {value!r} is outside {MIN_YEAR}..{MAX_YEAR} (in UTC)"
+        )
     return parsed
 
 
@@ -54,20 +64,25 @@ def parse_dt(value: Any, field: str, default_tz: str) -> datetime:
 
 
 def parse_ref(value: Any, field: str, resource: str) -> int:
-    """A relation given as a bare id (``5``, ``"5"``) or a relative URI (``"/v2/users/5/"``)."""
+    """A relation given as a bare id (``5``, ``"5"``) or a relative URI (``"/v2/users/5/"``).
+
+    Ids are signed 64-bit integers: a larger one is a 400 naming the field, not a 500.
+    """
     if isinstance(value, bool):
         value = None
-    if isinstance(value, int) and value > 0:
+    if isinstance(value, int) and 0 < value <= MAX_ID:
         return value
     if isinstance(value, str):
         text = value.strip()
         prefix = f"/v2/{resource}/"
         if text.startswith(prefix):
             text = text[len(prefix) :].rstrip("/")
-        if text.isdigit() and int(text) > 0:
+        if text.isdigit() and 0 < int(text) <= MAX_ID:
             return int(text)
     raise ValidationFailed.one(
-        field, "invalid", f"{field} must be an id or a URI like /v2/{resource}/<id>/, got {value!r}"
+        field,
+        "invalid",
+        f"{field} must be an id (at most 2^63-1) or a URI like /v2/{resource}/<id>/, got {value!r}",
     )
 
 
