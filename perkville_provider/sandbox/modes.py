@@ -8,7 +8,8 @@ tested against all of them (the sandbox README lists each, with its default and 
                           refused), ``id`` (a URI is refused)
 ``paths``                 resource name -> path (the hook's names, e.g. ``external_members``); the
                           resource answers there and its default path answers 404
-``ignored_filters``       filter names dropped silently, as tastypie drops undeclared ones
+``ignored_filters``       filters dropped silently, as tastypie drops undeclared ones: ``name`` on
+                          every list, or ``resource.name`` (``connections.user_id``) on one
 ``always_return_data``    ``true`` (default); ``false``: a write answers 201/200 with an empty body
                           and a ``Location`` header, a PATCH 202 with an empty body (stock tastypie)
 ``quantities``            ``decimal`` (default: up to 2 places) or ``integer``
@@ -57,7 +58,12 @@ _CHOICES = {
 STOCK_TASTYPIE: dict[str, Any] = {
     "relations": "uri",
     "always_return_data": False,
-    "ignored_filters": ["trans_source_id", "user__emails__email", "user_id", "external_member_id"],
+    "ignored_filters": [
+        "transactions.trans_source_id",
+        "connections.user__emails__email",
+        "connections.user_id",
+        "external_members.external_member_id",
+    ],
     "unknown_fields": "ignore",
     "duplicate_mode": "error",
 }
@@ -178,7 +184,8 @@ class ModesMiddleware:
         empty = not settings.get("always_return_data", True) and scope["method"] in ("POST", "PATCH")
         ignored = settings.get("ignored_filters") or []
         if ignored and scope.get("query_string"):
-            scope = {**scope, "query_string": _without_filters(scope["query_string"], ignored)}
+            dropped = _filters_ignored_on(_inbound(scope["path"], moves) or scope["path"], ignored)
+            scope = {**scope, "query_string": _without_filters(scope["query_string"], dropped)}
         if not moves and not empty:
             await self.app(scope, receive, send)
             return
@@ -193,7 +200,22 @@ class ModesMiddleware:
         await self.app(scope, receive, _ShapingSend(send, moves, empty, scope["method"]))
 
 
-def _without_filters(query: bytes, ignored: list[str]) -> bytes:
+def _filters_ignored_on(path: str, ignored: list[str]) -> set[str]:
+    """The filter names ignored on the resource at ``path`` (a default path)."""
+    resource = max(
+        (name for name, prefix in DEFAULT_PATHS.items() if path.startswith(prefix)),
+        key=lambda name: len(DEFAULT_PATHS[name]),
+        default=None,
+    )
+    names = set()
+    for entry in ignored:
+        scope, _, name = entry.rpartition(".")
+        if not scope or scope == resource:
+            names.add(name)
+    return names
+
+
+def _without_filters(query: bytes, ignored: set[str]) -> bytes:
     """The query string without the ignored filters (as tastypie drops undeclared ones)."""
     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
     return urlencode([(name, value) for name, value in pairs if name not in ignored]).encode("latin-1")

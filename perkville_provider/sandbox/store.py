@@ -11,6 +11,7 @@ they depend on the data model, not on HTTP.
 
 from __future__ import annotations
 
+import decimal
 import json
 import secrets
 import sqlite3
@@ -30,6 +31,14 @@ from perkville_provider.sandbox.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from perkville_provider.sandbox.modes import (
+    MODE_DEFAULTS,
+    check_datetime_form,
+    check_mode_settings,
+    check_relation,
+    known_fields,
+    parse_quantity,
+)
 from perkville_provider.sandbox.schema import DATA_TABLES, SCHEMA
 from perkville_provider.sandbox.values import (
     api_dt,
@@ -43,8 +52,7 @@ from perkville_provider.sandbox.values import (
     uri,
 )
 
-DEFAULT_SETTINGS: dict[str, Any] = {"duplicate_mode": "error"}
-DUPLICATE_MODES = ("error", "return_existing")
+DEFAULT_SETTINGS: dict[str, Any] = {"duplicate_mode": "error", **MODE_DEFAULTS}
 
 ADMIN_CUSTOMER_INFO = "ADMIN_CUSTOMER_INFO"
 USER_CUSTOMER_INFO = "USER_CUSTOMER_INFO"
@@ -144,7 +152,7 @@ class AwardRequest:
 
     trans_source_id: str
     perk: sqlite3.Row
-    quantity: int
+    quantity: int | decimal.Decimal
     location_id: int | None
     when: datetime
     once_a_day: bool
@@ -170,6 +178,7 @@ class Store:
         self._tokens: dict[str, TokenContext] = {}
         self._roles: dict[tuple[int, int], str | None] = {}
         self._tz_cache: dict[tuple[str, int], str] = {}
+        self._settings: dict[str, Any] | None = None
         if seeder is not None and self.db.execute("SELECT COUNT(*) FROM businesses").fetchone()[0] == 0:
             self.reset()
 
@@ -203,8 +212,15 @@ class Store:
         self._tokens.clear()
         self._roles.clear()
         self._tz_cache.clear()
+        self._settings = None
 
     def get_settings(self) -> dict[str, Any]:
+        """The settings (cached: the modes middleware reads them on every request)."""
+        if self._settings is None:
+            self._settings = self._read_settings()
+        return self._settings
+
+    def _read_settings(self) -> dict[str, Any]:
         settings = dict(DEFAULT_SETTINGS)
         for row in self.db.execute("SELECT key, value FROM settings"):
             settings[row["key"]] = json.loads(row["value"])
@@ -214,16 +230,16 @@ class Store:
         return settings
 
     def set_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """``duplicate_mode`` and ``join_requires_active_membership`` (applied to every business)."""
+        """The modes (``modes.py``) and ``join_requires_active_membership`` (applied to every business)."""
         errors = ErrorCollector()
+        check_mode_settings(changes, errors)
         for key, value in changes.items():
-            if key == "duplicate_mode" and value not in DUPLICATE_MODES:
-                errors.add(key, "invalid", f"duplicate_mode must be one of {', '.join(DUPLICATE_MODES)}")
-            elif key == "join_requires_active_membership" and not isinstance(value, bool):
+            if key == "join_requires_active_membership" and not isinstance(value, bool):
                 errors.add(key, "invalid", "join_requires_active_membership must be true or false")
-            elif key not in ("duplicate_mode", "join_requires_active_membership"):
+            elif key not in DEFAULT_SETTINGS and key != "join_requires_active_membership":
                 errors.add(key, "unknown_field", f"{key} is not a sandbox setting")
         errors.raise_if_any()
+        self._settings = None
         with self._write() as db:
             for key, value in changes.items():
                 if key == "join_requires_active_membership":
@@ -235,8 +251,24 @@ class Store:
         return self.get_settings()
 
     def _setting(self, key: str) -> Any:
-        row = self._one("SELECT value FROM settings WHERE key = ?", (key,))
-        return DEFAULT_SETTINGS[key] if row is None else json.loads(row[0])
+        return self.get_settings()[key]
+
+    def _relation(self, value: Any, field: str, resource: str) -> int:
+        """A relation in a request body, spelled as the ``relations`` mode accepts."""
+        check_relation(value, field, resource, self._setting("relations"))
+        return parse_ref(value, field, resource)
+
+    def _body_business(self, body: Mapping[str, Any]) -> Any:
+        """The ``business`` of a request body, checked against the ``relations`` mode."""
+        value = body.get("business")
+        if value not in (None, ""):
+            check_relation(value, "business", "businesses", self._setting("relations"))
+        return value
+
+    def _body_dt(self, value: Any, field: str, tz: str) -> datetime:
+        """A datetime in a request body, in the form the ``datetime_input`` mode accepts."""
+        check_datetime_form(value, field, self._setting("datetime_input"))
+        return parse_dt(value, field, tz)
 
     # --- auth ---------------------------------------------------------------------------------------
 
@@ -484,6 +516,7 @@ class Store:
             "transaction_dt": api_dt(row["transaction_dt"]),
             "transaction_status": row["transaction_status"],
             "trans_source_id": row["trans_source_id"],
+            "created_dt": api_dt(row["created_dt"]),
             "resource_uri": uri("transactions", row["id"]),
         }
 
@@ -713,7 +746,7 @@ class Store:
 
     def accept_agreements(self, ctx: TokenContext, body: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Record acceptances (idempotent: a second acceptance keeps the first date)."""
-        business = self._business(body.get("business"))
+        business = self._business(self._body_business(body))
         if body.get("user_id") in (None, ""):
             raise ValidationFailed.one("user_id", "required", "user_id is required")
         user_id = self._agreement_subject(ctx, business["id"], body.get("user_id"))
@@ -758,11 +791,13 @@ class Store:
         """Fold the unprefixed aliases into the prefixed names (prefixed wins) and refuse unknown fields."""
         folded: dict[str, Any] = {}
         errors = ErrorCollector()
-        for key, value in body.items():
+        mode = self._setting("unknown_fields")
+        known = known_fields(
+            body, EXTERNAL_MEMBER_FIELDS | EXTERNAL_MEMBER_ALIASES.keys(), mode, errors, "an external member"
+        )
+        for key, value in known.items():
             name = EXTERNAL_MEMBER_ALIASES.get(key, key)
-            if name not in EXTERNAL_MEMBER_FIELDS:
-                errors.add(key, "unknown_field", f"{key} is not an external member field")
-            elif key == name or name not in body:
+            if key == name or name not in known:
                 folded[name] = value
         errors.raise_if_any()
         return folded
@@ -786,7 +821,8 @@ class Store:
     def _home_location_id(self, data: Mapping[str, Any], business_id: int) -> int:
         """``home_location`` (id or URI) or ``external_home_location_id`` (the location's external id)."""
         if data.get("home_location") not in (None, ""):
-            return self._location(data["home_location"], business_id, "home_location")["id"]
+            pk = self._relation(data["home_location"], "home_location", "locations")
+            return self._location(pk, business_id, "home_location")["id"]
         external = str(data["external_home_location_id"])
         row = self._one(
             "SELECT id FROM locations WHERE business_id = ? AND external_location_id = ?",
@@ -822,7 +858,7 @@ class Store:
                     None
                     if data[field] in (None, "")
                     else self._collect(
-                        errors, lambda f=field: db_dt(parse_dt(data[f], f, business["timezone"]))
+                        errors, lambda f=field: db_dt(self._body_dt(data[f], f, business["timezone"]))
                     )
                 )
         if data.get("user_email") not in (None, ""):
@@ -839,7 +875,7 @@ class Store:
     def upsert_external_member(self, ctx: TokenContext, body: Mapping[str, Any]) -> WriteResult:
         """POST: create or update on (business, external_system_id, external_member_id)."""
         data = self._external_member_body(body)
-        business = self._business(data.get("business"))
+        business = self._business(self._body_business(data))
         self.require_staff(ctx, business["id"], ADMIN_CUSTOMER_INFO, ADMIN_ROLES)
         errors = ErrorCollector()
         key = self._collect(errors, lambda: self._member_key(data))
@@ -986,7 +1022,7 @@ class Store:
 
     def award(self, ctx: TokenContext, body: Mapping[str, Any]) -> WriteResult:
         """POST /v2/transactions/: validate everything, then the duplicate check, then the daily limit."""
-        business = self._business(body.get("business"))
+        business = self._business(self._body_business(body))
         self.require_staff(ctx, business["id"], ADMIN_CUSTOMER_GRANT_POINTS, AWARD_ROLES)
         award = self._award_request(body, business)
         existing = self._one(
@@ -994,8 +1030,9 @@ class Store:
             (business["id"], award.trans_source_id),
         )
         if existing is not None:
-            if self._setting("duplicate_mode") == "return_existing":
-                return WriteResult(self.transaction_api(existing), created=False)
+            mode = self._setting("duplicate_mode")
+            if mode in ("return_existing", "created_existing"):
+                return WriteResult(self.transaction_api(existing), created=mode == "created_existing")
             raise ValidationFailed.one(
                 "trans_source_id",
                 "pv_duplicate_trans_source_id",
@@ -1012,19 +1049,30 @@ class Store:
     def _award_request(self, body: Mapping[str, Any], business: sqlite3.Row) -> AwardRequest:
         """Every field of an award checked; all errors are reported together."""
         errors = ErrorCollector()
-        for key in body:
-            if key not in TRANSACTION_FIELDS:
-                errors.add(key, "unknown_field", f"{key} is not a transaction field")
+        body = known_fields(
+            body, TRANSACTION_FIELDS, self._setting("unknown_fields"), errors, "a transaction"
+        )
         trans_source_id = self._collect(errors, lambda: self._trans_source_id(body.get("trans_source_id")))
         perk = self._collect(errors, lambda: self._earn_perk(body.get("perk"), business["id"]))
-        quantity = self._collect(errors, lambda: self._quantity(body.get("quantity", 1)))
+        if body.get("perk") not in (None, ""):
+            self._collect(
+                errors, lambda: check_relation(body["perk"], "perk", "perks", self._setting("relations"))
+            )
+        quantity = self._collect(
+            errors, lambda: parse_quantity(body.get("quantity", 1), self._setting("quantities"))
+        )
         location = None
         if body.get("location") not in (None, ""):
-            location = self._collect(errors, lambda: self._location(body["location"], business["id"]))
+            location = self._collect(
+                errors,
+                lambda: self._location(
+                    self._relation(body["location"], "location", "locations"), business["id"]
+                ),
+            )
         when = now_utc()
         if body.get("transaction_dt") not in (None, ""):
             when = self._collect(
-                errors, lambda: parse_dt(body["transaction_dt"], "transaction_dt", business["timezone"])
+                errors, lambda: self._body_dt(body["transaction_dt"], "transaction_dt", business["timezone"])
             )
         flag = "limit_to_once_per_calendar_day"
         once_a_day = self._collect(errors, lambda: parse_bool(body.get(flag, False), flag))
@@ -1062,7 +1110,9 @@ class Store:
         """Insert the transaction and add its points to the connection, in one SQLite transaction."""
         stamp, now = db_dt(award.when), db_dt(now_utc())
         perk, connection = award.perk, award.connection
-        points = perk["points"] * award.quantity
+        points = int(
+            (perk["points"] * decimal.Decimal(award.quantity)).to_integral_value(decimal.ROUND_HALF_UP)
+        )
         with self._write() as db:
             pk = db.execute(
                 "INSERT INTO transactions (business_id, user_id, connection_id, perk_id, location_id, title, "
@@ -1076,7 +1126,7 @@ class Store:
                     award.location_id,
                     perk["title"],
                     perk["points"],
-                    award.quantity,
+                    award.quantity if isinstance(award.quantity, int) else float(award.quantity),
                     stamp,
                     award.trans_source_id,
                     now,
@@ -1118,16 +1168,6 @@ class Store:
             )
         return row
 
-    @staticmethod
-    def _quantity(value: Any) -> int:
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValidationFailed.one(
-                "quantity", "invalid", f"quantity must be a positive integer, got {value!r}"
-            )
-        return value
-
     def _award_connection(self, body: Mapping[str, Any], business_id: int) -> sqlite3.Row:
         """The connection named by exactly one of ``user``, ``user_email``, ``external_member_id``."""
         given = [f for f in ("user", "user_email", "external_member_id") if body.get(f) not in (None, "")]
@@ -1141,7 +1181,7 @@ class Store:
         field = given[0]
         value = body[field]
         if field == "user":
-            user_id = parse_ref(value, "user", "users")
+            user_id = self._relation(value, "user", "users")
             row = self._connection_for(business_id, user_id)
         elif field == "user_email":
             email = normalize_email(value)
