@@ -29,7 +29,7 @@ from perkville_provider.batch import (
     run_batch,
 )
 from perkville_provider.links import PerkvilleBusinessLink, business_url
-from perkville_provider.records import RecordValidationError, validate_positive_int
+from perkville_provider.records import RecordValidationError, validate_positive_int, validate_ref
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -105,6 +105,16 @@ def as_positive_int(value: Any, name: str) -> int:
 
 def as_optional_positive_int(value: Any, name: str) -> int | None:
     return None if value is None or value == "" else as_positive_int(value, name)
+
+
+def as_optional_ref(value: Any, name: str, collection: str) -> int | None:
+    """An optional related object given as an id or as its resource URI (``/v2/perks/501/``)."""
+    if value is None or value == "":
+        return None
+    try:
+        return validate_ref(value, name, collection)
+    except RecordValidationError as error:
+        raise setting_error(name, error.message) from None
 
 
 def as_text(value: Any, name: str) -> str:
@@ -229,7 +239,7 @@ class PerkvilleBatchOperator(BaseOperator):
         """The shared parameters, checked now that templates are rendered."""
         return BatchSettings(
             perkville_conn_id=as_text(self.perkville_conn_id, "perkville_conn_id"),
-            business_id=as_optional_positive_int(self.business_id, "business_id"),
+            business_id=as_optional_ref(self.business_id, "business_id", "businesses"),
             max_workers=as_positive_int(self.max_workers, "max_workers"),
             max_requests_per_second=_optional_rate(self.max_requests_per_second),
             max_failure_ratio=_ratio(self.max_failure_ratio),

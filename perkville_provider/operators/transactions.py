@@ -11,7 +11,7 @@ from perkville_provider.operators.base import (
     BatchSettings,
     PerkvilleBatchOperator,
     as_bool,
-    as_optional_positive_int,
+    as_optional_ref,
     as_records,
     setting_error,
 )
@@ -77,7 +77,7 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
     def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Award]:
         from perkville_provider.hooks.perkville import award_request_body
 
-        perk_id = as_optional_positive_int(self.perk_id, "perk_id")
+        perk_id = as_optional_ref(self.perk_id, "perk_id", "perks")
         once_a_day = as_bool(self.limit_to_once_per_calendar_day, "limit_to_once_per_calendar_day")
         try:
             max_quantity = validate_max_quantity(self.max_quantity)
