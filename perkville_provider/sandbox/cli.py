@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--settings-json",
         default=None,
-        help='start-up settings as JSON, e.g. the API-unknown modes: \'{"relations": "uri"}\' (see the README)',
+        help='start-up settings as JSON, e.g. the API-unknown modes: {"relations": "uri"} (README)',
     )
     serve.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
