@@ -8,6 +8,7 @@ send and records to report.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import re
@@ -340,34 +341,9 @@ def _user_identifier(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-AWARD_FIELDS = frozenset(
-    {
-        "trans_source_id",
-        "user_email",
-        "user_id",
-        "external_member_id",
-        "external_system_id",
-        "perk_id",
-        "quantity",
-        "location_id",
-        "transaction_dt",
-    }
-)
-MEMBER_FIELDS = frozenset(
-    {
-        "external_system_id",
-        "external_member_id",
-        "user_email",
-        "first_name",
-        "last_name",
-        "external_membership_type",
-        "external_membership_status",
-        "external_join_dt",
-        "external_cancel_dt",
-        "home_location_id",
-        "external_home_location_id",
-    }
-)
+#: The fields a record may carry: those of its validated form.
+AWARD_FIELDS = frozenset(field.name for field in dataclasses.fields(Award))
+MEMBER_FIELDS = frozenset(field.name for field in dataclasses.fields(Member))
 
 
 def check_known_fields(record: Mapping[str, Any], known: frozenset[str]) -> None:
