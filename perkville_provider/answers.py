@@ -76,6 +76,7 @@ class LookupGuard:
         self._lock = threading.Lock()
 
     def filter_ignored(self, path: str, filter_name: str) -> bool:
+        """Whether the server was seen ignoring this filter on this path."""
         return (path, filter_name) in self._ignored
 
     def find(
@@ -156,6 +157,7 @@ class CreationWitness:
         self._created: OrderedDict[int, None] = OrderedDict()
 
     def before_send(self) -> Sent:
+        """What is known just before a create is sent (call it before sending)."""
         with self._lock:
             return Sent(self._newest_id, self._server_time)
 
@@ -208,8 +210,11 @@ def _api_time(value: Any) -> dt.datetime | None:
 
 
 def read_json(response: requests.Response) -> Any:
-    """The JSON body of an answer (None when empty); a body that is not JSON is a typed error
-    with the status, method and path, never a raw decoding error."""
+    """The JSON body of an answer, or None when it is empty.
+
+    :raises PerkvilleAnswerError: a body that is not JSON, with the status, method and path (never a
+        raw decoding error)
+    """
     if not response.content:
         return None
     try:
@@ -226,8 +231,10 @@ def read_json(response: requests.Response) -> Any:
 
 
 def written_object(response: requests.Response) -> dict[str, Any] | None:
-    """The object a 2xx write answered with, or None when its body is empty or not a JSON object:
-    the write may have committed, so the caller settles it by reading or looking it up."""
+    """The object a 2xx write answered with, or None when its body is empty or not a JSON object.
+
+    The write may have committed all the same, so the caller settles it by reading or looking it up.
+    """
     try:
         body = response.json() if response.content else None
     except ValueError:

@@ -68,8 +68,10 @@ class ConventionError(ValueError):
 
 
 def id_from_uri(value: str, collection: str) -> int | None:
-    """The id in a resource URI (``/v2/perks/501/``, or an absolute URL) whose collection is
-    ``collection`` (``perks``); None when ``value`` is not such a URI."""
+    """The id in a resource URI of ``collection`` (``/v2/perks/501/``, or an absolute URL).
+
+    :return: the id, or None when ``value`` is not a URI of that collection
+    """
     match = _URI_RE.match(value.strip())
     if match is None or match.group(1).rstrip("/").rsplit("/", 1)[-1] != collection:
         return None
@@ -144,6 +146,7 @@ class ApiConventions:
         return self.paths[name]
 
     def detail_path(self, name: str, pk: int) -> str:
+        """The path of one object, e.g. ``detail_path("perks", 501)``."""
         return f"{self.paths[name]}{pk}/"
 
     def relation(self, name: str, pk: int) -> int | str:
