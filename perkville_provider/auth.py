@@ -21,6 +21,16 @@ from airflow.sdk.log import mask_secret
 from perkville_provider.exceptions import PerkvilleAuthenticationError, error_details, error_from_response
 from perkville_provider.transport import Delivery
 
+__all__ = [
+    "DEFAULT_TOKEN_URL",
+    "Credentials",
+    "GrantSender",
+    "TokenProvider",
+    "clear_token_cache",
+    "password_grant",
+    "token_provider",
+]
+
 DEFAULT_TOKEN_URL = "https://www.perkville.com/api/token/"  # noqa: S105 (a URL)
 
 #: What each OAuth error code means for the person fixing the Airflow connection.
@@ -59,6 +69,7 @@ class Credentials:
                 mask_secret(secret)
 
     def missing_for_grant(self) -> list[str]:
+        """What a password grant needs that the connection lacks (empty when nothing)."""
         needed = {
             "login (username)": self.username,
             "password": self.password,
@@ -137,6 +148,7 @@ class TokenProvider:
 
     @property
     def pre_issued(self) -> bool:
+        """Whether the token comes from the connection (never re-granted here)."""
         return bool(self.credentials.token)
 
     def token(self, send: GrantSender) -> str:
@@ -151,8 +163,10 @@ class TokenProvider:
             return self._token
 
     def replace_refused(self, refused: str, send: GrantSender) -> str | None:
-        """After a 401 on ``refused``: a fresh grant (once, whatever the threads), or None when the
-        token was pre-issued and nothing here can replace it."""
+        """After a 401 on ``refused``: a fresh grant (once, whatever the threads).
+
+        None when the token was pre-issued and nothing here can replace it.
+        """
         if self.pre_issued:
             return None
         with self._lock:

@@ -14,6 +14,7 @@ keeps only counters and the first few failures and results.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import logging
@@ -21,16 +22,42 @@ import math
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, Generic, Protocol, TypeVar
 
 from perkville_provider.records import RecordValidationError
+from perkville_provider.retries import CLIENT_ERROR_STATUSES, is_retriable_status
+from perkville_provider.same_key import SameKeyOrder
+
+__all__ = [
+    "DEFAULT_MAX_WORKERS",
+    "FAILED",
+    "INVALID",
+    "MAX_FAILURES_SHOWN",
+    "MAX_RESULTS_SHOWN",
+    "PROGRESS_INTERVAL_SECONDS",
+    "SUMMARY_MAX_BYTES",
+    "WOULD_SEND",
+    "BatchJob",
+    "Outcome",
+    "ReportPath",
+    "WritablePath",
+    "chunked",
+    "error_code",
+    "exceeds_failure_ratio",
+    "failure_count",
+    "failures_are_retriable",
+    "fit_summary",
+    "format_summary",
+    "is_retriable",
+    "merge_summaries",
+    "run_batch",
+]
 
 INVALID = "invalid"
 FAILED = "failed"
@@ -46,8 +73,6 @@ SUMMARY_MAX_BYTES = 48_000
 _KEY_MAX_CHARS = 80
 _MESSAGE_MAX_CHARS = 240
 _CODE_MAX_CHARS = 64
-_PERMANENT_STATUS_RANGE = range(400, 500)
-_RETRIABLE_STATUSES = frozenset({408, 425, 429})
 
 Prepared = TypeVar("Prepared")
 log = logging.getLogger(__name__)
@@ -64,8 +89,8 @@ class Outcome:
     """
 
     status: str
-    detail: Mapping[str, Any] = field(default_factory=dict)
-    metrics: Mapping[str, int] = field(default_factory=dict)
+    detail: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    metrics: Mapping[str, int] = dataclasses.field(default_factory=dict)
     code: str | None = None
     field: str | None = None
     message: str | None = None
@@ -73,10 +98,12 @@ class Outcome:
 
     @property
     def is_failure(self) -> bool:
+        """Whether the record counts against ``max_failure_ratio`` (invalid or failed)."""
         return self.status in (INVALID, FAILED)
 
     @classmethod
     def invalid(cls, error: RecordValidationError) -> Outcome:
+        """The outcome of a record that failed validation (it was never sent)."""
         return cls(INVALID, code=error.code, field=error.field, message=error.message)
 
     @classmethod
@@ -110,8 +137,8 @@ def is_retriable(error: BaseException) -> bool:
     if isinstance(explicit, bool):
         return explicit
     status = getattr(error, "status", None) or getattr(error, "status_code", None)
-    if isinstance(status, int) and status in _PERMANENT_STATUS_RANGE:
-        return status in _RETRIABLE_STATUSES
+    if isinstance(status, int) and status in CLIENT_ERROR_STATUSES:
+        return is_retriable_status(status)
     return not isinstance(error, ValueError | TypeError | LookupError)
 
 
@@ -295,7 +322,16 @@ class _Progress:
             self.logger.info("%s: %d records, %.1f records/s", self.name, done, rate)
 
 
-ReportPath = str | os.PathLike[str] | Any
+class WritablePath(Protocol):
+    """A path object that opens for writing, such as ``pathlib.Path`` or ``ObjectStoragePath``."""
+
+    def open(self, mode: str = ..., *args: Any, **kwargs: Any) -> IO[str]:
+        """Open the file, here for writing text."""
+        ...
+
+
+#: Where the report goes: a local path, a URL string (opened with fsspec), or a path object.
+ReportPath = str | os.PathLike[str] | WritablePath
 
 
 @contextmanager
@@ -351,54 +387,6 @@ def _prepare_safely(job: BatchJob[Prepared], record: Any) -> Prepared | Outcome:
         return Outcome(INVALID, code=type(error).__name__, field="record", message=str(error))
 
 
-class _SameKeyOrder:
-    """Holds a record back while one with the same order key is in flight (then sends it next),
-    and counts the records whose key came earlier in the batch. Main thread only.
-
-    Every key in ``waiting`` has exactly one record in flight; ``held`` counts the ones queued.
-    The keys seen are remembered by hash (a few bytes each), to count repeats deterministically.
-    """
-
-    def __init__(self, order_key: Callable[[Any], Hashable] | None) -> None:
-        self.order_key = order_key
-        self.waiting: dict[Hashable, deque[tuple[int, str | None, Any]]] = {}
-        self.held = 0
-        self._seen: set[int] = set()
-
-    def key_of(self, prepared: Any) -> Hashable | None:
-        return None if self.order_key is None else self.order_key(prepared)
-
-    def seen_before(self, order_key: Hashable | None) -> bool:
-        if order_key is None:
-            return False
-        digest = hash(order_key)
-        seen = digest in self._seen
-        self._seen.add(digest)
-        return seen
-
-    def hold(self, order_key: Hashable | None, item: tuple[int, str | None, Any]) -> bool:
-        """Queue ``item`` behind the record in flight with its key (True), or mark it in flight."""
-        if order_key is None:
-            return False
-        if order_key in self.waiting:
-            self.waiting[order_key].append(item)
-            self.held += 1
-            return True
-        self.waiting[order_key] = deque()
-        return False
-
-    def release(self, order_key: Hashable | None) -> tuple[int, str | None, Any] | None:
-        """The next record with this key, now that the one in flight is done (None if none)."""
-        queue = self.waiting.get(order_key) if order_key is not None else None
-        if queue is None:
-            return None
-        if not queue:
-            del self.waiting[order_key]
-            return None
-        self.held -= 1
-        return queue.popleft()
-
-
 def run_batch(
     records: Iterable[Any],
     job: BatchJob[Any],
@@ -435,7 +423,7 @@ def run_batch(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"perkville-{job.name}") as pool,
     ):
         pending: dict[Future[Outcome], tuple[int, str | None, Hashable | None]] = {}
-        order = _SameKeyOrder(job.order_key)
+        order = SameKeyOrder(job.order_key)
 
         def send(index: int, key: str | None, prepared: Any, order_key: Hashable | None) -> None:
             pending[pool.submit(_process_safely, job.process, prepared)] = (index, key, order_key)

@@ -18,8 +18,27 @@ from typing import Any
 
 import pendulum
 
+from perkville_provider.exceptions import RecordValidationError
+
+__all__ = [
+    "MAX_TRANS_SOURCE_ID_LENGTH",
+    "TRANS_SOURCE_ID_SEPARATOR",
+    "WRITABLE_CONNECTION_STATUSES",
+    "Award",
+    "Member",
+    "RecordValidationError",
+    "build_trans_source_id",
+    "validate_award",
+    "validate_aware_datetime",
+    "validate_connection_status",
+    "validate_date_or_datetime",
+    "validate_email",
+    "validate_member",
+    "validate_positive_int",
+]
+
 MAX_TRANS_SOURCE_ID_LENGTH = 255
-CONNECTION_STATUSES = ("ACTIVE", "INACTIVE")
+WRITABLE_CONNECTION_STATUSES = ("ACTIVE", "INACTIVE")
 TRANS_SOURCE_ID_SEPARATOR = ":"
 #: Ids are stored in signed 64-bit integers; a larger one can only fail on the server.
 MAX_ID = 2**63 - 1
@@ -36,16 +55,6 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _USER_IDENTIFIER_HELP = "user_email, user_id, or external_member_id with external_system_id"
 
 
-class RecordValidationError(ValueError):
-    """A record field that cannot be sent: says which field, what is wrong and the bad value."""
-
-    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.code = code
-
-
 @dataclass(frozen=True)
 class Award:
     """One points award, validated. ``trans_source_id`` is the idempotency key."""
@@ -59,11 +68,6 @@ class Award:
     external_system_id: str | None = None
     location_id: int | None = None
     transaction_dt: pendulum.DateTime | None = None
-
-    @property
-    def key(self) -> str:
-        """The record's identity in reports."""
-        return self.trans_source_id
 
 
 @dataclass(frozen=True)
@@ -81,11 +85,6 @@ class Member:
     external_cancel_dt: pendulum.Date | pendulum.DateTime | None = None
     home_location_id: int | None = None
     external_home_location_id: str | None = None
-
-    @property
-    def key(self) -> str:
-        """The record's identity in reports."""
-        return self.external_member_id
 
 
 def _shown(value: Any) -> str:
@@ -219,9 +218,9 @@ def validate_email(value: Any, field: str = "user_email") -> str:
 def validate_connection_status(value: Any) -> str:
     """A connection status the API accepts on write: ACTIVE or INACTIVE (any case)."""
     status = value.strip().upper() if isinstance(value, str) else None
-    if status not in CONNECTION_STATUSES:
+    if status not in WRITABLE_CONNECTION_STATUSES:
         raise RecordValidationError(
-            "status", f"must be one of {', '.join(CONNECTION_STATUSES)}, got {_shown(value)}"
+            "status", f"must be one of {', '.join(WRITABLE_CONNECTION_STATUSES)}, got {_shown(value)}"
         )
     return status
 

@@ -1,17 +1,17 @@
 """How one logical request reaches Perkville: rate limit, timeouts, retries, User-Agent.
 
-The retry policy lives here and only here. It retries what a later attempt can fix: 429 (after
-the server's ``Retry-After``), 500/502/503/504, connection errors and timeouts; never another 4xx.
-Every write the hook sends is idempotent (awards carry ``trans_source_id``, member posts are
-upserts, status patches and agreement acceptances are repeatable), so a write whose answer was
-lost is safe to send again; ``Delivery.maybe_committed`` tells the caller that this happened.
+The retry policy (its rules live in :mod:`perkville_provider.retries`) is applied here and only
+here. It retries what a later attempt can fix: 429 (after the server's ``Retry-After``),
+500/502/503/504, connection errors and timeouts; never another 4xx. Every write the hook sends is
+idempotent (awards carry ``trans_source_id``, member posts are upserts, status patches and
+agreement acceptances are repeatable), so a write whose answer was lost is safe to send again;
+``Delivery.maybe_committed`` tells the caller that this happened.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,11 +23,24 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from perkville_provider import __version__
-from perkville_provider.exceptions import PerkvilleNetworkError
+from perkville_provider.exceptions import PerkvilleConfigurationError, PerkvilleNetworkError
+from perkville_provider.retries import RetryPolicy
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_READ_TIMEOUT",
+    "Delivery",
+    "RateLimiter",
+    "RetryPolicy",
+    "Timeout",
+    "Transport",
+    "normalise_timeout",
+    "parse_retry_after",
+    "user_agent",
+]
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
 
@@ -73,34 +86,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter, capped by attempts and by total time.
-
-    :param max_attempts: attempts in all, the first included
-    :param max_elapsed: seconds after the first attempt beyond which no new attempt starts
-    :param backoff_initial: the first backoff in seconds, doubled each attempt
-    :param backoff_max: the largest backoff in seconds
-    :param max_retry_after: the longest ``Retry-After`` honoured; a longer one gives up at once
-    """
-
-    max_attempts: int = 6
-    max_elapsed: float = 120.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 20.0
-    max_retry_after: float = 60.0
-
-    def backoff(self, retry_number: int) -> float:
-        """Equal jitter: half the exponential step fixed, half random, so threads spread out."""
-        step = min(self.backoff_max, self.backoff_initial * 2 ** (retry_number - 1))
-        return step / 2 + random.uniform(0, step / 2)
-
-    def delay(self, retry_number: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return retry_after + random.uniform(0, min(1.0, self.backoff_initial))
-        return self.backoff(retry_number)
-
-
 class RateLimiter:
     """Spaces request starts evenly across all threads that share it, a little under the limit.
 
@@ -112,20 +97,31 @@ class RateLimiter:
 
     HEADROOM = 0.95
 
-    def __init__(self, max_per_second: float) -> None:
+    def __init__(
+        self,
+        max_per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if max_per_second <= 0:
-            raise ValueError(f"max_requests_per_second must be positive, got {max_per_second!r}")
+            raise PerkvilleConfigurationError(
+                f"max_requests_per_second must be positive, got {max_per_second!r}"
+            )
         self.interval = 1.0 / (max_per_second * self.HEADROOM)
         self._next_start = 0.0
         self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
 
     def acquire(self) -> None:
+        """Wait until this request may start."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             start = max(now, self._next_start)
             self._next_start = start + self.interval
         if start > now:
-            time.sleep(start - now)
+            self._sleep(start - now)
 
 
 @dataclass(frozen=True)
@@ -133,7 +129,6 @@ class Delivery:
     """The final answer to a request, and whether an earlier attempt may have been applied unseen."""
 
     response: requests.Response
-    attempts: int
     maybe_committed: bool
 
 
@@ -200,13 +195,13 @@ class Transport:
                     ) from None
                 maybe_committed = maybe_committed or not _never_sent(error)
             else:
-                if response.status_code not in RETRYABLE_STATUSES:
-                    return Delivery(response, attempt, maybe_committed)
+                if not self.policy.is_retry(response.status_code):
+                    return Delivery(response, maybe_committed)
                 failure = str(response.status_code)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 delay = self._next_delay(attempt, started, retry_after)
                 if delay is None:
-                    return Delivery(response, attempt, maybe_committed)
+                    return Delivery(response, maybe_committed)
                 maybe_committed = maybe_committed or response.status_code != 429
                 response.close()
             log.warning(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from perkville_provider.sandbox.modes import STOCK_TASTYPIE
-from tests.hooks.conftest import BUSINESS_ID, CASEY, CHECKIN_PERK_ID, ROBIN
+from tests.helpers.hook_sandbox import BUSINESS_ID, CASEY, CHECKIN_PERK_ID, ROBIN
 
 MOVED_PATHS = {
     "transactions": "/v2/transaction/",

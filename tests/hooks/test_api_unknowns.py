@@ -12,7 +12,7 @@ from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
     PerkvilleValidationError,
 )
-from tests.hooks.conftest import CASEY, CHECKIN_PERK_ID
+from tests.helpers.hook_sandbox import CASEY, CHECKIN_PERK_ID
 
 
 def award(trans_source_id: str, **fields):

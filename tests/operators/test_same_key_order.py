@@ -7,10 +7,10 @@ import pytest
 
 from perkville_provider.batch import run_batch
 from perkville_provider.hooks.perkville import PerkvilleHook
+from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 from perkville_provider.operators.base import BatchSettings
-from perkville_provider.operators.external_members import PerkvilleSyncMembersOperator
-from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
-from tests.operators.conftest import transactions_by_source
+from perkville_provider.operators.sync_members import PerkvilleSyncMembersOperator
+from tests.helpers.dag_runs import transactions_by_source
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import requests
 
 from perkville_provider.sandbox import seed
 from perkville_provider.sandbox.modes import STOCK_TASTYPIE
-from tests.sandbox.conftest import error_codes
+from tests.helpers.api import error_codes
 
 CASEY = seed.CUSTOMER_USERNAME
 PERK_URI = f"/v2/perks/{seed.CHECKIN_PERK_ID}/"

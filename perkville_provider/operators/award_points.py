@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from perkville_provider.batch import BatchJob, Outcome
-from perkville_provider.operators.base import (
-    BatchSettings,
-    PerkvilleBatchOperator,
-    as_bool,
-    as_optional_ref,
-    as_records,
-    setting_error,
-)
+from perkville_provider.bodies import AwardStatus, award_request_body
+from perkville_provider.operators._settings import as_bool, as_optional_ref, as_records, setting_error
+from perkville_provider.operators.base import BatchSettings, PerkvilleBatchOperator
 from perkville_provider.records import Award, RecordValidationError, validate_award, validate_max_quantity
 
 if TYPE_CHECKING:
     from perkville_provider.hooks.perkville import AwardResult, PerkvilleHook
 
-AWARD_STATUSES = ("awarded", "duplicate", "daily_limited")
+__all__ = [
+    "AWARD_STATUSES",
+    "PerkvilleAwardPointsOperator",
+    "award_outcome",
+]
+
+AWARD_STATUSES = get_args(AwardStatus)
 
 
 class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
@@ -72,11 +73,11 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
         self.limit_to_once_per_calendar_day = limit_to_once_per_calendar_day
 
     def records(self) -> Iterable[Any]:
+        """The records to run, from the rendered parameter."""
         return as_records(self.awards, "awards")
 
     def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Award]:
-        from perkville_provider.hooks.perkville import award_request_body
-
+        """Validate, send and preview one record; checks this operator's own parameters."""
         perk_id = as_optional_ref(self.perk_id, "perk_id", "perks")
         once_a_day = as_bool(self.limit_to_once_per_calendar_day, "limit_to_once_per_calendar_day")
         try:
