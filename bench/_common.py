@@ -29,7 +29,7 @@ from requests.adapters import HTTPAdapter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from perkville_provider.batch import run_batch
-from perkville_provider.sandbox.server import SandboxHandle, run_sandbox
+from perkville_provider.sandbox.launcher import SandboxHandle, run_sandbox
 
 CONN_ENV_VAR = "AIRFLOW_CONN_PERKVILLE_DEFAULT"
 CUSTOMERS = ("casey@example.com", "robin@example.com")

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import requests
 
 from perkville_provider.sandbox import seed
-from perkville_provider.sandbox.server import run_sandbox
+from perkville_provider.sandbox.launcher import run_sandbox
 
 TARGET_AWARDS_PER_SECOND = 1000
 START_DELAY_SECONDS = 1.5  # lets client processes start before their common start time

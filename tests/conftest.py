@@ -5,8 +5,9 @@ import time, before any test module imports ``airflow``. Two local DAG bundles a
 the example DAGs in ``dags/`` and the test DAGs in ``tests/dags/``; ``dag.test()`` syncs them into
 the metadata database, which is why every DAG a test runs lives in a file.
 
-The sandbox fixtures (``perkville_sandbox``, ``sandbox``) come from the provider's pytest plugin,
-``perkville_provider.sandbox.pytest_plugin``, registered as a ``pytest11`` entry point.
+The sandbox fixtures (``perkville_sandbox``, ``perkville_sandbox_connection``) come from the
+provider's opt-in pytest plugin, loaded here as any user's project would load it; ``sandbox`` is this
+repository's short name for ``perkville_sandbox_connection``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.dags import EXAMPLE_DAGS, TEST_DAGS
+pytest_plugins = ["perkville_provider.sandbox.pytest_plugin"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_DAGS = REPO_ROOT / "dags"
+TEST_DAGS = Path(__file__).resolve().parent / "dags"
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="perkville-airflow-home-"))
 
@@ -44,6 +49,12 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
 
 
+@pytest.fixture
+def sandbox(perkville_sandbox_connection):
+    """This repository's short name for the plugin's ``perkville_sandbox_connection``."""
+    return perkville_sandbox_connection
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Create the SQLite metadata database once per test session."""
@@ -56,3 +67,12 @@ def airflow_db() -> Path:
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     return _AIRFLOW_HOME
+
+
+def load_dag(path: Path, dag_id: str):
+    """Parse one DAG file the way the DAG processor does and return the named DAG."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(path))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag(dag_id)

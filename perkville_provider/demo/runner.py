@@ -33,7 +33,7 @@ import pendulum
 from perkville_provider.demo import data
 
 if TYPE_CHECKING:
-    from perkville_provider.sandbox.server import SandboxHandle
+    from perkville_provider.sandbox.launcher import SandboxHandle
 
 MEMBER_SYNC_DAG_ID = "perkville_member_sync"
 AWARDS_DAG_ID = "perkville_daily_checkin_awards"
@@ -333,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = DemoPaths(args.dir.resolve())
     dags_folder = repo_dags_folder()
     configure_airflow(paths.airflow_home, dags_folder)
-    from perkville_provider.sandbox.server import run_sandbox
+    from perkville_provider.sandbox.launcher import run_sandbox
 
     paths.root.mkdir(parents=True, exist_ok=True)
     with run_sandbox(port=args.port, db=paths.sandbox_db) as sandbox:

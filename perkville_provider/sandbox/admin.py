@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from perkville_provider.sandbox.app import json_response, read_body, route_template, store_error_response
-from perkville_provider.sandbox.errors import StoreError, ValidationFailed
+from perkville_provider.sandbox.app import json_response, read_body, route_template
+from perkville_provider.sandbox.errors import ValidationFailed
 from perkville_provider.sandbox.faults import (
     FAULT_KEY,
     RAW_SEND_KEY,
@@ -27,9 +27,8 @@ from perkville_provider.sandbox.faults import (
     Scope,
     Send,
 )
+from perkville_provider.sandbox.paths import ADMIN_PREFIX
 from perkville_provider.sandbox.store import Store
-
-ADMIN_PREFIX = "/_sandbox/"
 
 
 class Stats:
@@ -118,19 +117,13 @@ class Admin:
 
     async def fault_settings(self, request: Request) -> Response:
         if request.method == "PUT":
-            try:
-                self.faults.configure(FaultConfig.from_mapping(await read_body(request)))
-            except StoreError as exc:
-                return store_error_response(exc)
+            self.faults.configure(FaultConfig.from_mapping(await read_body(request)))
         return json_response(self.faults.config.as_dict())
 
     async def settings(self, request: Request) -> Response:
-        try:
-            if request.method == "PUT":
-                return json_response(self.store.set_settings(await read_body(request)))
-            return json_response(self.store.get_settings())
-        except StoreError as exc:
-            return store_error_response(exc)
+        if request.method == "PUT":
+            return json_response(self.store.set_settings(await read_body(request)))
+        return json_response(self.store.get_settings())
 
     async def stats_report(self, request: Request) -> Response:
         return json_response(
@@ -155,11 +148,8 @@ class Admin:
         return json_response({"status": "reset"})
 
     async def revoke(self, request: Request) -> Response:
-        try:
-            body = await read_body(request)
-            token = body.get("token")
-            if not isinstance(token, str) or not token:
-                raise ValidationFailed.one("token", "required", "token is required")
-        except StoreError as exc:
-            return store_error_response(exc)
+        body = await read_body(request)
+        token = body.get("token")
+        if not isinstance(token, str) or not token:
+            raise ValidationFailed.one("token", "required", "token is required")
         return json_response({"revoked": self.store.revoke_token(token)})

@@ -1,7 +1,8 @@
 """The sandbox's HTTP layer: one routing table, JSON envelopes, pagination, bearer auth, error shapes.
 
 Thin over ``store.Store``: each endpoint parses the request, calls one store operation and shapes
-the answer. Endpoints are ``async`` and call the store directly, so every request is served on
+the answer; refusals are raised as ``StoreError`` and answered by one exception handler.
+Endpoints are ``async`` and call the store directly, so every request is served on
 the event loop thread without a thread-pool hop (SQLite calls take microseconds).
 """
 
@@ -28,12 +29,10 @@ from perkville_provider.sandbox.errors import (
     StoreError,
     ValidationFailed,
 )
+from perkville_provider.sandbox.paths import AGREEMENT_ACCEPT_PATH, TOKEN_PATH
 from perkville_provider.sandbox.store import Page, Store, TokenContext, WriteResult
 from perkville_provider.sandbox.values import MAX_ID
 
-TOKEN_PATH = "/api/token/"  # noqa: S105 - a path, not a secret
-# The docs name the batch agreement-acceptance resource but not its path; this is the sandbox's choice.
-AGREEMENT_ACCEPT_PATH = "/v2/agreements-batch/"
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
 _PARAM = re.compile(r"\{\w+(:\w+)?\}")
@@ -143,22 +142,16 @@ class Api:
 
     def list_of(self, op: Callable[[TokenContext, dict[str, str], int, int], Page]) -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            try:
-                ctx = self._auth(request)
-                limit, offset = page_params(request)
-                page = op(ctx, dict(request.query_params), limit, offset)
-                return json_response(envelope(request, page, limit, offset))
-            except StoreError as exc:
-                return store_error_response(exc)
+            ctx = self._auth(request)
+            limit, offset = page_params(request)
+            page = op(ctx, dict(request.query_params), limit, offset)
+            return json_response(envelope(request, page, limit, offset))
 
         return endpoint
 
     def detail_of(self, op: Callable[[TokenContext, int], dict[str, Any]]) -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            try:
-                return json_response(op(self._auth(request), request.path_params["pk"]))
-            except StoreError as exc:
-                return store_error_response(exc)
+            return json_response(op(self._auth(request), request.path_params["pk"]))
 
         return endpoint
 
@@ -168,14 +161,11 @@ class Api:
         patch: Callable[[TokenContext, int, dict[str, Any]], dict[str, Any]],
     ) -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            try:
-                ctx = self._auth(request)
-                pk = request.path_params["pk"]
-                if request.method == "PATCH":
-                    return json_response(patch(ctx, pk, await read_body(request)))
-                return json_response(read(ctx, pk))
-            except StoreError as exc:
-                return store_error_response(exc)
+            ctx = self._auth(request)
+            pk = request.path_params["pk"]
+            if request.method == "PATCH":
+                return json_response(patch(ctx, pk, await read_body(request)))
+            return json_response(read(ctx, pk))
 
         return endpoint
 
@@ -190,10 +180,7 @@ class Api:
         async def endpoint(request: Request) -> Response:
             if request.method != "POST":
                 return await list_endpoint(request)
-            try:
-                result = create(self._auth(request), await read_body(request))
-            except StoreError as exc:
-                return store_error_response(exc)
+            result = create(self._auth(request), await read_body(request))
             return json_response(
                 result.obj, 201 if result.created else 200, {"Location": location_of(result.obj)}
             )
@@ -201,16 +188,10 @@ class Api:
         return endpoint
 
     async def me(self, request: Request) -> Response:
-        try:
-            return json_response(self.store.me(self._auth(request)))
-        except StoreError as exc:
-            return store_error_response(exc)
+        return json_response(self.store.me(self._auth(request)))
 
     async def accept_agreements(self, request: Request) -> Response:
-        try:
-            objects = self.store.accept_agreements(self._auth(request), await read_body(request))
-        except StoreError as exc:
-            return store_error_response(exc)
+        objects = self.store.accept_agreements(self._auth(request), await read_body(request))
         return json_response({"objects": objects})
 
     async def token(self, request: Request) -> Response:
@@ -222,19 +203,16 @@ class Api:
             try:
                 user, _, secret = base64.b64decode(encoded.strip()).decode().partition(":")
             except ValueError:
-                return store_error_response(OAuthError("invalid_client", "malformed Basic credentials", 401))
+                raise OAuthError("invalid_client", "malformed Basic credentials", 401) from None
             client_id, client_secret = unquote(user), unquote(secret)
-        try:
-            grant = self.store.grant_token(
-                client_id=client_id,
-                client_secret=client_secret,
-                grant_type=form.get("grant_type"),
-                username=form.get("username"),
-                password=form.get("password"),
-                scope=form.get("scope"),
-            )
-        except StoreError as exc:
-            return store_error_response(exc)
+        grant = self.store.grant_token(
+            client_id=client_id,
+            client_secret=client_secret,
+            grant_type=form.get("grant_type"),
+            username=form.get("username"),
+            password=form.get("password"),
+            scope=form.get("scope"),
+        )
         self.on_token_grant()
         return json_response(grant, headers={"Cache-Control": "no-store"})
 
@@ -317,12 +295,19 @@ def http_error_handler(routes: list[BaseRoute]) -> Callable[[Request, Exception]
     return handle
 
 
+async def handle_store_error(request: Request, exc: Exception) -> Response:
+    """Every endpoint's refusals, in one place: the store raises, this answers (as moto's dispatch does)."""
+    assert isinstance(exc, StoreError)
+    return store_error_response(exc)
+
+
 def create_app(store: Store, admin_routes: list[BaseRoute], on_token_grant: Callable[[], None]) -> Starlette:
-    """The Starlette app: the Perkville API routes plus the sandbox-only admin routes."""
+    """The Starlette app: the Perkville API routes plus the sandbox-only admin routes; a ``StoreError``
+    raised by any endpoint becomes its HTTP answer in ``handle_store_error``."""
     routes = api_routes(Api(store, on_token_grant))
     app = Starlette(
         routes=[*routes, *admin_routes],
-        exception_handlers={HTTPException: http_error_handler(routes)},
+        exception_handlers={HTTPException: http_error_handler(routes), StoreError: handle_store_error},
     )
     app.router.redirect_slashes = False
     app.state.api_routes = routes

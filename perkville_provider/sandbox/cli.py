@@ -21,19 +21,9 @@ from typing import Any
 
 from perkville_provider.sandbox import seed
 from perkville_provider.sandbox.connection import airflow_conn_env_value
-
-FAULT_FLAGS: tuple[tuple[str, type, str], ...] = (
-    ("latency_ms", float, "fixed latency added to every API answer, in ms"),
-    ("jitter_ms", float, "extra random latency, uniform in [0, jitter], in ms"),
-    ("error_rate", float, "share of API requests answered 500/502/503 without processing"),
-    ("rate_limit", float, "requests per second allowed per token; over it: 429 with Retry-After"),
-    ("throttle_rate", float, "share of API requests answered 429 with Retry-After 1, at random"),
-    ("retry_after_format", str, "Retry-After as 'seconds' (default) or 'http-date'"),
-    ("reset_rate", float, "share of API requests whose connection is reset before processing"),
-    ("lost_after_commit_rate", float, "share of writes that commit but lose their answer"),
-    ("lost_after_commit_mode", str, "how the answer is lost: 'reset' (default) or '502'"),
-    ("seed", int, "seed of the fault random stream (repeatable runs)"),
-)
+from perkville_provider.sandbox.faults import FAULT_FLAGS
+from perkville_provider.sandbox.paths import ADMIN_PREFIX, TOKEN_PATH
+from perkville_provider.sandbox.store.settings import DUPLICATE_MODES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,11 +33,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     serve.add_argument("--db", default=":memory:", help="SQLite file (kept across restarts) or :memory:")
-    for name, kind, text in FAULT_FLAGS:
-        serve.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, help=text)
+    for flag in FAULT_FLAGS:
+        serve.add_argument(
+            f"--{flag.flag.replace('_', '-')}",
+            dest=flag.setting,
+            metavar=flag.flag.upper(),
+            type=flag.kind,
+            default=None,
+            help=flag.help,
+        )
     serve.add_argument(
         "--duplicate-mode",
-        choices=["error", "return_existing", "created_existing"],
+        choices=DUPLICATE_MODES,
         default=None,
         help="answer to a repeated trans_source_id: 400 error (default), 200 or 201 with the existing one",
     )
@@ -70,10 +67,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _faults(args: argparse.Namespace) -> dict[str, Any]:
     faults: dict[str, Any] = json.loads(args.faults_json) if args.faults_json else {}
-    for name, _, _ in FAULT_FLAGS:
-        value = getattr(args, name)
+    for flag in FAULT_FLAGS:
+        value = getattr(args, flag.setting)
         if value is not None:
-            faults["rate_limit_per_second" if name == "rate_limit" else name] = value
+            faults[flag.setting] = value
     return faults
 
 
@@ -88,7 +85,7 @@ def banner(base_url: str) -> str:
     return "\n".join(
         [
             f"Perkville sandbox on {base_url}",
-            f"  token URL {base_url}/api/token/, admin API {base_url}/_sandbox/",
+            f"  token URL {base_url}{TOKEN_PATH}, admin API {base_url}{ADMIN_PREFIX}",
             f"  business {seed.BUSINESS_ID}; admin {seed.ADMIN_USERNAME} / {seed.ADMIN_PASSWORD}; "
             f"front desk {seed.FRONTDESK_USERNAME} / {seed.FRONTDESK_PASSWORD}",
             f"  API client {seed.CLIENT_ID} / {seed.CLIENT_SECRET}",

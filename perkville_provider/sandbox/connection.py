@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from perkville_provider.sandbox import seed
+from perkville_provider.sandbox.paths import TOKEN_PATH
 
 
 def airflow_connection(base_url: str, **overrides: Any) -> dict[str, Any]:
@@ -22,7 +23,7 @@ def airflow_connection(base_url: str, **overrides: Any) -> dict[str, Any]:
         "extra": {
             "client_id": seed.CLIENT_ID,
             "client_secret": seed.CLIENT_SECRET,
-            "token_url": f"{base_url}/api/token/",
+            "token_url": f"{base_url}{TOKEN_PATH}",
             "business_id": seed.BUSINESS_ID,
         },
     }

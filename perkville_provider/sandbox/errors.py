@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 
 class StoreError(Exception):
     """Base class: every refusal the store makes is one of the subclasses."""
@@ -53,6 +56,15 @@ class ErrorCollector:
 
     def add(self, field: str, code: str, message: str) -> None:
         self.errors.setdefault(field, []).append({"code": code, "message": message})
+
+    def collect(self, check: Callable[[], Any]) -> Any:
+        """Run one field check; on failure record its errors and go on (``None``), so all are reported."""
+        try:
+            return check()
+        except ValidationFailed as exc:
+            for field, items in exc.errors.items():
+                self.errors.setdefault(field, []).extend(items)
+            return None
 
     def __bool__(self) -> bool:
         return bool(self.errors)

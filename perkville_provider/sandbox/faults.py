@@ -64,21 +64,41 @@ def _fault_value(name: str, value: Any) -> Any:
     return float(value)
 
 
+def _setting(default: Any, help_text: str, *, flag: str | None = None, injects: bool = False) -> Any:
+    """One fault setting: its default, its ``perkville-sandbox serve`` flag (``--<flag or name>``) and
+    help, and whether a non-zero value injects faults (``Faults.active``). The one list of them is
+    ``FaultConfig``: the CLI flags are derived from it."""
+    return field(default=default, metadata={"help": help_text, "flag": flag, "injects": injects})
+
+
 @dataclass
 class FaultConfig:
     """The fault settings; all off by default. See the README's Faults table."""
 
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    error_rate: float = 0.0
+    latency_ms: float = _setting(0.0, "fixed latency added to every API answer, in ms", injects=True)
+    jitter_ms: float = _setting(0.0, "extra random latency, uniform in [0, jitter], in ms", injects=True)
+    error_rate: float = _setting(
+        0.0, "share of API requests answered 500/502/503 without processing", injects=True
+    )
     error_statuses: list[int] = field(default_factory=lambda: [500, 502, 503])
-    rate_limit_per_second: float = 0.0
-    throttle_rate: float = 0.0
-    retry_after_format: str = "seconds"
-    reset_rate: float = 0.0
-    lost_after_commit_rate: float = 0.0
-    lost_after_commit_mode: str = "reset"
-    seed: int = 0
+    rate_limit_per_second: float = _setting(
+        0.0,
+        "requests per second allowed per token; over it: 429 with Retry-After",
+        flag="rate_limit",
+        injects=True,
+    )
+    throttle_rate: float = _setting(
+        0.0, "share of API requests answered 429 with Retry-After 1, at random", injects=True
+    )
+    retry_after_format: str = _setting("seconds", "Retry-After as 'seconds' (default) or 'http-date'")
+    reset_rate: float = _setting(
+        0.0, "share of API requests whose connection is reset before processing", injects=True
+    )
+    lost_after_commit_rate: float = _setting(
+        0.0, "share of writes that commit but lose their answer", injects=True
+    )
+    lost_after_commit_mode: str = _setting("reset", "how the answer is lost: 'reset' (default) or '502'")
+    seed: int = _setting(0, "seed of the fault random stream (repeatable runs)")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> FaultConfig:
@@ -99,6 +119,25 @@ class FaultConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class FaultFlag:
+    """A fault setting as a command-line flag: ``--<flag>`` sets ``setting``."""
+
+    flag: str
+    setting: str
+    kind: type
+    help: str
+
+
+FAULT_FLAGS = tuple(
+    FaultFlag(f.metadata["flag"] or f.name, f.name, type(f.default), f.metadata["help"])
+    for f in fields(FaultConfig)
+    if "help" in f.metadata
+)
+# The settings that inject faults when non-zero; with all of them off, requests pass untouched.
+INJECTING_SETTINGS = tuple(f.name for f in fields(FaultConfig) if f.metadata.get("injects"))
 
 
 @dataclass(frozen=True)
@@ -142,16 +181,7 @@ class Faults:
 
     @property
     def active(self) -> bool:
-        c = self.config
-        return bool(
-            c.latency_ms
-            or c.jitter_ms
-            or c.error_rate
-            or c.rate_limit_per_second
-            or c.throttle_rate
-            or c.reset_rate
-            or c.lost_after_commit_rate
-        )
+        return any(getattr(self.config, name) for name in INJECTING_SETTINGS)
 
     def draw(self) -> Draw:
         r = self.rng.random

@@ -26,7 +26,6 @@ filters, empty bodies) around the app, so routes and representations stay in one
 
 from __future__ import annotations
 
-import decimal
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -45,13 +44,11 @@ MODE_DEFAULTS: dict[str, Any] = {
     "datetime_input": "any",
     "unknown_fields": "refuse",
 }
-DUPLICATE_MODES = ("error", "return_existing", "created_existing")
 _CHOICES = {
     "relations": ("any", "uri", "id"),
     "quantities": ("decimal", "integer"),
     "datetime_input": ("any", "api", "iso"),
     "unknown_fields": ("refuse", "ignore"),
-    "duplicate_mode": DUPLICATE_MODES,
 }
 #: The combination closest to stock django-tastypie (filters on fields a resource does not declare
 #: filterable are dropped; which ones Perkville declares is unknown, so the look-up filters are).
@@ -67,8 +64,6 @@ STOCK_TASTYPIE: dict[str, Any] = {
     "unknown_fields": "ignore",
     "duplicate_mode": "error",
 }
-MAX_ID = 2**63 - 1
-MAX_QUANTITY = decimal.Decimal(10) ** 9
 _PATH_RE = re.compile(r"^/(?:[A-Za-z0-9._~-]+/)+$")
 _API_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?\+00:00$")
 _ISO_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
@@ -127,23 +122,6 @@ def check_datetime_form(value: Any, field: str, mode: str) -> None:
     if not pattern.match(value.strip()):
         form = "YYYY-MM-DD HH:MM:SS+00:00" if mode == "api" else "ISO 8601 with a T"
         raise ValidationFailed.one(field, "invalid", f"{field} must be written {form}, got {value!r}")
-
-
-def parse_quantity(value: Any, mode: str) -> int | decimal.Decimal:
-    """A positive quantity: an integer, or (``decimal`` mode) up to 2 places, as a number or string."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        value = None
-    try:
-        number = decimal.Decimal(repr(value) if isinstance(value, float) else str(value).strip())
-    except decimal.InvalidOperation:
-        number = decimal.Decimal("NaN")
-    places = 0 if mode == "integer" else 2
-    if not number.is_finite() or number <= 0 or number > MAX_QUANTITY or number != round(number, places):
-        kind = (
-            "a positive integer" if mode == "integer" else "a positive number with at most 2 decimal places"
-        )
-        raise ValidationFailed.one("quantity", "invalid", f"quantity must be {kind}, got {value!r}")
-    return int(number) if number == number.to_integral_value() else number
 
 
 def known_fields(

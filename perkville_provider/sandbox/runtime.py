@@ -1,7 +1,7 @@
-"""Assemble the sandbox (store, app, faults, admin, stats) and serve it with uvicorn in this process.
+"""The server process: assemble the sandbox (store, app, faults, admin, stats) and serve it with uvicorn.
 
-``serve`` is what ``perkville-sandbox serve`` and ``run_sandbox``'s child process run. It binds
-the socket itself so that ``port=0`` yields a known port before uvicorn starts.
+``serve`` is what ``perkville-sandbox serve`` and the child process of ``launcher.run_sandbox`` run.
+It binds the socket itself so that ``port=0`` yields a known port before uvicorn starts.
 """
 
 from __future__ import annotations

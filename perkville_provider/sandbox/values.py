@@ -1,20 +1,25 @@
 """Input and output forms of values, shared by the store and the seed: datetimes, references,
-booleans, emails and password hashes. Each parser raises ``ValidationFailed`` naming its field."""
+booleans, emails, password hashes, and the pure field validators of awards and member records.
+Each parser raises ``ValidationFailed`` naming its field."""
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pendulum
 
-from perkville_provider.sandbox.errors import ValidationFailed
+from perkville_provider.sandbox.errors import ErrorCollector, ValidationFailed
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_TRANS_SOURCE_ID = 255
 MAX_ID = 2**63 - 1
+MAX_QUANTITY = decimal.Decimal(10) ** 9
 MIN_YEAR, MAX_YEAR = 1970, 2100
 
 
@@ -104,6 +109,65 @@ def normalize_email(value: Any, field: str = "user_email") -> str:
     if not isinstance(value, str) or not EMAIL_RE.match(value.strip()):
         raise ValidationFailed.one(field, "invalid", f"{field} {value!r} is not a valid email address")
     return value.strip().lower()
+
+
+# --- field validators -----------------------------------------------------------------------------
+
+
+def parse_trans_source_id(value: Any) -> str:
+    """An award's ``trans_source_id``: a non-empty string of at most 255 characters (a number becomes one)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if value in (None, ""):
+        raise ValidationFailed.one(
+            "trans_source_id", "required", "trans_source_id is required (a non-empty string)"
+        )
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed.one(
+            "trans_source_id", "invalid", f"trans_source_id must be a non-empty string, got {value!r}"
+        )
+    if len(value) > MAX_TRANS_SOURCE_ID:
+        raise ValidationFailed.one(
+            "trans_source_id", "max_length", f"trans_source_id is longer than {MAX_TRANS_SOURCE_ID}"
+        )
+    return value
+
+
+def parse_quantity(value: Any, mode: str = "decimal") -> int | decimal.Decimal:
+    """An award's ``quantity``: positive, up to 2 places (``decimal`` mode) or whole (``integer``),
+    as a number or a string, at most :data:`MAX_QUANTITY`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        value = None
+    try:
+        number = decimal.Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+    except decimal.InvalidOperation:
+        number = decimal.Decimal("NaN")
+    places = 0 if mode == "integer" else 2
+    if not number.is_finite() or number <= 0 or number > MAX_QUANTITY or number != round(number, places):
+        kind = (
+            "a positive integer" if mode == "integer" else "a positive number with at most 2 decimal places"
+        )
+        raise ValidationFailed.one("quantity", "invalid", f"quantity must be {kind}, got {value!r}")
+    return int(number) if number == number.to_integral_value() else number
+
+
+def parse_member_key(data: Mapping[str, Any]) -> dict[str, str]:
+    """A member record's identity within the business: its system and its id there (ints become strings)."""
+    errors = ErrorCollector()
+    key: dict[str, str] = {}
+    for field in ("external_system_id", "external_member_id"):
+        value = data.get(field)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            errors.add(field, "required", f"{field} is required (a non-empty string)")
+        else:
+            key[field] = value.strip()
+    errors.raise_if_any()
+    return key
+
+
+# --- passwords ------------------------------------------------------------------------------------
 
 
 def hash_password(password: str) -> str:

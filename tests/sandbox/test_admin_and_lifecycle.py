@@ -8,8 +8,8 @@ import os
 import requests
 
 from perkville_provider.sandbox import seed
+from perkville_provider.sandbox.launcher import run_sandbox
 from perkville_provider.sandbox.modes import MODE_DEFAULTS
-from perkville_provider.sandbox.server import run_sandbox
 from tests.helpers.api import Api, connection_of
 
 

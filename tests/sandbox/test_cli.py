@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import requests
 
 from perkville_provider.sandbox import seed
-from perkville_provider.sandbox.server import run_sandbox, stop_process
+from perkville_provider.sandbox.launcher import run_sandbox, stop_process
 from tests.helpers.api import Api
 
 BANNER_LINES = 5

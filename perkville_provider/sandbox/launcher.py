@@ -31,6 +31,7 @@ import requests
 
 from perkville_provider.sandbox import seed
 from perkville_provider.sandbox.connection import airflow_conn_env_value, airflow_connection
+from perkville_provider.sandbox.paths import ADMIN_PREFIX, TOKEN_PATH
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -50,7 +51,7 @@ class AdminClient:
         self.session = requests.Session()
 
     def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        response = self.session.request(method, f"{self.base_url}/_sandbox/{path}", json=body, timeout=30)
+        response = self.session.request(method, f"{self.base_url}{ADMIN_PREFIX}{path}", json=body, timeout=30)
         response.raise_for_status()
         return response.json()
 
@@ -108,7 +109,7 @@ class SandboxHandle:
 
     @property
     def token_url(self) -> str:
-        return f"{self.base_url}/api/token/"
+        return f"{self.base_url}{TOKEN_PATH}"
 
     def airflow_connection(self, **overrides: Any) -> dict[str, Any]:
         return airflow_connection(self.base_url, **overrides)
@@ -161,7 +162,7 @@ def _wait_ready(process: subprocess.Popen, ready_file: Path, log: Path) -> str:
             base_url = ready_file.read_text().strip()
         if base_url is not None:
             try:
-                if requests.get(f"{base_url}/_sandbox/health", timeout=2).ok:
+                if requests.get(f"{base_url}{ADMIN_PREFIX}health", timeout=2).ok:
                     return base_url
             except requests.ConnectionError:
                 pass
