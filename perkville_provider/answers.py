@@ -88,17 +88,19 @@ class LookupGuard:
         matches: Matcher,
         walk: Callable[[], Iterable[Mapping[str, Any]]],
         what: str,
+        confirm: Matcher | None = None,
     ) -> dict[str, Any] | None:
         """The object ``matches`` accepts, or None when it provably does not exist.
 
         ``first`` fetches the filtered list (one object is enough); ``walk`` iterates the
-        narrowest list that does not depend on the filter.
+        narrowest list that does not depend on the filter. ``confirm`` is a costlier check (one
+        more request) of the filtered answer, tried before deciding the filter was ignored.
         """
         if not self.filter_ignored(path, filter_name):
             objects = page_objects(first())
             if not objects:
                 return None
-            if matches(objects[0]):
+            if matches(objects[0]) or (confirm is not None and confirm(objects[0])):
                 return dict(objects[0])
             self._note_ignored(path, filter_name, what)
         return self._walk(walk(), matches, path, filter_name, what)

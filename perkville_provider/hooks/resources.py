@@ -227,7 +227,9 @@ class PerkvilleResourcesMixin:
             name, value, what = "user_id", user_id, f"the connection of user {user_id}"
 
         def matches(connection: Mapping[str, Any]) -> bool:
-            if email is not None:
+            if email is not None and connection.get("user_email"):
+                return str(connection["user_email"]).strip().lower() == email
+            if email is not None:  # no email on the connection: read its user (one request)
                 return self._user_has_email(connection, email)
             return self._api().relation_id(connection.get("user"), "users") == user_id
 
@@ -240,12 +242,11 @@ class PerkvilleResourcesMixin:
             matches=matches,
             walk=lambda: self.paginate(path, {"business": business}),
             what=what,
+            confirm=None if email is None else lambda connection: self._user_has_email(connection, email),
         )
 
     def _user_has_email(self, connection: Mapping[str, Any], email: str) -> bool:
-        """Whether the connection's customer has ``email`` (its ``user_email``, else its user's emails)."""
-        if connection.get("user_email"):
-            return str(connection["user_email"]).strip().lower() == email
+        """Whether the connection's customer has ``email`` among all its emails (one more read)."""
         user_id = self._api().relation_id(connection.get("user"), "users")
         if user_id is None:
             return False
