@@ -22,7 +22,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +32,7 @@ from typing import IO, Any, Generic, Protocol, TypeVar
 
 from perkville_provider.records import RecordValidationError
 from perkville_provider.retries import CLIENT_ERROR_STATUSES, is_retriable_status
+from perkville_provider.same_key import SameKeyOrder
 
 __all__ = [
     "DEFAULT_MAX_WORKERS",
@@ -148,7 +149,9 @@ class BatchJob(Generic[Prepared]):
     ``prepare`` validates a raw record (raising ``RecordValidationError``) and returns what
     ``process`` sends; ``process`` makes the API calls and returns the :class:`Outcome`; ``preview``
     says what would be sent, for dry runs. ``statuses`` and ``metrics`` name the counters every
-    summary carries (zero included), so a summary always has the same keys.
+    summary carries (zero included), so a summary always has the same keys. ``order_key`` names
+    what two records must not write at once (a member id, a ``trans_source_id``): records with the
+    same key are sent one after the other, in input order, so the last one wins every time.
     """
 
     name: str
@@ -159,6 +162,7 @@ class BatchJob(Generic[Prepared]):
     metrics: Sequence[str] = ()
     preview: Callable[[Prepared], Any] | None = None
     inline_results: int = 0
+    order_key: Callable[[Prepared], Hashable] | None = None
 
     def key_of(self, record: Any) -> str | None:
         """The record's identity in reports (its first present key field), readable even if invalid."""
@@ -201,6 +205,7 @@ class _Tally:
         self.counts: dict[str, int] = dict.fromkeys([*statuses, INVALID, FAILED], 0)
         self.metrics: dict[str, int] = dict.fromkeys(job.metrics, 0)
         self.retriable_failures = 0
+        self.repeated_keys = 0
         self.stopped = False
         self.done = 0
         self.failures = _FirstByIndex(MAX_FAILURES_SHOWN)
@@ -226,6 +231,7 @@ class _Tally:
             **self.counts,
             **self.metrics,
             "retriable_failures": self.retriable_failures,
+            **({"repeated_keys": self.repeated_keys} if self.job.order_key else {}),
             "stopped": self.stopped,
             "failures": failures,
             "failures_not_shown": self.failures.seen - len(failures),
@@ -416,7 +422,11 @@ def run_batch(
         _report_writer(report_path) as report,
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"perkville-{job.name}") as pool,
     ):
-        pending: dict[Future[Outcome], tuple[int, str | None]] = {}
+        pending: dict[Future[Outcome], tuple[int, str | None, Hashable | None]] = {}
+        order = SameKeyOrder(job.order_key)
+
+        def send(index: int, key: str | None, prepared: Any, order_key: Hashable | None) -> None:
+            pending[pool.submit(_process_safely, job.process, prepared)] = (index, key, order_key)
 
         def account(index: int, key: str | None, outcome: Outcome) -> None:
             nonlocal failures_logged
@@ -438,22 +448,28 @@ def run_batch(
         def drain(timeout: float | None) -> None:
             done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
-                index, key = pending.pop(future)
+                index, key, order_key = pending.pop(future)
                 account(index, key, future.result())
+                held = None if tally.stopped else order.release(order_key)
+                if held is not None:
+                    send(*held, order_key)
             progress.maybe_log(tally.done)
 
         for index, record in enumerate(records):
             key = job.key_of(record)
             prepared = _prepare_safely(job, record)
+            order_key = None if isinstance(prepared, Outcome) else order.key_of(prepared)
+            tally.repeated_keys += order.seen_before(order_key)
             if isinstance(prepared, Outcome):
                 account(index, key, prepared)
             elif dry_run:
                 preview = job.preview(prepared) if job.preview else None
                 account(index, key, Outcome(WOULD_SEND, detail={"request": preview}))
             else:
-                while len(pending) >= window:
+                while len(pending) + order.held >= window:
                     drain(progress_interval)
-                pending[pool.submit(_process_safely, job.process, prepared)] = (index, key)
+                if not order.hold(order_key, (index, key, prepared)):
+                    send(index, key, prepared, order_key)
             progress.maybe_log(tally.done)
             if stop is not None and stop.is_set():
                 logger.warning("%s: stopped after %d records; no new record is sent", job.name, index + 1)

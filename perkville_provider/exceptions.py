@@ -12,7 +12,9 @@ Every error a hook method raises is a ``PerkvilleError``; catch it to catch them
         ├── PerkvilleNotFoundError       404
         ├── PerkvilleValidationError     400/409/422: Perkville refused the data
         ├── PerkvilleRateLimitedError    429 after every retry (retry_after)
-        └── PerkvilleServerError         5xx after every retry
+        ├── PerkvilleServerError         5xx after every retry
+        └── PerkvilleAnswerError         an answer the hook cannot use (a body that is not JSON)
+            └── PerkvilleLookupError     a look-up whose filter is ignored and that a walk cannot settle
 
 Every error carries the HTTP status, the ``pv_*`` (or OAuth) error codes, the method and the path,
 so an operator can sort failures without parsing text. None carries the token, the password or
@@ -39,9 +41,11 @@ __all__ = [
     "CUSTOMER_SAFE_MESSAGES",
     "GENERAL_FIELD",
     "ErrorDetail",
+    "PerkvilleAnswerError",
     "PerkvilleAuthenticationError",
     "PerkvilleConfigurationError",
     "PerkvilleError",
+    "PerkvilleLookupError",
     "PerkvilleNetworkError",
     "PerkvilleNotFoundError",
     "PerkvillePermissionError",
@@ -299,3 +303,20 @@ def error_from_response(
     if error_class is PerkvilleRateLimitedError:
         kwargs["retry_after"] = retry_after
     return error_class(message, **kwargs)
+
+
+class PerkvilleAnswerError(PerkvilleError):
+    """An answer the hook cannot use: a body that is not JSON, or a write it cannot settle.
+
+    Says the status, method and path.
+    """
+
+    permanent = True
+
+
+class PerkvilleLookupError(PerkvilleAnswerError):
+    """A look-up that cannot be proven either way.
+
+    The server ignored its filter, and the bounded walk that replaces it ended before it could find
+    or rule out the object.
+    """

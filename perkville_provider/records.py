@@ -8,6 +8,7 @@ send and records to report.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import re
@@ -39,8 +40,18 @@ __all__ = [
 MAX_TRANS_SOURCE_ID_LENGTH = 255
 WRITABLE_CONNECTION_STATUSES = ("ACTIVE", "INACTIVE")
 TRANS_SOURCE_ID_SEPARATOR = ":"
+#: Ids are stored in signed 64-bit integers; a larger one can only fail on the server.
+MAX_ID = 2**63 - 1
+#: The longest email address SMTP allows (RFC 5321's path limit less the brackets).
+MAX_EMAIL_LENGTH = 254
+DEFAULT_MAX_QUANTITY = decimal.Decimal(10_000)
+QUANTITY_PLACES = 2
+#: Datetimes outside these years (in UTC) are refused before sending: they are typos, and a server
+#: that converts them to UTC can overflow.
+DATETIME_YEARS = (1970, 2100)
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _USER_IDENTIFIER_HELP = "user_email, user_id, or external_member_id with external_system_id"
 
 
@@ -50,7 +61,7 @@ class Award:
 
     trans_source_id: str
     perk_id: int
-    quantity: int = 1
+    quantity: int | decimal.Decimal = 1
     user_email: str | None = None
     user_id: int | None = None
     external_member_id: str | None = None
@@ -73,6 +84,7 @@ class Member:
     external_join_dt: pendulum.Date | pendulum.DateTime | None = None
     external_cancel_dt: pendulum.Date | pendulum.DateTime | None = None
     home_location_id: int | None = None
+    external_home_location_id: str | None = None
 
 
 def _shown(value: Any) -> str:
@@ -94,6 +106,7 @@ def validate_positive_int(value: Any, field: str) -> int:
     """An id or a count: a positive integer, given as an int, an integral float, or a digit string.
 
     Booleans are refused although Python counts them as ints: ``True`` is never meant as 1 here.
+    Ids fit a signed 64-bit integer (:data:`MAX_ID`), as the server stores them.
     """
     number: int | None = None
     if isinstance(value, bool):
@@ -103,12 +116,73 @@ def validate_positive_int(value: Any, field: str) -> int:
     elif isinstance(value, float | decimal.Decimal):
         if value == value and value not in (float("inf"), float("-inf")) and int(value) == value:
             number = int(value)
-    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,30}\s*", value):
         number = int(value)
     if number is None:
         raise RecordValidationError(field, f"must be a positive integer, got {_shown(value)}")
     if number < 1:
         raise RecordValidationError(field, f"must be a positive integer (1 or more), got {_shown(value)}")
+    if number > MAX_ID:
+        raise RecordValidationError(field, f"must be at most {MAX_ID} (a 64-bit id), got {_shown(value)}")
+    return number
+
+
+def validate_ref(value: Any, field: str, collection: str) -> int:
+    """The id of a related object, given as an id or as its resource URI (``/v2/perks/501/``).
+
+    ``collection`` is the URI's collection name (``perks``); a URI of another collection is refused,
+    so that a user URI is never taken for a perk.
+    """
+    if isinstance(value, str) and "/" in value:
+        from perkville_provider.api_conventions import id_from_uri
+
+        pk = id_from_uri(value, collection)
+        if pk is None:
+            raise RecordValidationError(
+                field, f"must be an id or a /v2/{collection}/<id>/ URI, got {_shown(value)}"
+            )
+        value = pk
+    return validate_positive_int(value, field)
+
+
+def validate_quantity(value: Any, max_quantity: Any = DEFAULT_MAX_QUANTITY) -> int | decimal.Decimal:
+    """A positive quantity with at most 2 decimal places, at most ``max_quantity``; exact.
+
+    Money amounts are quantities of a per-dollar perk (``9.99``). The result is an ``int`` or a
+    ``Decimal``, never a binary float: a float input is read as the digits it prints as
+    (``9.99``), and one that needs more than 2 places (or is not finite) is refused.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal | str):
+        raise RecordValidationError("quantity", f"must be a number, got {_shown(value)}")
+    try:
+        number = decimal.Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+    except decimal.InvalidOperation:
+        raise RecordValidationError("quantity", f"must be a number, got {_shown(value)}") from None
+    if not number.is_finite() or number <= 0:
+        raise RecordValidationError("quantity", f"must be a positive number, got {_shown(value)}")
+    if number != number.quantize(decimal.Decimal(1).scaleb(-QUANTITY_PLACES), rounding=decimal.ROUND_DOWN):
+        raise RecordValidationError(
+            "quantity", f"must have at most {QUANTITY_PLACES} decimal places, got {_shown(value)}"
+        )
+    if number > decimal.Decimal(max_quantity):
+        raise RecordValidationError(
+            "quantity",
+            f"must be at most max_quantity={max_quantity}, got {_shown(value)}",
+            code="max_quantity",
+        )
+    return int(number) if number == number.to_integral_value() else number.normalize()
+
+
+def validate_max_quantity(value: Any) -> decimal.Decimal:
+    """The ``max_quantity`` setting: a positive number (default 10,000)."""
+    if value is None or value == "":
+        return DEFAULT_MAX_QUANTITY
+    try:
+        number = decimal.Decimal(str(value).strip()) if not isinstance(value, bool) else None
+    except decimal.InvalidOperation:
+        number = None
+    if number is None or not number.is_finite() or number <= 0:
+        raise RecordValidationError("max_quantity", f"must be a positive number, got {_shown(value)}")
     return number
 
 
@@ -123,6 +197,8 @@ def _text(value: Any, field: str, *, max_length: int | None = None) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise RecordValidationError(field, f"must be a string, got {_shown(value)}")
     text = str(value).strip()
+    if _CONTROL_RE.search(text):
+        raise RecordValidationError(field, f"must not contain control characters, got {_shown(text)}")
     if max_length is not None and len(text) > max_length:
         raise RecordValidationError(field, f"must be at most {max_length} characters, got {len(text)}")
     return text
@@ -130,8 +206,12 @@ def _text(value: Any, field: str, *, max_length: int | None = None) -> str:
 
 def validate_email(value: Any, field: str = "user_email") -> str:
     """An email address, stripped and lower-cased (Perkville matches customers by email)."""
-    if not isinstance(value, str) or not _EMAIL_RE.match(value.strip()):
+    if not isinstance(value, str) or not _EMAIL_RE.match(value.strip()) or _CONTROL_RE.search(value.strip()):
         raise RecordValidationError(field, f"must be an email address, got {_shown(value)}")
+    if len(value.strip()) > MAX_EMAIL_LENGTH:
+        raise RecordValidationError(
+            field, f"must be at most {MAX_EMAIL_LENGTH} characters, got {len(value.strip())}"
+        )
     return value.strip().lower()
 
 
@@ -155,6 +235,20 @@ def validate_aware_datetime(value: Any, field: str) -> pendulum.DateTime:
             field,
             f"must carry a timezone (e.g. 2024-05-01T07:30:00-04:00 or ...Z), got {_shown(value)}",
         )
+    return _in_range(parsed, field, value)
+
+
+def _in_range(parsed: pendulum.DateTime, field: str, value: Any) -> pendulum.DateTime:
+    """Refuse a time whose UTC form falls outside :data:`DATETIME_YEARS` (or cannot be formed)."""
+    first, last = DATETIME_YEARS
+    try:
+        year = parsed.in_timezone("UTC").year
+    except (OverflowError, ValueError):
+        year = None
+    if year is None or not first <= year < last:
+        raise RecordValidationError(
+            field, f"must be between {first} and {last} (in UTC), got {_shown(value)}"
+        )
     return parsed
 
 
@@ -163,6 +257,9 @@ def validate_date_or_datetime(value: Any, field: str) -> pendulum.Date | pendulu
     parsed = _parse_temporal(value, field)
     if isinstance(parsed, pendulum.DateTime):
         return validate_aware_datetime(parsed, field)
+    first, last = DATETIME_YEARS
+    if not first <= parsed.year < last:
+        raise RecordValidationError(field, f"must be between {first} and {last}, got {_shown(value)}")
     return parsed
 
 
@@ -232,7 +329,7 @@ def _user_identifier(record: Mapping[str, Any]) -> dict[str, Any]:
     if email is not None:
         return {"user_email": validate_email(email)}
     if user_id is not None:
-        return {"user_id": validate_positive_int(user_id, "user_id")}
+        return {"user_id": validate_ref(user_id, "user_id", "users")}
     if system_id is None:
         raise RecordValidationError(
             "external_system_id", "is required together with external_member_id", code="required"
@@ -243,10 +340,47 @@ def _user_identifier(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def validate_award(record: Mapping[str, Any], *, default_perk_id: Any = None) -> Award:
-    """Check one award record and return it normalised; raise ``RecordValidationError`` otherwise."""
+#: The fields a record may carry: those of its validated form.
+AWARD_FIELDS = frozenset(field.name for field in dataclasses.fields(Award))
+MEMBER_FIELDS = frozenset(field.name for field in dataclasses.fields(Member))
+
+
+def check_known_fields(record: Mapping[str, Any], known: frozenset[str]) -> None:
+    """Refuse a record with a field nobody reads: a misspelled ``quantity`` must not award 1.
+
+    Callers skip this when told to ignore extra fields (a SQL extract with extra columns).
+    """
+    unknown = sorted(str(name) for name in record if name not in known)
+    if unknown:
+        raise RecordValidationError(
+            unknown[0],
+            f"is not a field of this record (known: {', '.join(sorted(known))}); "
+            "set ignore_unknown_fields=True to ignore extra fields",
+            code="unknown_field",
+        )
+
+
+def _mapping(record: Any) -> Mapping[str, Any]:
     if not isinstance(record, Mapping):
         raise RecordValidationError("record", f"must be a mapping of fields, got {_shown(record)}")
+    return record
+
+
+def validate_award(
+    record: Mapping[str, Any],
+    *,
+    default_perk_id: Any = None,
+    max_quantity: Any = DEFAULT_MAX_QUANTITY,
+    ignore_unknown_fields: bool = False,
+) -> Award:
+    """Check one award record and return it normalised; raise ``RecordValidationError`` otherwise.
+
+    ``perk_id``, ``user_id`` and ``location_id`` may be ids or resource URIs; ``quantity`` may
+    have 2 decimal places and is at most ``max_quantity``.
+    """
+    record = _mapping(record)
+    if not ignore_unknown_fields:
+        check_known_fields(record, AWARD_FIELDS)
     trans_source_id = _required_text(record, "trans_source_id", max_length=MAX_TRANS_SOURCE_ID_LENGTH)
     user = _user_identifier(record)
     perk = _optional(record, "perk_id")
@@ -261,27 +395,35 @@ def validate_award(record: Mapping[str, Any], *, default_perk_id: Any = None) ->
     when = _optional(record, "transaction_dt")
     return Award(
         trans_source_id=trans_source_id,
-        perk_id=validate_positive_int(perk, "perk_id"),
-        quantity=1 if quantity is None else validate_positive_int(quantity, "quantity"),
-        location_id=None if location is None else validate_positive_int(location, "location_id"),
+        perk_id=validate_ref(perk, "perk_id", "perks"),
+        quantity=1 if quantity is None else validate_quantity(quantity, max_quantity),
+        location_id=None if location is None else validate_ref(location, "location_id", "locations"),
         transaction_dt=None if when is None else validate_aware_datetime(when, "transaction_dt"),
         **user,
     )
 
 
-def validate_member(record: Mapping[str, Any], *, external_system_id: str | None = None) -> Member:
+def validate_member(
+    record: Mapping[str, Any],
+    *,
+    external_system_id: str | None = None,
+    ignore_unknown_fields: bool = False,
+) -> Member:
     """Check one member record and return it normalised; raise ``RecordValidationError`` otherwise.
 
-    The record's own ``external_system_id`` wins over the batch default.
+    The record's own ``external_system_id`` wins over the batch default. The home location is
+    Perkville's (``home_location_id``: an id or URI) or the source system's
+    (``external_home_location_id``, matched on the location's external id), not both.
     """
-    if not isinstance(record, Mapping):
-        raise RecordValidationError("record", f"must be a mapping of fields, got {_shown(record)}")
+    record = _mapping(record)
+    if not ignore_unknown_fields:
+        check_known_fields(record, MEMBER_FIELDS)
     system_id = _optional(record, "external_system_id") or external_system_id
     if _is_blank(system_id):
         raise RecordValidationError("external_system_id", "is required", code="required")
     optional_text = {
         field: _text(value, field, max_length=255)
-        for field in ("first_name", "last_name", "external_membership_type")
+        for field in ("first_name", "last_name", "external_membership_type", "external_home_location_id")
         if (value := _optional(record, field)) is not None
     }
     status = _optional(record, "external_membership_status")
@@ -291,6 +433,10 @@ def validate_member(record: Mapping[str, Any], *, external_system_id: str | None
         if (value := _optional(record, field)) is not None
     }
     home = _optional(record, "home_location_id")
+    if home is not None and "external_home_location_id" in optional_text:
+        raise RecordValidationError(
+            "external_home_location_id", "give home_location_id or external_home_location_id, not both"
+        )
     return Member(
         external_system_id=_text(system_id, "external_system_id", max_length=255),
         external_member_id=_required_text(record, "external_member_id", max_length=255),
@@ -298,7 +444,7 @@ def validate_member(record: Mapping[str, Any], *, external_system_id: str | None
         external_membership_status=None
         if status is None
         else _text(status, "external_membership_status", max_length=255).upper(),
-        home_location_id=None if home is None else validate_positive_int(home, "home_location_id"),
+        home_location_id=None if home is None else validate_ref(home, "home_location_id", "locations"),
         **optional_text,
         **dates,
     )

@@ -74,8 +74,8 @@ def test_quantity_accepts_integers_in_any_plain_form(value, expected):
     assert validate_award(award_with(quantity=value)).quantity == expected
 
 
-@pytest.mark.parametrize("value", [0, -2, True, 1.5, "2.5", "two", [1], float("nan")])
-def test_quantity_that_is_not_a_positive_integer_is_rejected_with_the_bad_value(value):
+@pytest.mark.parametrize("value", [0, -2, True, 1.505, "2.555", "two", [1], float("nan")])
+def test_quantity_that_is_not_a_positive_number_of_cents_is_rejected_with_the_bad_value(value):
     error = rejected(validate_award, award_with(quantity=value))
     assert error.field == "quantity"
     assert repr(value) in error.message

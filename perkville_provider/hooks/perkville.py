@@ -23,6 +23,8 @@ from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
 from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
+from perkville_provider.answers import CreationWitness, LookupGuard, read_json
+from perkville_provider.api_conventions import ApiConventions, ConventionError
 from perkville_provider.auth import DEFAULT_TOKEN_URL, Credentials, TokenProvider, token_provider
 from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
@@ -35,10 +37,7 @@ from perkville_provider.hooks.resources import (
     MemberUpsertResult,
     PerkvilleResourcesMixin,
 )
-from perkville_provider.records import (
-    RecordValidationError,
-    validate_positive_int,
-)
+from perkville_provider.records import RecordValidationError, validate_ref
 from perkville_provider.retries import RetryPolicy
 from perkville_provider.session import DEFAULT_API_URL, base_url_of, build_session
 from perkville_provider.transport import (
@@ -64,6 +63,7 @@ class _Wiring:
 
     base_url: str
     business_id: int | None
+    api: ApiConventions
     credentials: Credentials
     tokens: TokenProvider
     session: requests.Session
@@ -128,6 +128,8 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         self.retry_policy = retry_policy or RetryPolicy()
         self._wiring: _Wiring | None = None
         self._wiring_lock = threading.Lock()
+        self._lookups = LookupGuard()
+        self._witness = CreationWitness()
 
     # -- connection -> token -> session ------------------------------------------------------
 
@@ -156,11 +158,17 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         tokens = token_provider(credentials)
         business = extra.get("business_id")
         try:
-            business_id = None if business in (None, "") else validate_positive_int(business, "business_id")
+            business_id = (
+                None if business in (None, "") else validate_ref(business, "business_id", "businesses")
+            )
         except RecordValidationError as error:
             raise PerkvilleConfigurationError(
                 f"connection {self.perkville_conn_id!r}: the business_id extra {error.message}"
             ) from None
+        try:
+            api = ApiConventions.from_extras(extra)
+        except ConventionError as error:
+            raise PerkvilleConfigurationError(f"connection {self.perkville_conn_id!r}: {error}") from None
         base_url = base_url_of(connection)
         self.base_url = base_url  # HttpHook's public attribute, for url_from_endpoint
         session = build_session(extra, adapter=self.adapter, auth=_BearerAuth(self))
@@ -172,7 +180,7 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
             limiter=self.limiter,
             timeout=normalise_timeout(self.timeout if self.timeout is not None else extra.get("timeout")),
         )
-        return _Wiring(base_url, business_id, credentials, tokens, session, transport)
+        return _Wiring(base_url, business_id, api, credentials, tokens, session, transport)
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
@@ -305,10 +313,10 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         :param params: the query parameters
         :param json: the JSON body
         :return: the decoded body, or None for an empty answer
-        :raises PerkvilleError: the typed error for a refusal, or ``PerkvilleNetworkError``
+        :raises PerkvilleError: the typed error for a refusal, or ``PerkvilleNetworkError``; a
+            ``PerkvilleAnswerError`` (with status, method and path) for a body that is not JSON
         """
-        response = self.request(method, path, params=params, json=json)
-        return response.json() if response.content else None
+        return read_json(self.request(method, path, params=params, json=json))
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
@@ -359,7 +367,7 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
 
     def _business(self, business_id: int | str | None) -> int:
         if business_id not in (None, ""):
-            return validate_positive_int(business_id, "business_id")
+            return validate_ref(business_id, "business_id", "businesses")
         default = self._wire().business_id
         if default is None:
             raise PerkvilleConfigurationError(
@@ -368,17 +376,35 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
             )
         return default
 
-    def test_connection(self) -> tuple[bool, str]:
-        """A cheap authenticated call (who am I) for the UI button and `airflow connections test`.
+    def _api(self) -> ApiConventions:
+        return self._wire().api
 
-        :return: whether it worked, and a message naming the user or the failure (never a secret)
+    def conventions(self) -> ApiConventions:
+        """How this connection spells paths, relations, quantities and times (from its extras).
+
+        :return: the connection's conventions (stock tastypie's where the extras say nothing)
+        :raises PerkvilleConfigurationError: an extra that cannot be used (no request is sent)
+        """
+        return self._api()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read the business (when ``business_id`` is set), else ``users/me``; say which check ran.
+
+        The business is "a known working endpoint" for other clients of the API, which found
+        ``/me/`` unreliable.
+
+        :return: whether it worked, and a message naming the check or the failure (never a secret)
         """
         try:
-            user = self.get_current_user()
+            if self._wire().business_id is not None:
+                business = self.get_business()
+                check = f"read business {business.get('business_id')} ({business.get('name')})"
+            else:
+                user = self.get_current_user()
+                emails = [entry.get("email") for entry in user.get("emails") or [] if entry.get("primary")]
+                check = f"read users/me: {emails[0] if emails else 'user ' + str(user.get('user_id'))}"
         except PerkvilleError as error:
             return False, str(error)
         except Exception as error:
             return False, f"{type(error).__name__}: {error}"
-        emails = [entry.get("email") for entry in user.get("emails") or [] if entry.get("primary")]
-        who = emails[0] if emails else f"user {user.get('user_id')}"
-        return True, f"Connected to Perkville at {self._wire().base_url} as {who}"
+        return True, f"Connected to Perkville at {self._wire().base_url}: {check}"

@@ -8,18 +8,21 @@ lives with the connection wiring in ``hooks/perkville.py``.
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from perkville_provider.answers import CreationWitness, LookupGuard, Sent, page_objects, written_object
+from perkville_provider.api_conventions import DEFAULT_PATHS, ApiConventions
 from perkville_provider.bodies import (
     AwardStatus,
     MemberStatus,
     award_request_body,
-    json_value,
     member_request_body,
 )
 from perkville_provider.exceptions import (
+    PerkvilleAnswerError,
     PerkvilleConfigurationError,
     PerkvilleError,
     PerkvilleValidationError,
@@ -33,6 +36,7 @@ from perkville_provider.records import (
     validate_email,
     validate_member,
     validate_positive_int,
+    validate_ref,
 )
 
 if TYPE_CHECKING:
@@ -58,16 +62,17 @@ __all__ = [
     "PerkvilleResourcesMixin",
 ]
 
-#: The batch agreement endpoint; its real path is not documented (see the sandbox README).
-AGREEMENT_ACCEPT_PATH = "/v2/agreements-batch/"
-USERS_ME_PATH = "/v2/users/me/"
-BUSINESSES_PATH = "/v2/businesses/"
-LOCATIONS_PATH = "/v2/locations/"
-PERKS_PATH = "/v2/perks/"
-CONNECTIONS_PATH = "/v2/connections/"
-EXTERNAL_MEMBERS_PATH = "/v2/external-members/"
-TRANSACTIONS_PATH = "/v2/transactions/"
-AGREEMENTS_VIEW_PATH = "/v2/agreements-view/"
+# The default paths (the connection's ``paths`` extra overrides any of them; see the sandbox
+# README). The batch agreement endpoint's real path is not documented.
+AGREEMENT_ACCEPT_PATH = DEFAULT_PATHS["agreements_batch"]
+USERS_ME_PATH = DEFAULT_PATHS["users_me"]
+BUSINESSES_PATH = DEFAULT_PATHS["businesses"]
+LOCATIONS_PATH = DEFAULT_PATHS["locations"]
+PERKS_PATH = DEFAULT_PATHS["perks"]
+CONNECTIONS_PATH = DEFAULT_PATHS["connections"]
+EXTERNAL_MEMBERS_PATH = DEFAULT_PATHS["external_members"]
+TRANSACTIONS_PATH = DEFAULT_PATHS["transactions"]
+AGREEMENTS_VIEW_PATH = DEFAULT_PATHS["agreements_view"]
 
 DUPLICATE_CODE = "pv_duplicate_trans_source_id"
 DAILY_LIMIT_CODE = "pv_perk_daily_limit_reached"
@@ -135,6 +140,10 @@ class PerkvilleResourcesMixin:
         def check_response(self, response: requests.Response) -> None: ...  # noqa: D102
         def _deliver(self, method: str, path: str, *, json: Any = None) -> Delivery: ...
         def _business(self, business_id: int | str | None) -> int: ...
+        def _api(self) -> ApiConventions: ...
+
+        _lookups: LookupGuard
+        _witness: CreationWitness
 
     def get_current_user(self) -> dict[str, Any]:
         """The user the connection's token belongs to (``GET /v2/users/me/``).
@@ -142,7 +151,7 @@ class PerkvilleResourcesMixin:
         :return: the user object, with its ``emails``
         :raises PerkvilleError: when Perkville refuses or does not answer
         """
-        return self.request_json("GET", USERS_ME_PATH)
+        return self.request_json("GET", self._api().path("users_me"))
 
     def get_business(self, business_id: int | None = None) -> dict[str, Any]:
         """One business.
@@ -152,7 +161,7 @@ class PerkvilleResourcesMixin:
         :raises PerkvilleConfigurationError: when no business is given or configured
         :raises PerkvilleError: when Perkville refuses or does not answer
         """
-        return self.request_json("GET", f"{BUSINESSES_PATH}{self._business(business_id)}/")
+        return self.request_json("GET", self._api().detail_path("businesses", self._business(business_id)))
 
     def list_locations(self, business_id: int | None = None) -> list[dict[str, Any]]:
         """Every location of the business, all pages read.
@@ -161,7 +170,7 @@ class PerkvilleResourcesMixin:
         :return: the location objects
         :raises PerkvilleError: when Perkville refuses or does not answer
         """
-        return list(self.paginate(LOCATIONS_PATH, {"business": self._business(business_id)}))
+        return list(self.paginate(self._api().path("locations"), {"business": self._business(business_id)}))
 
     def list_perks(
         self, business_id: int | None = None, classification: str | None = None
@@ -176,7 +185,7 @@ class PerkvilleResourcesMixin:
         params: dict[str, Any] = {"business": self._business(business_id)}
         if classification:
             params["classification"] = classification
-        return list(self.paginate(PERKS_PATH, params))
+        return list(self.paginate(self._api().path("perks"), params))
 
     def iter_connections(self, business_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every connection of the business matching ``filters``, one page in memory at a time.
@@ -186,33 +195,68 @@ class PerkvilleResourcesMixin:
         :return: an iterator of connection objects
         :raises PerkvilleError: when Perkville refuses or does not answer
         """
-        return self.paginate(CONNECTIONS_PATH, {"business": self._business(business_id), **filters})
+        path = self._api().path("connections")
+        return self.paginate(path, {"business": self._business(business_id), **filters})
 
     def find_connection(
         self, business_id: int | None = None, email: str | None = None, user_id: int | None = None
     ) -> dict[str, Any] | None:
         """The customer's connection at the business, found by email or by user id.
 
+        What comes back is checked against what was asked (the email case-insensitively, the user
+        id); when Perkville ignores the filter, the business's connections are walked instead.
+
         :param business_id: the business; defaults to the connection's ``business_id`` extra
         :param email: the customer's email (give this or ``user_id``)
-        :param user_id: the customer's Perkville user id
+        :param user_id: the customer's Perkville user id (or ``/v2/users/<id>/``)
         :return: the connection object, or None when the customer has none
         :raises PerkvilleConfigurationError: unless exactly one of ``email`` and ``user_id`` is given
         :raises RecordValidationError: when the email or the id is malformed (nothing is sent)
+        :raises PerkvilleLookupError: the filter is ignored and the bounded walk could not settle it
         :raises PerkvilleError: when Perkville refuses or does not answer
         """
         if (email is None) == (user_id is None):
             raise PerkvilleConfigurationError("find_connection needs exactly one of email or user_id")
-        params: dict[str, Any] = {"business": self._business(business_id), "limit": 1}
+        business = self._business(business_id)
+        path = self._api().path("connections")
         if email is not None:
-            params["user__emails__email"] = validate_email(email, field="email")
+            email = validate_email(email, field="email")
+            name, value, what = "user__emails__email", email, f"the connection of {email}"
         else:
-            params["user_id"] = validate_positive_int(user_id, "user_id")
-        objects = (self.request_json("GET", CONNECTIONS_PATH, params=params) or {}).get("objects") or []
-        return objects[0] if objects else None
+            user_id = validate_ref(user_id, "user_id", "users")
+            name, value, what = "user_id", user_id, f"the connection of user {user_id}"
+
+        def matches(connection: Mapping[str, Any]) -> bool:
+            if email is not None and connection.get("user_email"):
+                return str(connection["user_email"]).strip().lower() == email
+            if email is not None:  # no email on the connection: read its user (one request)
+                return self._user_has_email(connection, email)
+            return self._api().relation_id(connection.get("user"), "users") == user_id
+
+        return self._lookups.find(
+            path=path,
+            filter_name=name,
+            first=lambda: self.request_json(
+                "GET", path, params={"business": business, name: value, "limit": 1}
+            ),
+            matches=matches,
+            walk=lambda: self.paginate(path, {"business": business}),
+            what=what,
+            confirm=None if email is None else lambda connection: self._user_has_email(connection, email),
+        )
+
+    def _user_has_email(self, connection: Mapping[str, Any], email: str) -> bool:
+        """Whether the connection's customer has ``email`` among all its emails (one more read)."""
+        user_id = self._api().relation_id(connection.get("user"), "users")
+        if user_id is None:
+            return False
+        user = self.request_json("GET", self._api().detail_path("users", user_id)) or {}
+        return any(str(entry.get("email", "")).strip().lower() == email for entry in user.get("emails") or [])
 
     def set_connection_status(self, connection: ObjectRef, status: str) -> dict[str, Any]:
         """Join (``ACTIVE``) or leave (``INACTIVE``) the program.
+
+        An empty answer (tastypie's 202 without ``always_return_data``) is followed by a read.
 
         :param connection: the connection, as an id, a ``/v2/connections/<id>/`` URI or an object
         :param status: ``ACTIVE`` or ``INACTIVE`` (any case)
@@ -221,13 +265,16 @@ class PerkvilleResourcesMixin:
         :raises PerkvilleError: when Perkville refuses or does not answer
         """
         status = validate_connection_status(status)
-        path = _object_path(CONNECTIONS_PATH, connection, "connection_id")
-        return self.request_json("PATCH", path, json={"status": status})
+        path = _object_path(self._api().path("connections"), connection, "connection_id")
+        return self.request_json("PATCH", path, json={"status": status}) or self.request_json("GET", path)
 
     def upsert_external_member(
         self, member: Member | Mapping[str, Any], business_id: int | None = None
     ) -> MemberUpsertResult:
         """Create or update the member's external record (and its connection when missing).
+
+        An answer without a readable body is settled by reading its ``Location`` (tastypie's
+        created object), else by looking the record up.
 
         :param member: a validated ``Member``, or a record to validate
         :param business_id: the business; defaults to the connection's ``business_id`` extra
@@ -237,48 +284,107 @@ class PerkvilleResourcesMixin:
         """
         if not isinstance(member, Member):
             member = validate_member(member)
-        body = member_request_body(member, self._business(business_id))
-        response = self.request("POST", EXTERNAL_MEMBERS_PATH, json=body)
-        record = response.json()
+        business = self._business(business_id)
+        body = member_request_body(member, business, api=self._api())
+        response = self.request("POST", self._api().path("external_members"), json=body)
+        record = written_object(response) or self._read_written_member(response, member, business)
         created = {201: True, 200: False}.get(response.status_code, bool(record.get("created")))
         connection_uri = record.get("connection") or response.headers.get("Location") or ""
         return MemberUpsertResult(created=created, connection_uri=connection_uri, external_member=record)
+
+    def _read_written_member(
+        self, response: requests.Response, member: Member, business: int
+    ) -> dict[str, Any]:
+        """The member record a write answered without a readable body: its ``Location``, else a look-up."""
+        location = response.headers.get("Location")
+        if location:
+            found = self.request_json("GET", location) or {}
+            if found.get("external_member_id") == member.external_member_id:
+                return found
+            if self._api().relation_id(found.get("resource_uri"), "connections") is not None:
+                return {"connection": found["resource_uri"]}
+        path = self._api().path("external_members")
+        params = {"business": business, "external_system_id": member.external_system_id}
+        found = self._lookups.find(
+            path=path,
+            filter_name="external_member_id",
+            first=lambda: self.request_json(
+                "GET", path, params={**params, "external_member_id": member.external_member_id, "limit": 1}
+            ),
+            matches=lambda item: (
+                item.get("external_member_id") == member.external_member_id
+                and item.get("external_system_id") == member.external_system_id
+            ),
+            walk=lambda: self.paginate(path, {"business": business}),
+            what=f"external member {member.external_member_id}",
+        )
+        if found is None:
+            raise PerkvilleAnswerError(
+                f"answered {response.status_code} without a readable body, and the member is not there",
+                status=response.status_code,
+                method="POST",
+                path=path,
+            )
+        return found
 
     def update_external_member(self, external_member: ObjectRef, fields: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH some fields of one external member record.
 
         :param external_member: the record, as an id, a URI or an object
-        :param fields: the fields to change (dates and times are sent in ISO 8601)
+        :param fields: the fields to change (dates and times are spelled as the connection says)
         :return: the updated record
         :raises RecordValidationError: for a bad reference (nothing is sent)
         :raises PerkvilleError: when Perkville refuses or does not answer
         """
-        path = _object_path(EXTERNAL_MEMBERS_PATH, external_member, "external_member_record_id")
-        return self.request_json(
-            "PATCH", path, json={name: json_value(value) for name, value in fields.items()}
-        )
+        api = self._api()
+        path = _object_path(api.path("external_members"), external_member, "external_member_record_id")
+        changes = {name: api.temporal(value) for name, value in fields.items()}
+        return self.request_json("PATCH", path, json=changes) or self.request_json("GET", path)
 
     def iter_transactions(self, business_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every transaction of the business matching ``filters``, one page in memory at a time.
 
         :param business_id: the business; defaults to the connection's ``business_id`` extra
-        :param filters: API query filters, e.g. ``trans_source_id=...``
+        :param filters: API query filters, e.g. ``user=/v2/users/5/``
         :return: an iterator of transaction objects
         :raises PerkvilleError: when Perkville refuses or does not answer
         """
-        return self.paginate(TRANSACTIONS_PATH, {"business": self._business(business_id), **filters})
+        path = self._api().path("transactions")
+        return self.paginate(path, {"business": self._business(business_id), **filters})
 
-    def find_transaction(self, trans_source_id: str, business_id: int | None = None) -> dict[str, Any] | None:
+    def find_transaction(
+        self, trans_source_id: str, business_id: int | None = None, *, award: Award | None = None
+    ) -> dict[str, Any] | None:
         """The business's transaction with this ``trans_source_id``.
+
+        The answer is checked: a transaction with another ``trans_source_id`` is never taken for
+        it. When Perkville ignores the filter, the transactions of the award's customer (or of the
+        business) are walked, bounded, instead.
 
         :param trans_source_id: the award's idempotency key
         :param business_id: the business; defaults to the connection's ``business_id`` extra
+        :param award: the award the transaction is for, to narrow that walk to its customer
         :return: the transaction, or None when there is none
+        :raises PerkvilleLookupError: the filter is ignored and the bounded walk could not settle it
         :raises PerkvilleError: when Perkville refuses or does not answer
         """
-        params = {"business": self._business(business_id), "trans_source_id": trans_source_id, "limit": 1}
-        objects = (self.request_json("GET", TRANSACTIONS_PATH, params=params) or {}).get("objects") or []
-        return objects[0] if objects else None
+        business = self._business(business_id)
+        path = self._api().path("transactions")
+        walk_params: dict[str, Any] = {"business": business}
+        if award is not None and award.user_email is not None:
+            walk_params["user__emails__email"] = award.user_email
+        elif award is not None and award.user_id is not None:
+            walk_params["user"] = self._api().detail_path("users", award.user_id)
+        return self._lookups.find(
+            path=path,
+            filter_name="trans_source_id",
+            first=lambda: self.request_json(
+                "GET", path, params={"business": business, "trans_source_id": trans_source_id, "limit": 1}
+            ),
+            matches=lambda item: str(item.get("trans_source_id")) == trans_source_id,
+            walk=lambda: self.paginate(path, walk_params),
+            what=f"the transaction {trans_source_id!r}",
+        )
 
     def award_points(
         self,
@@ -288,10 +394,11 @@ class PerkvilleResourcesMixin:
     ) -> AwardResult:
         """Award points exactly once per ``trans_source_id``, whatever Perkville answers to a repeat.
 
-        201 is ``awarded``; a repeat is ``duplicate`` whether it comes back as 200 with the existing
-        transaction, as ``pv_duplicate_trans_source_id``, or as any other error on the
-        ``trans_source_id`` field that a lookup confirms; ``pv_perk_daily_limit_reached`` is
-        ``daily_limited``. Any other refusal raises its typed error.
+        A 201 that created is ``awarded``; a repeat is ``duplicate`` whether it comes back as 201
+        or 200 with the existing transaction, as ``pv_duplicate_trans_source_id``, or as any other
+        error on the ``trans_source_id`` field that a lookup confirms; ``pv_perk_daily_limit_reached``
+        is ``daily_limited``. A 2xx without a readable body is settled by reading its ``Location``
+        or by look-up. Any other refusal raises its typed error.
 
         :param award: a validated ``Award``, or a record to validate
         :param business_id: the business; defaults to the connection's ``business_id`` extra
@@ -304,21 +411,49 @@ class PerkvilleResourcesMixin:
             award = validate_award(award)
         business = self._business(business_id)
         body = award_request_body(
-            award, business, limit_to_once_per_calendar_day=limit_to_once_per_calendar_day
+            award, business, limit_to_once_per_calendar_day=limit_to_once_per_calendar_day, api=self._api()
         )
-        delivery = self._deliver("POST", TRANSACTIONS_PATH, json=body)
+        sent = self._witness.before_send()
+        delivery = self._deliver("POST", self._api().path("transactions"), json=body)
         response = delivery.response
         lost = delivery.maybe_committed
-        if response.status_code in (200, 201):
-            transaction = response.json()
-            if response.status_code == 201:
-                return AwardResult("awarded", award.trans_source_id, _points_of(transaction), transaction)
-            return AwardResult("duplicate", award.trans_source_id, 0, transaction, lost)
+        self._witness.observe_date(response.headers.get("Date"))
+        if 200 <= response.status_code < 300:
+            transaction = written_object(response) or self._read_written_award(response, award, business)
+            return self._award_answered(award, response.status_code, transaction, sent, lost)
         try:
             self.check_response(response)
         except PerkvilleValidationError as error:
             return self._award_refused(award, business, error, lost)
         raise PerkvilleError(f"unexpected answer {response.status_code}", status=response.status_code)
+
+    def _award_answered(
+        self, award: Award, status: int, transaction: dict[str, Any], sent: Sent, lost: bool
+    ) -> AwardResult:
+        """A 2xx: awarded if this request created the transaction, else a duplicate.
+
+        A 200, or a 201 with a transaction that existed before the request (an idempotent
+        create), is a duplicate.
+        """
+        if status == 201 and self._witness.created_now(sent, transaction, "transaction_id"):
+            return AwardResult("awarded", award.trans_source_id, _points_of(transaction), transaction)
+        return AwardResult("duplicate", award.trans_source_id, 0, transaction, lost)
+
+    def _read_written_award(self, response: requests.Response, award: Award, business: int) -> dict[str, Any]:
+        """The transaction a write answered without a readable body: its ``Location``, else a look-up."""
+        location = response.headers.get("Location")
+        found = self.request_json("GET", location) if location else None
+        if not isinstance(found, dict) or str(found.get("trans_source_id")) != award.trans_source_id:
+            found = self.find_transaction(award.trans_source_id, business, award=award)
+        if found is None:
+            raise PerkvilleAnswerError(
+                f"answered {response.status_code} without a readable body, and no transaction "
+                f"{award.trans_source_id!r} is there",
+                status=response.status_code,
+                method="POST",
+                path=self._api().path("transactions"),
+            )
+        return found
 
     def _award_refused(
         self, award: Award, business_id: int, error: PerkvilleValidationError, lost: bool
@@ -332,7 +467,7 @@ class PerkvilleResourcesMixin:
         if DUPLICATE_CODE in error.codes:
             return AwardResult("duplicate", award.trans_source_id, 0, None, lost)
         if lost or "trans_source_id" in error.fields():
-            existing = self.find_transaction(award.trans_source_id, business_id)
+            existing = self.find_transaction(award.trans_source_id, business_id, award=award)
             if existing is not None:
                 return AwardResult("duplicate", award.trans_source_id, 0, existing, lost)
         if DAILY_LIMIT_CODE in error.codes:
@@ -342,43 +477,55 @@ class PerkvilleResourcesMixin:
     def get_join_agreements(self, user_id: int, business_id: int | None = None) -> list[dict[str, Any]]:
         """The agreements the customer must see to join, each with ``is_accepted``.
 
-        :param user_id: the customer's Perkville user id
+        :param user_id: the customer's Perkville user id (or ``/v2/users/<id>/``)
         :param business_id: the business; defaults to the connection's ``business_id`` extra
         :return: the agreement objects
         :raises PerkvilleError: when Perkville refuses or does not answer
         """
         params = {
             "business": self._business(business_id),
-            "user_id": validate_positive_int(user_id, "user_id"),
+            "user_id": validate_ref(user_id, "user_id", "users"),
             "apply_to_join_flow": "true",
         }
-        return list(self.paginate(AGREEMENTS_VIEW_PATH, params))
+        return list(self.paginate(self._api().path("agreements_view"), params))
 
     def accept_agreements(
         self, user_id: int, agreement_ids: Iterable[int], business_id: int | None = None
     ) -> list[dict[str, Any]]:
         """Record that the customer accepted these agreements (call only when they did).
 
-        :param user_id: the customer's Perkville user id
+        An empty answer is followed by a read of the agreements view.
+
+        :param user_id: the customer's Perkville user id (or ``/v2/users/<id>/``)
         :param agreement_ids: the agreements accepted
         :param business_id: the business; defaults to the connection's ``business_id`` extra
         :return: the acceptance objects
         :raises RecordValidationError: for a malformed id (nothing is sent)
         :raises PerkvilleError: when Perkville refuses or does not answer
         """
+        business = self._business(business_id)
+        user = validate_ref(user_id, "user_id", "users")
+        ids = [validate_positive_int(agreement, "agreement_ids") for agreement in agreement_ids]
         body = {
-            "business": self._business(business_id),
-            "user_id": validate_positive_int(user_id, "user_id"),
-            "agreement_ids": [
-                validate_positive_int(agreement, "agreement_ids") for agreement in agreement_ids
-            ],
+            "business": self._api().relation("businesses", business),
+            "user_id": user,
+            "agreement_ids": ids,
         }
-        return (self.request_json("POST", AGREEMENT_ACCEPT_PATH, json=body) or {}).get("objects") or []
+        answer = self.request_json("POST", self._api().path("agreements_batch"), json=body)
+        if answer:
+            return page_objects(answer)
+        return [a for a in self.get_join_agreements(user, business) if a.get("agreement_id") in ids]
 
 
 def _points_of(transaction: Mapping[str, Any]) -> int:
-    """Points credited by a transaction: per-unit points times quantity."""
+    """Points credited by a transaction: per-unit points times quantity (which may be a decimal).
+
+    Rounded half up to whole points.
+    """
     try:
-        return int(transaction.get("points") or 0) * int(transaction.get("quantity") or 1)
-    except (TypeError, ValueError):
+        total = decimal.Decimal(str(transaction.get("points") or 0)) * decimal.Decimal(
+            str(transaction.get("quantity") or 1)
+        )
+    except (decimal.InvalidOperation, TypeError, ValueError):
         return 0
+    return int(total.to_integral_value(rounding=decimal.ROUND_HALF_UP)) if total.is_finite() else 0

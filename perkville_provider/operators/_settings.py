@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from perkville_provider.records import RecordValidationError, validate_positive_int
+from perkville_provider.records import RecordValidationError, validate_positive_int, validate_ref
 
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off", "", "none"})
@@ -44,6 +44,16 @@ def as_positive_int(value: Any, name: str) -> int:
 def as_optional_positive_int(value: Any, name: str) -> int | None:
     """A positive integer, or None when not given."""
     return None if value is None or value == "" else as_positive_int(value, name)
+
+
+def as_optional_ref(value: Any, name: str, collection: str) -> int | None:
+    """An optional related object given as an id or as its resource URI (``/v2/perks/501/``)."""
+    if value is None or value == "":
+        return None
+    try:
+        return validate_ref(value, name, collection)
+    except RecordValidationError as error:
+        raise setting_error(name, error.message) from None
 
 
 def as_text(value: Any, name: str) -> str:

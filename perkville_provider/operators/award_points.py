@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from perkville_provider.batch import BatchJob, Outcome
 from perkville_provider.bodies import AwardStatus, award_request_body
-from perkville_provider.operators._settings import as_bool, as_optional_positive_int, as_records
+from perkville_provider.operators._settings import as_bool, as_optional_ref, as_records, setting_error
 from perkville_provider.operators.base import BatchSettings, PerkvilleBatchOperator
-from perkville_provider.records import Award, validate_award
+from perkville_provider.records import Award, RecordValidationError, validate_award, validate_max_quantity
 
 if TYPE_CHECKING:
     from perkville_provider.hooks.perkville import AwardResult, PerkvilleHook
@@ -43,6 +43,9 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
     :param perk_id: the perk of every award that does not name its own
     :param limit_to_once_per_calendar_day: ask Perkville to award each perk at most once per user
         and calendar day
+    :param max_quantity: the largest ``quantity`` an award may carry (default 10,000); above it the
+        record is ``invalid``. Quantities may have 2 decimal places (money amounts of a
+        per-dollar perk)
     """
 
     template_fields: Sequence[str] = (
@@ -50,6 +53,7 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
         "awards",
         "perk_id",
         "limit_to_once_per_calendar_day",
+        "max_quantity",
     )
     template_fields_renderers = {"awards": "json"}
 
@@ -59,9 +63,11 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
         awards: Any,
         perk_id: int | str | None = None,
         limit_to_once_per_calendar_day: bool | str = False,
+        max_quantity: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_quantity = max_quantity
         self.awards = awards
         self.perk_id = perk_id
         self.limit_to_once_per_calendar_day = limit_to_once_per_calendar_day
@@ -72,8 +78,12 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
 
     def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Award]:
         """Validate, send and preview one record; checks this operator's own parameters."""
-        perk_id = as_optional_positive_int(self.perk_id, "perk_id")
+        perk_id = as_optional_ref(self.perk_id, "perk_id", "perks")
         once_a_day = as_bool(self.limit_to_once_per_calendar_day, "limit_to_once_per_calendar_day")
+        try:
+            max_quantity = validate_max_quantity(self.max_quantity)
+        except RecordValidationError as error:
+            raise setting_error("max_quantity", error.message) from None
 
         def award(record: Award) -> Outcome:
             result = hook.award_points(
@@ -83,13 +93,22 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
 
         return BatchJob(
             name="award_points",
-            prepare=partial(validate_award, default_perk_id=perk_id),
+            prepare=partial(
+                validate_award,
+                default_perk_id=perk_id,
+                max_quantity=max_quantity,
+                ignore_unknown_fields=settings.ignore_unknown_fields,
+            ),
             process=award,
             key_fields=("trans_source_id",),
             statuses=AWARD_STATUSES,
             metrics=("points", "recovered"),
+            order_key=lambda record: record.trans_source_id,
             preview=lambda record: award_request_body(
-                record, settings.business_id, limit_to_once_per_calendar_day=once_a_day
+                record,
+                settings.business_id,
+                limit_to_once_per_calendar_day=once_a_day,
+                api=hook.conventions(),
             ),
         )
 

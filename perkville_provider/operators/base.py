@@ -29,7 +29,7 @@ from perkville_provider.batch import (
 from perkville_provider.links import PerkvilleBusinessLink, business_url
 from perkville_provider.operators._settings import (
     as_bool,
-    as_optional_positive_int,
+    as_optional_ref,
     as_positive_int,
     as_text,
     optional_rate,
@@ -107,6 +107,7 @@ class BatchSettings:
     report_path: Any
     retry_transient_failures: bool = False
     perkville_url: str | None = None
+    ignore_unknown_fields: bool = False
 
 
 class PerkvilleBatchOperator(BaseOperator):
@@ -124,6 +125,9 @@ class PerkvilleBatchOperator(BaseOperator):
         ``max_failure_ratio`` allows; for mapped chunks whose threshold is judged over the whole run
     :param report_path: where to write the per-record JSON Lines report (``ObjectStoragePath`` or
         a path/URL string), or None
+    :param ignore_unknown_fields: ignore record fields the operator does not know (a SQL extract
+        with extra columns); by default such a record is ``invalid``, naming the field, so that a
+        misspelled ``quantity`` is never silently dropped
     """
 
     template_fields: Sequence[str] = (
@@ -135,6 +139,7 @@ class PerkvilleBatchOperator(BaseOperator):
         "dry_run",
         "report_path",
         "retry_transient_failures",
+        "ignore_unknown_fields",
     )
     ui_color = "#fde8d7"
     ui_fgcolor = "#000000"
@@ -151,6 +156,7 @@ class PerkvilleBatchOperator(BaseOperator):
         dry_run: bool | str = False,
         report_path: Any = None,
         retry_transient_failures: bool | str = False,
+        ignore_unknown_fields: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -162,6 +168,7 @@ class PerkvilleBatchOperator(BaseOperator):
         self.dry_run = dry_run
         self.report_path = report_path
         self.retry_transient_failures = retry_transient_failures
+        self.ignore_unknown_fields = ignore_unknown_fields
 
     def records(self) -> Iterable[Any]:
         """The raw records to run, read from the operator's rendered parameters."""
@@ -175,13 +182,14 @@ class PerkvilleBatchOperator(BaseOperator):
         """The shared parameters, checked now that templates are rendered."""
         return BatchSettings(
             perkville_conn_id=as_text(self.perkville_conn_id, "perkville_conn_id"),
-            business_id=as_optional_positive_int(self.business_id, "business_id"),
+            business_id=as_optional_ref(self.business_id, "business_id", "businesses"),
             max_workers=as_positive_int(self.max_workers, "max_workers"),
             max_requests_per_second=optional_rate(self.max_requests_per_second),
             max_failure_ratio=ratio(self.max_failure_ratio),
             dry_run=as_bool(self.dry_run, "dry_run"),
             report_path=report_path(self.report_path),
             retry_transient_failures=as_bool(self.retry_transient_failures, "retry_transient_failures"),
+            ignore_unknown_fields=as_bool(self.ignore_unknown_fields, "ignore_unknown_fields"),
         )
 
     def make_hook(self, settings: BatchSettings) -> PerkvilleHook:

@@ -144,13 +144,18 @@ class JoinRequest:
     member: Member | None
 
 
-def _join_request(record: Any, *, external_system_id: str | None) -> JoinRequest:
+def _join_request(
+    record: Any, *, external_system_id: str | None, ignore_unknown_fields: bool = False
+) -> JoinRequest:
     if not isinstance(record, Mapping) or not record.get("user_email"):
         raise RecordValidationError("user_email", "is required", code="required")
     email = validate_email(record["user_email"])
     if record.get("external_member_id") in (None, ""):
         return JoinRequest(email, None)
-    return JoinRequest(email, validate_member(record, external_system_id=external_system_id))
+    member = validate_member(
+        record, external_system_id=external_system_id, ignore_unknown_fields=ignore_unknown_fields
+    )
+    return JoinRequest(email, member)
 
 
 def _user_id(connection: dict[str, Any]) -> int:
@@ -214,7 +219,8 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
         def preview(request: JoinRequest) -> dict[str, Any]:
             return {
                 "user_email": request.user_email,
-                "create_member": request.member and member_request_body(request.member, business_id),
+                "create_member": request.member
+                and member_request_body(request.member, business_id, api=hook.conventions()),
                 "accept_agreements": accept,
                 "status": ACTIVE,
             }
@@ -239,12 +245,17 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
 
         return BatchJob(
             name="join_program",
-            prepare=functools.partial(_join_request, external_system_id=system_id),
+            prepare=functools.partial(
+                _join_request,
+                external_system_id=system_id,
+                ignore_unknown_fields=settings.ignore_unknown_fields,
+            ),
             process=join,
             key_fields=("user_email", "external_member_id"),
             statuses=JOIN_STATUSES,
             preview=preview,
             inline_results=MAX_RESULTS_SHOWN,
+            order_key=lambda request: request.user_email,
         )
 
 

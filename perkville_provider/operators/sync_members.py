@@ -67,9 +67,14 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
 
         return BatchJob(
             name="sync_members",
-            prepare=partial(validate_member, external_system_id=system_id),
+            prepare=partial(
+                validate_member,
+                external_system_id=system_id,
+                ignore_unknown_fields=settings.ignore_unknown_fields,
+            ),
             process=upsert,
             key_fields=("external_member_id", "user_email"),
             statuses=MEMBER_STATUSES,
-            preview=lambda member: member_request_body(member, settings.business_id),
+            order_key=lambda member: (member.external_system_id, member.external_member_id),
+            preview=lambda member: member_request_body(member, settings.business_id, api=hook.conventions()),
         )

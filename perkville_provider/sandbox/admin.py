@@ -75,7 +75,7 @@ class StatsMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
             await self.app(scope, receive, send)
             return
-        scope[RAW_SEND_KEY] = send
+        scope.setdefault(RAW_SEND_KEY, send)
         status: list[int] = []
 
         async def recording_send(message: Message) -> None:

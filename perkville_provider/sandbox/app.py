@@ -31,6 +31,7 @@ from perkville_provider.sandbox.errors import (
 )
 from perkville_provider.sandbox.paths import AGREEMENT_ACCEPT_PATH, TOKEN_PATH
 from perkville_provider.sandbox.store import Page, Store, TokenContext, WriteResult
+from perkville_provider.sandbox.values import MAX_ID
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
@@ -100,8 +101,10 @@ def page_params(request: Request) -> tuple[int, int]:
         if raw is None or raw == "":
             values.append(default)
             continue
-        if not raw.isdigit():
-            raise ValidationFailed.one(name, "invalid", f"{name} must be a non-negative integer, got {raw!r}")
+        if not raw.isdigit() or int(raw) > MAX_ID:
+            raise ValidationFailed.one(
+                name, "invalid", f"{name} must be a 64-bit non-negative integer, got {raw!r}"
+            )
         values.append(int(raw))
     limit, offset = values
     return (MAX_LIMIT if limit == 0 or limit > MAX_LIMIT else limit), offset

@@ -46,10 +46,14 @@ def _parser() -> argparse.ArgumentParser:
         "--duplicate-mode",
         choices=DUPLICATE_MODES,
         default=None,
-        help="answer to a repeated trans_source_id: 400 error (default) or 200 with the existing one",
+        help="answer to a repeated trans_source_id: 400 error (default), 200 or 201 with the existing one",
     )
     serve.add_argument("--faults-json", default=None, help=argparse.SUPPRESS)
-    serve.add_argument("--settings-json", default=None, help=argparse.SUPPRESS)
+    serve.add_argument(
+        "--settings-json",
+        default=None,
+        help='start-up settings as JSON, e.g. the API-unknown modes: {"relations": "uri"} (README)',
+    )
     serve.add_argument("--ready-file", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument(

@@ -17,7 +17,8 @@ from typing import Any
 from perkville_provider.sandbox import seed
 from perkville_provider.sandbox.admin import Admin, Stats, StatsMiddleware
 from perkville_provider.sandbox.app import create_app
-from perkville_provider.sandbox.faults import ASGIApp, FaultConfig, FaultMiddleware, Faults
+from perkville_provider.sandbox.faults import RAW_SEND_KEY, ASGIApp, FaultConfig, FaultMiddleware, Faults
+from perkville_provider.sandbox.modes import ModesMiddleware
 from perkville_provider.sandbox.store import Store
 
 
@@ -32,7 +33,8 @@ def build_app(
     stats = Stats()
     admin = Admin(store, fault_state, stats, dict(settings or {}))
     app = create_app(store, admin.routes(), stats.count_token_grant)
-    return StatsMiddleware(FaultMiddleware(app, fault_state), stats, app.state.api_routes), store
+    moded = ModesMiddleware(FaultMiddleware(app, fault_state), store.get_settings, RAW_SEND_KEY)
+    return StatsMiddleware(moded, stats, app.state.api_routes), store
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -4,6 +4,7 @@ Each parser raises ``ValidationFailed`` naming its field."""
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import re
 import secrets
@@ -17,6 +18,9 @@ from perkville_provider.sandbox.errors import ErrorCollector, ValidationFailed
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_TRANS_SOURCE_ID = 255
+MAX_ID = 2**63 - 1
+MAX_QUANTITY = decimal.Decimal(10) ** 9
+MIN_YEAR, MAX_YEAR = 1970, 2100
 
 
 # --- time -------------------------------------------------------------------------------------------
@@ -50,6 +54,14 @@ def parse_dt(value: Any, field: str, default_tz: str) -> datetime:
         ) from None
     if not isinstance(parsed, datetime):
         raise ValidationFailed.one(field, "invalid", f"{field} {value!r} is not a datetime")
+    try:
+        year = parsed.astimezone(UTC).year
+    except (OverflowError, ValueError):
+        year = None
+    if year is None or not MIN_YEAR <= year < MAX_YEAR:
+        raise ValidationFailed.one(
+            field, "invalid", f"{field} {value!r} is outside {MIN_YEAR}..{MAX_YEAR} (in UTC)"
+        )
     return parsed
 
 
@@ -57,20 +69,25 @@ def parse_dt(value: Any, field: str, default_tz: str) -> datetime:
 
 
 def parse_ref(value: Any, field: str, resource: str) -> int:
-    """A relation given as a bare id (``5``, ``"5"``) or a relative URI (``"/v2/users/5/"``)."""
+    """A relation given as a bare id (``5``, ``"5"``) or a relative URI (``"/v2/users/5/"``).
+
+    Ids are signed 64-bit integers: a larger one is a 400 naming the field, not a 500.
+    """
     if isinstance(value, bool):
         value = None
-    if isinstance(value, int) and value > 0:
+    if isinstance(value, int) and 0 < value <= MAX_ID:
         return value
     if isinstance(value, str):
         text = value.strip()
         prefix = f"/v2/{resource}/"
         if text.startswith(prefix):
             text = text[len(prefix) :].rstrip("/")
-        if text.isdigit() and int(text) > 0:
+        if text.isdigit() and 0 < int(text) <= MAX_ID:
             return int(text)
     raise ValidationFailed.one(
-        field, "invalid", f"{field} must be an id or a URI like /v2/{resource}/<id>/, got {value!r}"
+        field,
+        "invalid",
+        f"{field} must be an id (at most 2^63-1) or a URI like /v2/{resource}/<id>/, got {value!r}",
     )
 
 
@@ -116,15 +133,22 @@ def parse_trans_source_id(value: Any) -> str:
     return value
 
 
-def parse_quantity(value: Any) -> int:
-    """An award's ``quantity``: a positive integer (a string of digits is taken as its number)."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationFailed.one(
-            "quantity", "invalid", f"quantity must be a positive integer, got {value!r}"
+def parse_quantity(value: Any, mode: str = "decimal") -> int | decimal.Decimal:
+    """An award's ``quantity``: positive, up to 2 places (``decimal`` mode) or whole (``integer``),
+    as a number or a string, at most :data:`MAX_QUANTITY`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        value = None
+    try:
+        number = decimal.Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+    except decimal.InvalidOperation:
+        number = decimal.Decimal("NaN")
+    places = 0 if mode == "integer" else 2
+    if not number.is_finite() or number <= 0 or number > MAX_QUANTITY or number != round(number, places):
+        kind = (
+            "a positive integer" if mode == "integer" else "a positive number with at most 2 decimal places"
         )
-    return value
+        raise ValidationFailed.one("quantity", "invalid", f"quantity must be {kind}, got {value!r}")
+    return int(number) if number == number.to_integral_value() else number
 
 
 def parse_member_key(data: Mapping[str, Any]) -> dict[str, str]:

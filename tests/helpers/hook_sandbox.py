@@ -80,7 +80,8 @@ Rewrite = Callable[[str, str, int, Any], tuple[int, Any]]
 
 
 class RecordingProxy:
-    """A loopback HTTP proxy to the sandbox that records request headers and may rewrite answers."""
+    """A loopback HTTP proxy to the sandbox that records request headers and may rewrite answers
+    (a rewrite returning bytes sends them as the body, e.g. one that is not JSON)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
@@ -101,7 +102,7 @@ class RecordingProxy:
                 status, content = answer.status_code, answer.content
                 if proxy.rewrite is not None and content:
                     status, data = proxy.rewrite(self.command, self.path.split("?")[0], status, answer.json())
-                    content = json.dumps(data).encode()
+                    content = data if isinstance(data, bytes) else json.dumps(data).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(content)))

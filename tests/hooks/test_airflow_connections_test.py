@@ -29,7 +29,8 @@ def test_airflow_connections_test_succeeds_against_the_sandbox(sandbox_control):
     result = connections_test(sandbox_control.handle.airflow_conn_env_value())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Connection success!" in result.stdout
-    assert sandbox_control.requests_to("GET /v2/users/me/", "200") == 1
+    assert "read business 9823" in result.stdout
+    assert sandbox_control.requests_to("GET /v2/businesses/{id}/", "200") == 1
 
 
 def test_airflow_connections_test_fails_clearly_for_a_wrong_password(sandbox_control):

@@ -139,19 +139,19 @@ def test_an_invalid_award_record_is_refused_before_any_request(hook, sandbox_con
     assert sandbox_control.stats()["requests"] == {}
 
 
-def test_the_request_body_names_the_business_and_only_the_given_identifier():
+def test_the_request_body_names_the_business_and_only_the_given_identifier_as_uris():
     body = award_request_body(
         validate_award(award("GYM:1", location_id=101, transaction_dt="2024-05-01T08:00:00Z")),
         BUSINESS_ID,
         limit_to_once_per_calendar_day=True,
     )
     assert body == {
-        "business": BUSINESS_ID,
-        "perk": CHECKIN_PERK_ID,
+        "business": f"/v2/businesses/{BUSINESS_ID}/",
+        "perk": f"/v2/perks/{CHECKIN_PERK_ID}/",
         "quantity": 1,
         "trans_source_id": "GYM:1",
         "user_email": CASEY,
-        "location": 101,
-        "transaction_dt": "2024-05-01T08:00:00+00:00",
+        "location": "/v2/locations/101/",
+        "transaction_dt": "2024-05-01 08:00:00+00:00",
         "limit_to_once_per_calendar_day": True,
     }

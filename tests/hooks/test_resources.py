@@ -153,10 +153,13 @@ def test_a_call_without_any_business_says_where_to_set_one(make_hook, sandbox_co
     assert hook.get_business(BUSINESS_ID)["business_id"] == BUSINESS_ID
 
 
-def test_test_connection_names_the_user_and_reports_failure_as_text(make_hook):
+def test_test_connection_says_which_check_ran_and_reports_failure_as_text(make_hook):
     ok, message = make_hook().test_connection()
     assert ok is True
-    assert "admin@demo-fitness.example" in message
+    assert "read business 9823 (Demo Fitness Club)" in message
+    ok, message = make_hook("perkville_no_business", extra={"business_id": None}).test_connection()
+    assert ok is True
+    assert "read users/me: admin@demo-fitness.example" in message
     ok, message = make_hook("perkville_wrong", password="wrong-password-9").test_connection()
     assert ok is False
     assert "username or password" in message

@@ -86,7 +86,8 @@ def test_a_dry_run_validates_and_reports_the_requests_but_writes_nothing(run_dag
     assert sandbox.admin.ledger()["transactions"] == []
     sent = [line["request"] for line in report_lines(tmp_path) if line["status"] == "would_send"]
     assert {body["trans_source_id"] for body in sent} == {f"DRY:{i}" for i in range(5)}
-    assert all(body["business"] == sandbox.business_id and body["perk"] == 501 for body in sent)
+    business, perk = f"/v2/businesses/{sandbox.business_id}/", "/v2/perks/501/"
+    assert all(body["business"] == business and body["perk"] == perk for body in sent)
 
 
 def test_too_many_failures_fail_the_task_after_the_whole_batch_and_daily_limits_are_not_failures(

@@ -9,6 +9,7 @@ import requests
 
 from perkville_provider.sandbox import seed
 from perkville_provider.sandbox.launcher import run_sandbox
+from perkville_provider.sandbox.modes import MODE_DEFAULTS
 from tests.helpers.api import Api, connection_of
 
 
@@ -60,7 +61,11 @@ def test_reset_reseeds_forgets_tokens_clears_stats_faults_and_settings(sandbox, 
     assert connection_of(sandbox, seed.CUSTOMER_USERNAME)["point_balance"] == 120
     assert admin_api.get("/v2/users/me/").status_code == 401
     assert sandbox.admin.faults()["latency_ms"] == 0
-    assert sandbox.admin.settings() == {"duplicate_mode": "error", "join_requires_active_membership": True}
+    assert sandbox.admin.settings() == {
+        "duplicate_mode": "error",
+        "join_requires_active_membership": True,
+        **MODE_DEFAULTS,
+    }
     fresh = Api(sandbox.base_url, sandbox.token())
     assert (
         fresh.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="r-1").json()["transaction_id"]

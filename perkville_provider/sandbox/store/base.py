@@ -91,6 +91,7 @@ class StoreBase:
         self._tokens.clear()
         self._roles.clear()
         self._tz_cache.clear()
+        self._settings_cache = None
 
     def _business(self, value: Any, field: str = "business") -> sqlite3.Row:
         if value is None or value == "":

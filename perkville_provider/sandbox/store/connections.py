@@ -17,6 +17,7 @@ from perkville_provider.sandbox.store.auth import (
 )
 from perkville_provider.sandbox.store.base import Page, TokenContext
 from perkville_provider.sandbox.store.representations import RepresentationsMixin, agreement_api
+from perkville_provider.sandbox.store.settings import SettingsMixin
 from perkville_provider.sandbox.values import api_dt, db_dt, now_utc, parse_bool, parse_ref
 
 CONNECTION_STATUSES = ("IMPORTED", "PENDING", "ACTIVE", "INACTIVE")
@@ -26,7 +27,7 @@ MEMBERSHIP_NOT_ACTIVE_MESSAGE = "Your membership is not active. Please contact t
 AGREEMENT_REQUIRED_MESSAGE = "Please review and accept the required terms to join at {perkville_url}"
 
 
-class ConnectionsMixin(AuthMixin, RepresentationsMixin):
+class ConnectionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
     """``/v2/connections/``, ``/v2/agreements-view/`` and the agreement acceptance."""
 
     def list_connections(
@@ -134,7 +135,7 @@ class ConnectionsMixin(AuthMixin, RepresentationsMixin):
 
     def accept_agreements(self, ctx: TokenContext, body: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Record acceptances (idempotent: a second acceptance keeps the first date)."""
-        business = self._business(body.get("business"))
+        business = self._business(self._body_business(body))
         if body.get("user_id") in (None, ""):
             raise ValidationFailed.one("user_id", "required", "user_id is required")
         user_id = self._agreement_subject(ctx, business["id"], body.get("user_id"))

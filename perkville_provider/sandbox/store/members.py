@@ -9,14 +9,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from perkville_provider.sandbox.errors import ErrorCollector, NotFound, ValidationFailed
+from perkville_provider.sandbox.modes import known_fields
 from perkville_provider.sandbox.store.auth import ADMIN_CUSTOMER_INFO, ADMIN_ROLES, AuthMixin
 from perkville_provider.sandbox.store.base import Page, TokenContext, WriteResult
 from perkville_provider.sandbox.store.representations import RepresentationsMixin
+from perkville_provider.sandbox.store.settings import SettingsMixin
 from perkville_provider.sandbox.values import (
     db_dt,
     normalize_email,
     now_utc,
-    parse_dt,
     parse_member_key,
     parse_ref,
 )
@@ -48,18 +49,23 @@ EXTERNAL_MEMBER_FIELDS = frozenset(
 )
 
 
-class MembersMixin(AuthMixin, RepresentationsMixin):
+class MembersMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
     """Create, update and read external member records."""
 
     def _external_member_body(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Fold the unprefixed aliases into the prefixed names (prefixed wins) and refuse unknown fields."""
         folded: dict[str, Any] = {}
         errors = ErrorCollector()
-        for key, value in body.items():
+        known = known_fields(
+            body,
+            EXTERNAL_MEMBER_FIELDS | EXTERNAL_MEMBER_ALIASES.keys(),
+            self._setting("unknown_fields"),
+            errors,
+            "an external member",
+        )
+        for key, value in known.items():
             name = EXTERNAL_MEMBER_ALIASES.get(key, key)
-            if name not in EXTERNAL_MEMBER_FIELDS:
-                errors.add(key, "unknown_field", f"{key} is not an external member field")
-            elif key == name or name not in body:
+            if key == name or name not in known:
                 folded[name] = value
         errors.raise_if_any()
         return folded
@@ -67,7 +73,8 @@ class MembersMixin(AuthMixin, RepresentationsMixin):
     def _home_location_id(self, data: Mapping[str, Any], business_id: int) -> int:
         """``home_location`` (id or URI) or ``external_home_location_id`` (the location's external id)."""
         if data.get("home_location") not in (None, ""):
-            return self._location(data["home_location"], business_id, "home_location")["id"]
+            pk = self._relation(data["home_location"], "home_location", "locations")
+            return self._location(pk, business_id, "home_location")["id"]
         external = str(data["external_home_location_id"])
         row = self._one(
             "SELECT id FROM locations WHERE business_id = ? AND external_location_id = ?",
@@ -102,7 +109,9 @@ class MembersMixin(AuthMixin, RepresentationsMixin):
                 values[field] = (
                     None
                     if data[field] in (None, "")
-                    else errors.collect(lambda f=field: db_dt(parse_dt(data[f], f, business["timezone"])))
+                    else errors.collect(
+                        lambda f=field: db_dt(self._body_dt(data[f], f, business["timezone"]))
+                    )
                 )
         if data.get("user_email") not in (None, ""):
             values["user_email"] = errors.collect(lambda: normalize_email(data["user_email"]))
@@ -116,7 +125,7 @@ class MembersMixin(AuthMixin, RepresentationsMixin):
     def upsert_external_member(self, ctx: TokenContext, body: Mapping[str, Any]) -> WriteResult:
         """POST: create or update on (business, external_system_id, external_member_id)."""
         data = self._external_member_body(body)
-        business = self._business(data.get("business"))
+        business = self._business(self._body_business(data))
         self.require_staff(ctx, business["id"], ADMIN_CUSTOMER_INFO, ADMIN_ROLES)
         errors = ErrorCollector()
         key = errors.collect(lambda: parse_member_key(data))

@@ -138,5 +138,6 @@ class RepresentationsMixin(StoreBase):
             "transaction_dt": api_dt(row["transaction_dt"]),
             "transaction_status": row["transaction_status"],
             "trans_source_id": row["trans_source_id"],
+            "created_dt": api_dt(row["created_dt"]),
             "resource_uri": uri("transactions", row["id"]),
         }

@@ -6,19 +6,36 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from perkville_provider.sandbox.errors import ErrorCollector
+from perkville_provider.sandbox.modes import (
+    MODE_DEFAULTS,
+    check_datetime_form,
+    check_mode_settings,
+    check_relation,
+)
 from perkville_provider.sandbox.store.base import StoreBase
+from perkville_provider.sandbox.values import parse_dt, parse_ref
 
-DEFAULT_SETTINGS: dict[str, Any] = {"duplicate_mode": "error"}
-DUPLICATE_MODES = ("error", "return_existing")
+DEFAULT_SETTINGS: dict[str, Any] = {"duplicate_mode": "error", **MODE_DEFAULTS}
+#: 400 naming the field (default); 200 with the existing transaction; 201 with it (idempotent create).
+DUPLICATE_MODES = ("error", "return_existing", "created_existing")
 
 
 class SettingsMixin(StoreBase):
     """Read and change the settings; ``duplicate_mode`` is stored, the join rule lives on the business."""
 
+    _settings_cache: dict[str, Any] | None = None
+
     def get_settings(self) -> dict[str, Any]:
+        """The settings, cached: the modes middleware reads them on every request."""
+        if self._settings_cache is None:
+            self._settings_cache = self._read_settings()
+        return self._settings_cache
+
+    def _read_settings(self) -> dict[str, Any]:
         settings = dict(DEFAULT_SETTINGS)
         for row in self.db.execute("SELECT key, value FROM settings"):
             settings[row["key"]] = json.loads(row["value"])
@@ -28,16 +45,19 @@ class SettingsMixin(StoreBase):
         return settings
 
     def set_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """``duplicate_mode`` and ``join_requires_active_membership`` (applied to every business)."""
+        """``duplicate_mode``, the modes of ``modes.py`` and ``join_requires_active_membership``
+        (applied to every business)."""
         errors = ErrorCollector()
+        check_mode_settings(changes, errors)
         for key, value in changes.items():
             if key == "duplicate_mode" and value not in DUPLICATE_MODES:
                 errors.add(key, "invalid", f"duplicate_mode must be one of {', '.join(DUPLICATE_MODES)}")
             elif key == "join_requires_active_membership" and not isinstance(value, bool):
                 errors.add(key, "invalid", "join_requires_active_membership must be true or false")
-            elif key not in ("duplicate_mode", "join_requires_active_membership"):
+            elif key not in DEFAULT_SETTINGS and key != "join_requires_active_membership":
                 errors.add(key, "unknown_field", f"{key} is not a sandbox setting")
         errors.raise_if_any()
+        self._settings_cache = None
         with self._write() as db:
             for key, value in changes.items():
                 if key == "join_requires_active_membership":
@@ -49,5 +69,21 @@ class SettingsMixin(StoreBase):
         return self.get_settings()
 
     def _setting(self, key: str) -> Any:
-        row = self._one("SELECT value FROM settings WHERE key = ?", (key,))
-        return DEFAULT_SETTINGS[key] if row is None else json.loads(row[0])
+        return self.get_settings()[key]
+
+    def _relation(self, value: Any, field: str, resource: str) -> int:
+        """A relation in a request body, spelled as the ``relations`` mode accepts."""
+        check_relation(value, field, resource, self._setting("relations"))
+        return parse_ref(value, field, resource)
+
+    def _body_business(self, body: Mapping[str, Any]) -> Any:
+        """The ``business`` of a request body, checked against the ``relations`` mode."""
+        value = body.get("business")
+        if value not in (None, ""):
+            check_relation(value, "business", "businesses", self._setting("relations"))
+        return value
+
+    def _body_dt(self, value: Any, field: str, tz: str) -> datetime:
+        """A datetime in a request body, in the form the ``datetime_input`` mode accepts."""
+        check_datetime_form(value, field, self._setting("datetime_input"))
+        return parse_dt(value, field, tz)

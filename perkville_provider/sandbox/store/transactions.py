@@ -4,6 +4,7 @@ limit, the write) and reading them back.
 
 from __future__ import annotations
 
+import decimal
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 import pendulum
 
 from perkville_provider.sandbox.errors import ErrorCollector, NotFound, ValidationFailed
+from perkville_provider.sandbox.modes import known_fields
 from perkville_provider.sandbox.store.auth import ADMIN_CUSTOMER_GRANT_POINTS, AWARD_ROLES, AuthMixin
 from perkville_provider.sandbox.store.base import Page, TokenContext, WriteResult
 from perkville_provider.sandbox.store.representations import RepresentationsMixin
@@ -22,7 +24,6 @@ from perkville_provider.sandbox.values import (
     normalize_email,
     now_utc,
     parse_bool,
-    parse_dt,
     parse_quantity,
     parse_ref,
     parse_trans_source_id,
@@ -51,7 +52,7 @@ class AwardRequest:
 
     trans_source_id: str
     perk: sqlite3.Row
-    quantity: int
+    quantity: int | decimal.Decimal
     location_id: int | None
     when: datetime
     once_a_day: bool
@@ -63,7 +64,7 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
 
     def award(self, ctx: TokenContext, body: Mapping[str, Any]) -> WriteResult:
         """POST /v2/transactions/: validate everything, then the duplicate check, then the daily limit."""
-        business = self._business(body.get("business"))
+        business = self._business(self._body_business(body))
         self.require_staff(ctx, business["id"], ADMIN_CUSTOMER_GRANT_POINTS, AWARD_ROLES)
         award = self._award_request(body, business)
         existing = self._one(
@@ -71,8 +72,9 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
             (business["id"], award.trans_source_id),
         )
         if existing is not None:
-            if self._setting("duplicate_mode") == "return_existing":
-                return WriteResult(self.transaction_api(existing), created=False)
+            mode = self._setting("duplicate_mode")
+            if mode in ("return_existing", "created_existing"):
+                return WriteResult(self.transaction_api(existing), created=mode == "created_existing")
             raise ValidationFailed.one(
                 "trans_source_id",
                 "pv_duplicate_trans_source_id",
@@ -89,19 +91,27 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
     def _award_request(self, body: Mapping[str, Any], business: sqlite3.Row) -> AwardRequest:
         """Every field of an award checked; all errors are reported together."""
         errors = ErrorCollector()
-        for key in body:
-            if key not in TRANSACTION_FIELDS:
-                errors.add(key, "unknown_field", f"{key} is not a transaction field")
+        body = known_fields(
+            body, TRANSACTION_FIELDS, self._setting("unknown_fields"), errors, "a transaction"
+        )
         trans_source_id = errors.collect(lambda: parse_trans_source_id(body.get("trans_source_id")))
+        if body.get("perk") not in (None, ""):
+            errors.collect(lambda: self._relation(body["perk"], "perk", "perks"))
         perk = errors.collect(lambda: self._earn_perk(body.get("perk"), business["id"]))
-        quantity = errors.collect(lambda: parse_quantity(body.get("quantity", 1)))
+        quantity = errors.collect(
+            lambda: parse_quantity(body.get("quantity", 1), self._setting("quantities"))
+        )
         location = None
         if body.get("location") not in (None, ""):
-            location = errors.collect(lambda: self._location(body["location"], business["id"]))
+            location = errors.collect(
+                lambda: self._location(
+                    self._relation(body["location"], "location", "locations"), business["id"]
+                )
+            )
         when = now_utc()
         if body.get("transaction_dt") not in (None, ""):
             when = errors.collect(
-                lambda: parse_dt(body["transaction_dt"], "transaction_dt", business["timezone"])
+                lambda: self._body_dt(body["transaction_dt"], "transaction_dt", business["timezone"])
             )
         flag = "limit_to_once_per_calendar_day"
         once_a_day = errors.collect(lambda: parse_bool(body.get(flag, False), flag))
@@ -121,7 +131,9 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
         """Insert the transaction and add its points to the connection, in one SQLite transaction."""
         stamp, now = db_dt(award.when), db_dt(now_utc())
         perk, connection = award.perk, award.connection
-        points = perk["points"] * award.quantity
+        points = int(
+            (perk["points"] * decimal.Decimal(award.quantity)).to_integral_value(decimal.ROUND_HALF_UP)
+        )
         with self._write() as db:
             pk = db.execute(
                 "INSERT INTO transactions (business_id, user_id, connection_id, perk_id, location_id, title, "
@@ -135,7 +147,7 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
                     award.location_id,
                     perk["title"],
                     perk["points"],
-                    award.quantity,
+                    award.quantity if isinstance(award.quantity, int) else float(award.quantity),
                     stamp,
                     award.trans_source_id,
                     now,
@@ -180,7 +192,7 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
         field = given[0]
         value = body[field]
         if field == "user":
-            user_id = parse_ref(value, "user", "users")
+            user_id = self._relation(value, "user", "users")
             row = self._connection_for(business_id, user_id)
         elif field == "user_email":
             email = normalize_email(value)
