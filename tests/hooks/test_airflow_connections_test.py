@@ -29,7 +29,6 @@ def test_airflow_connections_test_succeeds_against_the_sandbox(sandbox_control):
     result = connections_test(sandbox_control.handle.airflow_conn_env_value())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Connection success!" in result.stdout
-    assert "read business 9823" in result.stdout
     assert sandbox_control.requests_to("GET /v2/businesses/{id}/", "200") == 1
 
 
