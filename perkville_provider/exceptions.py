@@ -58,8 +58,11 @@ class PerkvilleError(AirflowException):
     :param path: the request path, without its query string
 
     ``retriable`` says whether a later try of the task could succeed where this one failed: the
-    batch engine uses it to choose between a retried and a failed-for-good task.
+    batch engine uses it to choose between a retried and a failed-for-good task. ``stops_batch``
+    says that no other record can succeed either (the batch stops at once).
     """
+
+    stops_batch = False
 
     @property
     def retriable(self) -> bool:
@@ -122,6 +125,13 @@ class PerkvilleAuthenticationError(PerkvilleError):
     retriable = False
 
 
+class PerkvilleCircuitOpenError(PerkvilleAuthenticationError):
+    """Perkville refused a token granted again after a 401 (or refused the grant): every call of
+    this connection in this process now fails at once, without a request, and the batch stops."""
+
+    stops_batch = True
+
+
 class PerkvillePermissionError(PerkvilleError):
     """403: the token lacks the scope, or its user lacks the staff role, for this action."""
 
@@ -165,6 +175,34 @@ class PerkvilleRateLimitedError(PerkvilleError):
 
 class PerkvilleServerError(PerkvilleError):
     """5xx after every retry."""
+
+
+class PerkvilleResponseError(PerkvilleError):
+    """An answer the hook cannot use: unreadable, of the wrong shape, too large, or pointing away."""
+
+
+class PerkvilleMalformedResponseError(PerkvilleResponseError):
+    """A body that is not the JSON the call needs (empty, not JSON, nested too deep, wrong shape)."""
+
+
+class PerkvilleResponseTooLargeError(PerkvilleResponseError):
+    """An answer larger than the connection's ``max_response_bytes``; reading stopped at the cap."""
+
+    retriable = False
+
+
+class PerkvilleForeignLinkError(PerkvilleResponseError):
+    """A link (``meta.next``, a redirect) to another origin than the API's: never followed, since
+    the request would carry the token there."""
+
+    retriable = False
+
+
+class PerkvillePaginationError(PerkvilleResponseError):
+    """A list walk that does not end: a ``next`` link already read, a page repeating the last one,
+    or more pages than the connection's ``max_pages``."""
+
+    retriable = False
 
 
 _ERROR_CLASS_BY_STATUS: Mapping[int, type[PerkvilleError]] = {

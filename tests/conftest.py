@@ -67,3 +67,8 @@ def load_dag(path: Path, dag_id: str):
     bag = DagBag(dag_folder=str(path))
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag(dag_id)
+
+
+# The hostile test server and hooks on it (see tests/helpers/hostile_server.py).
+from tests.helpers.hostile_server import hostile_server  # noqa: E402, F401
+from tests.hooks.hostile import hostile_hook  # noqa: E402, F401
