@@ -2,8 +2,9 @@
 
 Every error carries the HTTP status, the ``pv_*`` (or OAuth) error codes, the method and the path,
 so an operator can sort failures without parsing text. None carries the token, the password or
-the client secret: messages are built from the server's error codes and texts, passed through
-Airflow's secrets masker, and the request's query string and headers are never included.
+the client secret: every piece of server text (message, field, code) passes through
+:func:`~perkville_provider.redaction.redact_text` as it is read, and the request's query string
+and headers are never included.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.sdk.exceptions import AirflowException
-from airflow.sdk.log import redact
+
+from perkville_provider.redaction import redact_text
 
 if TYPE_CHECKING:
     import requests
 
 GENERAL_FIELD = "__all__"
+#: An exception message holds a few server texts (each already bounded) and a hint.
+MAX_MESSAGE_CHARS = 4_000
 _TRANSIENT_CLIENT_STATUSES = frozenset({408, 425, 429})
 
 #: Customer-safe copy for join errors, from Perkville's "Joining the loyalty program" guide.
@@ -80,7 +84,7 @@ class PerkvilleError(AirflowException):
         method: str | None = None,
         path: str | None = None,
     ) -> None:
-        self.message = redact(message)
+        self.message = redact_text(message, limit=MAX_MESSAGE_CHARS)
         self.status = status
         self.details = details
         self.method = method
@@ -224,19 +228,33 @@ def error_details(body: Any) -> tuple[ErrorDetail, ...]:
     errors = body.get("errors")
     details: list[ErrorDetail] = []
     if isinstance(errors, Mapping):
-        for field, entries in errors.items():
-            for entry in entries if isinstance(entries, list) else [entries]:
+        for field, entries in list(errors.items())[:MAX_DETAILS]:
+            for entry in (entries if isinstance(entries, list) else [entries])[:MAX_DETAILS]:
                 if isinstance(entry, Mapping):
-                    details.append(
-                        ErrorDetail(str(field), str(entry.get("code", "")), str(entry.get("message", "")))
-                    )
+                    details.append(_detail(field, entry.get("code", ""), entry.get("message", "")))
                 else:
-                    details.append(ErrorDetail(str(field), "", str(entry)))
+                    details.append(_detail(field, "", entry))
     if not details and isinstance(body.get("error"), str):
-        details.append(ErrorDetail(GENERAL_FIELD, body["error"], str(body.get("error_description", ""))))
+        details.append(_detail(GENERAL_FIELD, body["error"], body.get("error_description", "")))
     if not details and isinstance(body.get("detail"), str):
-        details.append(ErrorDetail(GENERAL_FIELD, "", body["detail"]))
-    return tuple(details)
+        details.append(_detail(GENERAL_FIELD, "", body["detail"]))
+    return tuple(details[:MAX_DETAILS])
+
+
+#: Error entries kept from one answer (a hostile answer may hold thousands).
+MAX_DETAILS = 20
+_FIELD_MAX_CHARS = 100
+_CODE_MAX_CHARS = 100
+_DETAIL_MESSAGE_MAX_CHARS = 500
+
+
+def _detail(field: Any, code: Any, message: Any) -> ErrorDetail:
+    """One error entry, every part redacted and bounded (servers and proxies may echo the request)."""
+    return ErrorDetail(
+        redact_text(field, limit=_FIELD_MAX_CHARS),
+        redact_text(code, limit=_CODE_MAX_CHARS),
+        redact_text(message, limit=_DETAIL_MESSAGE_MAX_CHARS),
+    )
 
 
 def summarise_details(details: tuple[ErrorDetail, ...]) -> str:
@@ -259,10 +277,10 @@ def error_from_response(
     status = response.status_code
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     details = error_details(body)
-    summary = summarise_details(details) or (response.reason or "no error details")
+    summary = summarise_details(details) or redact_text(response.reason or "no error details", limit=200)
     message = f"{summary}. {hint}" if hint else summary
     if status >= 500:
         error_class: type[PerkvilleError] = PerkvilleServerError
