@@ -19,6 +19,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
@@ -31,7 +32,9 @@ from perkville_provider.exceptions import (
     error_from_response,
 )
 from perkville_provider.redaction import register_client_credentials, register_secret
-from perkville_provider.transport import Delivery
+
+if TYPE_CHECKING:
+    from perkville_provider.transport import Delivery
 
 DEFAULT_TOKEN_URL = "https://www.perkville.com/api/token/"  # noqa: S105 (a URL)
 
@@ -80,7 +83,7 @@ class Credentials:
         return [name for name, value in needed.items() if not value]
 
 
-GrantSender = Callable[[str, dict[str, str], tuple[str, str]], Delivery]
+GrantSender = Callable[[str, dict[str, str], tuple[str, str]], "Delivery"]
 """Posts a form to the token URL with HTTP Basic client auth: (url, form, (client_id, secret))."""
 
 

@@ -90,6 +90,9 @@ class ConnectionSettings:
                 )
 
     def warn_about_token_domain(self, base_url: str) -> None:
+        """A token URL on another domain than the API's is most often a typo, or worse."""
+        if self.credentials.token:
+            return
         api = registrable_domain(urlsplit(base_url).hostname or "")
         token = registrable_domain(urlsplit(self.credentials.token_url).hostname or "")
         if api and token and api != token:

@@ -16,21 +16,24 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
 
 import pendulum
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
-from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
-from perkville_provider.auth import DEFAULT_TOKEN_URL, Credentials, TokenProvider, token_provider
+from perkville_provider.answers import json_object, list_page
+from perkville_provider.auth import Credentials, TokenProvider, token_provider
+from perkville_provider.connection_settings import Limits, read_settings
+from perkville_provider.deadline import DeadlineAdapter
 from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
     PerkvilleError,
     PerkvilleValidationError,
     error_from_response,
 )
+from perkville_provider.origin import Origin
+from perkville_provider.pagination import walk_pages
 from perkville_provider.records import (
     Award,
     Member,
@@ -41,13 +44,13 @@ from perkville_provider.records import (
     validate_member,
     validate_positive_int,
 )
+from perkville_provider.redaction import redact_text
 from perkville_provider.transport import (
     Delivery,
     RateLimiter,
     RetryPolicy,
     Timeout,
     Transport,
-    normalise_timeout,
     parse_retry_after,
     user_agent,
 )
@@ -66,8 +69,6 @@ EXTERNAL_MEMBERS_PATH = "/v2/external-members/"
 TRANSACTIONS_PATH = "/v2/transactions/"
 AGREEMENTS_VIEW_PATH = "/v2/agreements-view/"
 
-#: Connection extras that configure this hook; HttpHook would otherwise send them as headers.
-SETTING_EXTRAS = ("client_id", "client_secret", "token", "token_url", "business_id", "scope", "timeout")
 DEFAULT_PAGE_SIZE = 100
 
 DUPLICATE_CODE = "pv_duplicate_trans_source_id"
@@ -115,6 +116,8 @@ class _Wiring:
     tokens: TokenProvider
     session: requests.Session
     transport: Transport
+    limits: Limits
+    origin: Origin
 
 
 class _BearerAuth(AuthBase):
@@ -224,7 +227,7 @@ class PerkvilleHook(HttpHook):
         retry_policy: RetryPolicy | None = None,
     ) -> None:
         self.pool_size = max(1, int(pool_size))
-        adapter = TCPKeepAliveAdapter(
+        adapter = DeadlineAdapter(
             idle=120, count=20, interval=30, pool_connections=2, pool_maxsize=self.pool_size, max_retries=0
         )
         super().__init__(method="GET", http_conn_id=perkville_conn_id, adapter=adapter)
@@ -248,36 +251,26 @@ class PerkvilleHook(HttpHook):
             return self._wiring
 
     def _build_wiring(self) -> _Wiring:
+        """Read and check every setting of the connection; nothing is sent before this succeeds."""
         connection = self.get_connection(self.perkville_conn_id)
-        extra = connection.extra_dejson
-        credentials = Credentials(
-            conn_id=self.perkville_conn_id,
-            token_url=extra.get("token_url") or DEFAULT_TOKEN_URL,
-            username=connection.login or None,
-            password=connection.password or None,
-            client_id=extra.get("client_id") or None,
-            client_secret=extra.get("client_secret") or None,
-            scope=extra.get("scope") or None,
-            token=extra.get("token") or None,
-        )
-        tokens = token_provider(credentials)
-        business = extra.get("business_id")
-        try:
-            business_id = None if business in (None, "") else validate_positive_int(business, "business_id")
-        except RecordValidationError as error:
-            raise PerkvilleConfigurationError(
-                f"connection {self.perkville_conn_id!r}: the business_id extra {error.message}"
-            ) from None
+        settings = read_settings(connection, self.perkville_conn_id, timeout=self.timeout)
         session = self._session_for(connection)
+        settings.check_urls(self.base_url)
+        settings.warn_about_token_domain(self.base_url)
+        tokens = token_provider(settings.credentials)
         session.headers["User-Agent"] = user_agent()
         session.headers["Accept"] = "application/json"
-        transport = Transport(
+        transport = Transport(session, policy=self.retry_policy, limiter=self.limiter, limits=settings.limits)
+        return _Wiring(
+            self.base_url,
+            settings.business_id,
+            settings.credentials,
+            tokens,
             session,
-            policy=self.retry_policy,
-            limiter=self.limiter,
-            timeout=normalise_timeout(self.timeout if self.timeout is not None else extra.get("timeout")),
+            transport,
+            settings.limits,
+            Origin.of(self.base_url),
         )
-        return _Wiring(self.base_url, business_id, credentials, tokens, session, transport)
 
     def _set_base_url(self, connection: Any) -> None:
         """HttpHook's rule, except that a host without a scheme means HTTPS (HttpHook assumes HTTP)."""
@@ -357,6 +350,9 @@ class PerkvilleHook(HttpHook):
         log.info("Perkville refused the token granted for %s; granting a new one", self.perkville_conn_id)
         wiring.tokens.replace_refused(refused, self._send_grant)
         again = wiring.transport.send(method, url, params=params, json=json)
+        if again.response.status_code == 401:
+            resent = again.response.request.headers.get("Authorization", "").removeprefix("Bearer ")
+            wiring.tokens.replace_refused(resent, self._send_grant)
         return Delivery(
             again.response,
             delivery.attempts + again.attempts,
@@ -391,35 +387,53 @@ class PerkvilleHook(HttpHook):
         return response
 
     def request_json(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
-    ) -> Any:
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        allow_empty: bool = False,
+    ) -> dict[str, Any]:
+        """One API call whose answer is a JSON object.
+
+        :param allow_empty: an empty answer (a 202 or 204 to a write) is ``{}`` rather than an error
+        :raises PerkvilleMalformedResponseError: the answer is empty, not JSON, or not an object
+        """
         response = self.request(method, path, params=params, json=json)
-        return response.json() if response.content else None
+        if allow_empty and not response.content:
+            return {}
+        return json_object(response)
+
+    def abort(self) -> None:
+        """End every request of this hook in flight now, from any thread (a killed task).
+
+        Later calls fail at once with ``PerkvilleNetworkError``; nothing more is sent.
+        """
+        wiring = self._wiring
+        if wiring is not None:
+            wiring.transport.abort()
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
         """Yield every object of a list endpoint, one page in memory at a time.
 
-        Walks ``limit``/``offset``, and follows ``meta.next`` when the API gives one.
+        Walks ``limit``/``offset`` and follows ``meta.next`` on the API's origin only; a walk that
+        would not end, or a link elsewhere, is a typed error (see :mod:`perkville_provider.pagination`).
+
+        :raises PerkvilleForeignLinkError: ``meta.next`` points to another origin (not followed)
+        :raises PerkvillePaginationError: a page already read, a repeated page, or past ``max_pages``
         """
-        query: dict[str, Any] = {"limit": page_size, "offset": 0, **(params or {})}
-        next_path: str | None = path
-        while next_path is not None:
-            page = self.request_json("GET", next_path, params=query) or {}
-            objects = page.get("objects") or []
-            meta = page.get("meta")
-            limit = int(query.get("limit") or page_size)
-            yield from objects
-            next_path = None
-            if isinstance(meta, Mapping) and meta.get("next"):
-                parts = urlsplit(meta["next"])
-                next_path = parts.path if not parts.scheme else parts._replace(query="").geturl()
-                query = dict(parse_qsl(parts.query))
-            elif isinstance(meta, Mapping) and "next" not in meta and objects and len(objects) >= limit:
-                next_path = path
-                query = {**query, "offset": int(query.get("offset") or 0) + len(objects)}
-            del page, objects
+        wiring = self._wire()
+        return walk_pages(
+            lambda page_path, query: self.request("GET", page_path, params=query),
+            path,
+            params,
+            page_size=page_size,
+            origin=wiring.origin,
+            max_pages=wiring.limits.max_pages,
+        )
 
     def _business(self, business_id: int | str | None) -> int:
         if business_id not in (None, ""):
@@ -441,7 +455,7 @@ class PerkvilleHook(HttpHook):
         except PerkvilleError as error:
             return False, str(error)
         except Exception as error:
-            return False, f"{type(error).__name__}: {error}"
+            return False, redact_text(f"{type(error).__name__}: {error}")
         emails = [entry.get("email") for entry in user.get("emails") or [] if entry.get("primary")]
         who = emails[0] if emails else f"user {user.get('user_id')}"
         return True, f"Connected to Perkville at {self._wire().base_url} as {who}"
@@ -478,14 +492,14 @@ class PerkvilleHook(HttpHook):
             params["user__emails__email"] = validate_email(email, field="email")
         else:
             params["user_id"] = validate_positive_int(user_id, "user_id")
-        objects = (self.request_json("GET", CONNECTIONS_PATH, params=params) or {}).get("objects") or []
+        objects, _ = list_page(self.request("GET", CONNECTIONS_PATH, params=params))
         return objects[0] if objects else None
 
     def set_connection_status(self, connection: ObjectRef, status: str) -> dict[str, Any]:
         """Join (``ACTIVE``) or leave (``INACTIVE``) the program; other values fail before sending."""
         status = validate_connection_status(status)
         path = _object_path(CONNECTIONS_PATH, connection, "connection_id")
-        return self.request_json("PATCH", path, json={"status": status})
+        return self.request_json("PATCH", path, json={"status": status}, allow_empty=True)
 
     def upsert_external_member(
         self, member: Member | Mapping[str, Any], business_id: int | None = None
@@ -504,7 +518,7 @@ class PerkvilleHook(HttpHook):
         """PATCH some fields of one external member record (by id, URI or object)."""
         path = _object_path(EXTERNAL_MEMBERS_PATH, external_member, "external_member_record_id")
         return self.request_json(
-            "PATCH", path, json={name: _json_value(value) for name, value in fields.items()}
+            "PATCH", path, json={name: _json_value(value) for name, value in fields.items()}, allow_empty=True
         )
 
     def iter_transactions(self, business_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
@@ -513,7 +527,7 @@ class PerkvilleHook(HttpHook):
     def find_transaction(self, trans_source_id: str, business_id: int | None = None) -> dict[str, Any] | None:
         """The business's transaction with this ``trans_source_id``, or None."""
         params = {"business": self._business(business_id), "trans_source_id": trans_source_id, "limit": 1}
-        objects = (self.request_json("GET", TRANSACTIONS_PATH, params=params) or {}).get("objects") or []
+        objects, _ = list_page(self.request("GET", TRANSACTIONS_PATH, params=params))
         return objects[0] if objects else None
 
     def award_points(
@@ -588,7 +602,8 @@ class PerkvilleHook(HttpHook):
                 validate_positive_int(agreement, "agreement_ids") for agreement in agreement_ids
             ],
         }
-        return (self.request_json("POST", AGREEMENT_ACCEPT_PATH, json=body) or {}).get("objects") or []
+        objects, _ = list_page(self.request("POST", AGREEMENT_ACCEPT_PATH, json=body), paged=False)
+        return objects
 
 
 def _points_of(transaction: Mapping[str, Any]) -> int:

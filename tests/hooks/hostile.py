@@ -16,8 +16,8 @@ from tests.helpers.hostile_server import HostileServer
 #: Distinctive secrets, easy to grep for in anything the provider writes.
 TOKEN = "PRE-ISSUED-tok-5f1c9a"
 GRANTED = "GRANTED-tok-77ab0e"
-PASSWORD = "pw S3cret/+&=%x"  # noqa: S105 - a test secret with characters that URL-encode
-CLIENT_SECRET = "client-S3CRET-9e2d"  # noqa: S105
+PASSWORD = "pw S3cret/+&=%x"
+CLIENT_SECRET = "client-S3CRET-9e2d"
 CLIENT_ID = "hostile-client"
 BUSINESS_ID = 9823
 

@@ -88,7 +88,7 @@ def test_a_downgraded_link_is_another_origin():
 
 @pytest.mark.timeout(60)
 def test_a_next_link_back_to_a_page_already_read_ends_the_walk(hostile_server, hostile_hook):
-    loop = f"{PERKS}?limit=2&offset=0&business=9823"
+    loop = f"{PERKS}?limit=100&offset=0&business=9823"
     hostile_server.script = lambda exchange: exchange.json(200, page(_perks(1, 2), next_url=loop))
     with pytest.raises(PerkvillePaginationError, match="already read"):
         hostile_hook().list_perks()
@@ -97,7 +97,9 @@ def test_a_next_link_back_to_a_page_already_read_ends_the_walk(hostile_server, h
 
 @pytest.mark.timeout(60)
 def test_a_server_that_ignores_offset_ends_the_walk(hostile_server, hostile_hook):
-    hostile_server.script = lambda exchange: exchange.json(200, {"meta": {"limit": 100}, "objects": _perks(1, 100)})
+    hostile_server.script = lambda exchange: exchange.json(
+        200, {"meta": {"limit": 100}, "objects": _perks(1, 100)}
+    )
     with pytest.raises(PerkvillePaginationError, match="same objects"):
         hostile_hook().list_perks()
     assert len(hostile_server.seen) == 2
@@ -159,7 +161,9 @@ def test_an_answer_without_the_body_a_call_needs_is_a_typed_error(hostile_server
 
 
 @pytest.mark.parametrize(
-    "body", [b"<html>proxy error</html>", b"[" * 100_000 + b"]" * 100_000, b"[]"], ids=["html", "deep", "list"]
+    "body",
+    [b"<html>proxy error</html>", b"[" * 100_000 + b"]" * 100_000, b"[]"],
+    ids=["html", "deep", "list"],
 )
 def test_a_2xx_body_that_is_not_the_expected_json_object_is_a_typed_error(hostile_server, hostile_hook, body):
     hostile_server.script = lambda exchange: exchange.send(200, body)

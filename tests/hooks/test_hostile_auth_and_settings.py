@@ -45,7 +45,9 @@ def assert_no_secret(text: str) -> None:
 
 
 @pytest.mark.parametrize("suffix", ["\n", "\r\n", " ", "\t"])
-def test_a_pre_issued_token_with_surrounding_whitespace_is_sent_stripped(hostile_server, hostile_hook, suffix):
+def test_a_pre_issued_token_with_surrounding_whitespace_is_sent_stripped(
+    hostile_server, hostile_hook, suffix
+):
     hostile_server.script = lambda exchange: exchange.json(200, BUSINESS)
     hostile_hook(extra={"token": f" {TOKEN}{suffix}"}).get_business()
     assert hostile_server.seen[0].header("Authorization") == f"Bearer {TOKEN}"
@@ -69,9 +71,11 @@ def test_a_token_with_an_inner_control_character_is_a_configuration_error_withou
     with pytest.raises(PerkvilleConfigurationError) as info:
         hook.get_business()
     assert "token" in str(info.value)
-    assert TOKEN[:6] not in str(info.value) and TOKEN[6:] not in str(info.value)
+    assert TOKEN[:6] not in str(info.value)
+    assert TOKEN[6:] not in str(info.value)
     ok, message = hook.test_connection()
-    assert not ok and TOKEN[6:] not in message
+    assert not ok
+    assert TOKEN[6:] not in message
     assert hostile_server.seen == []
 
 
@@ -145,7 +149,9 @@ def test_a_refused_new_token_opens_the_breaker_after_one_re_grant(hostile_server
 
 
 def test_a_refused_grant_is_not_retried_by_every_caller(hostile_server, hostile_hook):
-    hostile_server.route("POST", "/api/token/", lambda exchange: exchange.json(400, {"error": "invalid_grant"}))
+    hostile_server.route(
+        "POST", "/api/token/", lambda exchange: exchange.json(400, {"error": "invalid_grant"})
+    )
     hook = hostile_hook(grant=True)
     for _ in range(5):
         with pytest.raises(PerkvilleAuthenticationError, match="username or password"):
@@ -184,7 +190,8 @@ def test_a_bad_extra_is_a_configuration_error_naming_it(hostile_server, hostile_
 
 def test_an_extra_that_is_a_json_list_is_a_configuration_error(hostile_server, hostile_hook, monkeypatch):
     monkeypatch.setenv(
-        "AIRFLOW_CONN_PERKVILLE_LISTED", f'{{"conn_type": "perkville", "host": "{hostile_server.url}", "extra": "[1, 2]"}}'
+        "AIRFLOW_CONN_PERKVILLE_LISTED",
+        f'{{"conn_type": "perkville", "host": "{hostile_server.url}", "extra": "[1, 2]"}}',
     )
     from perkville_provider.hooks.perkville import PerkvilleHook
 
@@ -198,11 +205,15 @@ def test_a_hook_timeout_argument_is_checked_too(hostile_server, hostile_hook):
         hostile_hook(hook_kwargs={"timeout": float("nan")}).get_business()
 
 
-@pytest.mark.parametrize("access_token", [None, "", "  ", 42, ["x"]], ids=["null", "empty", "blank", "int", "list"])
+@pytest.mark.parametrize(
+    "access_token", [None, "", "  ", 42, ["x"]], ids=["null", "empty", "blank", "int", "list"]
+)
 def test_a_token_answer_without_a_usable_access_token_is_refused_before_any_api_call(
     hostile_server, hostile_hook, access_token
 ):
-    hostile_server.route("POST", "/api/token/", lambda exchange: exchange.json(200, {"access_token": access_token}))
+    hostile_server.route(
+        "POST", "/api/token/", lambda exchange: exchange.json(200, {"access_token": access_token})
+    )
     with pytest.raises(PerkvilleConfigurationError, match="access_token"):
         hostile_hook(grant=True).get_business()
     assert [seen.path for seen in hostile_server.seen] == ["/api/token/"]
@@ -232,9 +243,12 @@ def test_a_token_url_on_another_registrable_domain_is_warned_about(hostile_hook,
     hostile_hook(
         grant=True, host="https://api.perkville.com", extra={"token_url": "https://login.example.net/token/"}
     ).get_conn()
-    assert "example.net" in caplog.text and "perkville.com" in caplog.text
+    assert "example.net" in caplog.text
+    assert "perkville.com" in caplog.text
     caplog.clear()
     hostile_hook(
-        grant=True, host="https://api.perkville.com", extra={"token_url": "https://www.perkville.com/api/token/"}
+        grant=True,
+        host="https://api.perkville.com",
+        extra={"token_url": "https://www.perkville.com/api/token/"},
     ).get_conn()
     assert "registrable domain" not in caplog.text

@@ -7,13 +7,13 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 
 from perkville_provider import __version__
+from perkville_provider.connection_settings import SETTING_EXTRAS
 from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
     PerkvilleValidationError,
 )
 from perkville_provider.hooks.perkville import (
     AGREEMENT_ACCEPT_PATH,
-    SETTING_EXTRAS,
     MemberUpsertResult,
     PerkvilleHook,
 )
