@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
 from perkville_provider.records import RecordValidationError
+from perkville_provider.redaction import redact_optional
 
 INVALID = "invalid"
 FAILED = "failed"
@@ -45,6 +46,8 @@ SUMMARY_MAX_BYTES = 48_000
 _KEY_MAX_CHARS = 80
 _MESSAGE_MAX_CHARS = 240
 _CODE_MAX_CHARS = 64
+_FIELD_MAX_CHARS = 100
+_REPORT_MESSAGE_MAX_CHARS = 2_000
 _PERMANENT_STATUS_RANGE = range(400, 500)
 _RETRIABLE_STATUSES = frozenset({408, 425, 429})
 
@@ -69,6 +72,7 @@ class Outcome:
     field: str | None = None
     message: str | None = None
     retriable: bool = False
+    stops_batch: bool = False
 
     @property
     def is_failure(self) -> bool:
@@ -87,6 +91,19 @@ class Outcome:
             field=getattr(error, "field", None),
             message=str(error) or type(error).__name__,
             retriable=is_retriable(error),
+            stops_batch=getattr(error, "stops_batch", False) is True,
+        )
+
+    def redacted(self) -> Outcome:
+        """This outcome with its texts fit to store and log: secrets out, length bounded.
+
+        The field, code and message may come from the server (or a proxy echoing the request).
+        """
+        return replace(
+            self,
+            field=redact_optional(self.field, limit=_FIELD_MAX_CHARS),
+            code=redact_optional(self.code, limit=_CODE_MAX_CHARS),
+            message=redact_optional(self.message, limit=_REPORT_MESSAGE_MAX_CHARS),
         )
 
 
@@ -175,6 +192,7 @@ class _Tally:
         self.metrics: dict[str, int] = dict.fromkeys(job.metrics, 0)
         self.retriable_failures = 0
         self.stopped = False
+        self.stop_reason: str | None = None
         self.done = 0
         self.failures = _FirstByIndex(MAX_FAILURES_SHOWN)
         self.results = _FirstByIndex(job.inline_results)
@@ -200,6 +218,7 @@ class _Tally:
             **self.metrics,
             "retriable_failures": self.retriable_failures,
             "stopped": self.stopped,
+            **({"stop_reason": self.stop_reason} if self.stop_reason else {}),
             "failures": failures,
             "failures_not_shown": self.failures.seen - len(failures),
         }
@@ -384,6 +403,10 @@ def run_batch(
 
         def account(index: int, key: str | None, outcome: Outcome) -> None:
             nonlocal failures_logged
+            outcome = outcome.redacted()
+            if outcome.stops_batch and tally.stop_reason is None:
+                tally.stop_reason = outcome.message
+                logger.error("%s: stopping the batch: %s", job.name, outcome.message)
             tally.add(index, key, outcome)
             report(_report_line(index, key, outcome))
             if outcome.is_failure and failures_logged < MAX_FAILURES_SHOWN:
@@ -419,7 +442,7 @@ def run_batch(
                     drain(progress_interval)
                 pending[pool.submit(_process_safely, job.process, prepared)] = (index, key)
             progress.maybe_log(tally.done)
-            if stop is not None and stop.is_set():
+            if tally.stop_reason is not None or (stop is not None and stop.is_set()):
                 logger.warning("%s: stopped after %d records; no new record is sent", job.name, index + 1)
                 tally.stopped = True
                 break
@@ -484,6 +507,8 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any] | None]) -> dict[str, 
         merged.setdefault("operation", summary.get("operation"))
         merged["dry_run"] = bool(merged.get("dry_run")) or bool(summary.get("dry_run"))
         merged["stopped"] = bool(merged.get("stopped")) or bool(summary.get("stopped"))
+        if summary.get("stop_reason") and not merged.get("stop_reason"):
+            merged["stop_reason"] = summary["stop_reason"]
         for name, value in summary.items():
             if isinstance(value, int) and not isinstance(value, bool) and name not in _NOT_SUMMED:
                 merged[name] = merged.get(name, 0) + value
@@ -520,6 +545,7 @@ _LAYOUT_KEYS = frozenset(
         "elapsed_seconds",
         "retriable_failures",
         "stopped",
+        "stop_reason",
     }
 )
 

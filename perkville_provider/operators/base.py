@@ -69,6 +69,11 @@ def judge_batch(summary: Mapping[str, Any], settings: BatchSettings) -> None:
     fails (see :func:`raise_for_failure_ratio`); with ``retry_transient_failures``, records that
     failed transiently ask for a retry even within the ratio. Resending is always safe.
     """
+    if summary.get("stop_reason"):
+        raise AirflowFailException(
+            f"The batch stopped: {summary['stop_reason']}. No further record was sent; a later run "
+            "sends the rest once this is fixed (nothing already sent is sent twice)."
+        )
     if summary.get("stopped"):
         raise AirflowException(
             "The task was stopped before the end of the batch; a retry sends the rest "
@@ -135,9 +140,11 @@ def _parse_rendered(text: str, name: str) -> Any:
         return json.loads(text)
     except ValueError:
         pass
+    except RecursionError:
+        raise setting_error(name, "is text nested too deep to read as records") from None
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
         raise setting_error(name, "is text that is neither a JSON nor a Python list of records") from None
 
 
@@ -246,7 +253,7 @@ class PerkvilleBatchOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         settings = self.settings()
-        hook = self.make_hook(settings)
+        hook = self._hook = self.make_hook(settings)
         settings = self._with_business(context, hook, settings)
         job = self.build_job(hook, settings)
         self._stop_sending = threading.Event()
@@ -264,10 +271,14 @@ class PerkvilleBatchOperator(BaseOperator):
         return summary
 
     def on_kill(self) -> None:
-        """Stop taking records: the requests in flight finish, nothing new is sent."""
+        """Stop taking records and cut the requests in flight: the batch ends within moments,
+        even with every worker stuck inside a request (a resend later is safe)."""
         stop = getattr(self, "_stop_sending", None)
         if stop is not None:
             stop.set()
+        hook = getattr(self, "_hook", None)
+        if hook is not None:
+            hook.abort()
 
     def _with_business(self, context: Context, hook: PerkvilleHook, settings: BatchSettings) -> BatchSettings:
         """Read the business once: its id (the connection's default when not given) and its URL,

@@ -36,7 +36,7 @@ def test_a_foreign_next_link_from_the_sandbox_is_refused(hook, sandbox_control):
             {"trans_source_id": f"FOREIGN:{n}", "user_email": CASEY, "perk_id": CHECKIN_PERK_ID}
         )
     sandbox_control.faults(foreign_next_origin="http://elsewhere.example:8080")
-    with pytest.raises(PerkvilleForeignLinkError, match="elsewhere.example:8080"):
+    with pytest.raises(PerkvilleForeignLinkError, match=r"elsewhere\.example:8080"):
         list(hook.paginate("/v2/transactions/", {"business": 9823}, page_size=1))
 
 
