@@ -197,7 +197,7 @@ class TokenProvider:
             self._raise_if_open()
             if self._token != refused:
                 return self._token
-            if refused == self._replaced:
+            if refused == self._replaced:  # granted after a 401, and refused before any call took it
                 self._open(
                     f"Perkville refused the token granted for connection {self.credentials.conn_id!r} "
                     "right after a new grant too; no more grants are run in this process (check the "
@@ -206,6 +206,13 @@ class TokenProvider:
             self._token = self._grant(send)
             self._replaced = self._token
             return self._token
+
+    def confirm(self, token: str) -> None:
+        """A call with ``token`` was accepted: a later refusal of it may be answered by a new grant."""
+        if token == self._replaced:
+            with self._lock:
+                if token == self._replaced:
+                    self._replaced = None
 
     def _grant(self, send: GrantSender) -> str:
         try:

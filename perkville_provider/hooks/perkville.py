@@ -350,9 +350,11 @@ class PerkvilleHook(HttpHook):
         log.info("Perkville refused the token granted for %s; granting a new one", self.perkville_conn_id)
         wiring.tokens.replace_refused(refused, self._send_grant)
         again = wiring.transport.send(method, url, params=params, json=json)
+        resent = again.response.request.headers.get("Authorization", "").removeprefix("Bearer ")
         if again.response.status_code == 401:
-            resent = again.response.request.headers.get("Authorization", "").removeprefix("Bearer ")
             wiring.tokens.replace_refused(resent, self._send_grant)
+        else:
+            wiring.tokens.confirm(resent)
         return Delivery(
             again.response,
             delivery.attempts + again.attempts,

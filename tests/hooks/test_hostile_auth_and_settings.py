@@ -252,3 +252,21 @@ def test_a_token_url_on_another_registrable_domain_is_warned_about(hostile_hook,
         extra={"token_url": "https://www.perkville.com/api/token/"},
     ).get_conn()
     assert "registrable domain" not in caplog.text
+
+
+def test_a_new_token_that_served_calls_may_be_replaced_again_when_revoked_later(hostile_server, hostile_hook):
+    grants = iter(f"{GRANTED}-{n}" for n in range(10))
+    revoked: set[str] = {f"Bearer {GRANTED}-0"}
+    hostile_server.route("POST", "/api/token/", lambda exchange: grant_script(next(grants))(exchange))
+
+    def api(exchange) -> None:
+        refused = exchange.request.header("Authorization") in revoked
+        exchange.json(401, {"detail": "Invalid token."}) if refused else exchange.json(200, BUSINESS)
+
+    hostile_server.script = api
+    hook = hostile_hook(grant=True)
+    hook.get_business()
+    revoked.add(f"Bearer {GRANTED}-1")
+    hook.get_business()
+    assert hook.get_token() == f"{GRANTED}-2"
+    assert len(hostile_server.requests_to("/api/token/")) == 3
