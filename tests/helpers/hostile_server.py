@@ -154,7 +154,8 @@ def page(objects: list[Any], *, next_url: str | None = None, total: int | None =
 
 
 def echo_everything(status: int = 400) -> Script:
-    """An error that puts the request's headers and body into every part of the error answer."""
+    """An error that puts the request's headers and body into every part of the error answer
+    (a 5xx carries ``Retry-After: 0`` so that the client's retries take no time)."""
 
     def script(exchange: Exchange) -> None:
         echoed = " ".join(f"{name}={value}" for name, value in exchange.request.headers.items())
@@ -163,6 +164,7 @@ def echo_everything(status: int = 400) -> Script:
         exchange.json(
             status,
             {"errors": {echoed: [entry]}, "error": echoed, "error_description": echoed, "detail": echoed},
+            headers={"Retry-After": "0"} if status >= 500 else None,
         )
 
     return script
