@@ -557,7 +557,9 @@ class PerkvilleHook(HttpHook):
         if response.status_code in (200, 201):
             transaction = response.json()
             if response.status_code == 201:
-                return AwardResult("awarded", award.trans_source_id, _points_of(transaction), transaction)
+                return AwardResult(
+                    "awarded", award.trans_source_id, transaction_points(transaction), transaction
+                )
             return AwardResult("duplicate", award.trans_source_id, 0, transaction, lost)
         try:
             self.check_response(response)
@@ -572,14 +574,17 @@ class PerkvilleHook(HttpHook):
 
         After a lost answer, or a refusal about ``trans_source_id`` in words the hook does not
         know, the transaction is looked up: an attempt may have committed whatever the resend
-        is told (Perkville does not document which check comes first).
+        is told (Perkville does not document which check comes first), and a recovered award's
+        points are read from it.
         """
-        if DUPLICATE_CODE in error.codes:
+        if DUPLICATE_CODE in error.codes and not lost:
             return AwardResult("duplicate", award.trans_source_id, 0, None, lost)
         if lost or "trans_source_id" in error.fields():
             existing = self.find_transaction(award.trans_source_id, business_id)
             if existing is not None:
                 return AwardResult("duplicate", award.trans_source_id, 0, existing, lost)
+        if DUPLICATE_CODE in error.codes:
+            return AwardResult("duplicate", award.trans_source_id, 0, None, lost)
         if DAILY_LIMIT_CODE in error.codes:
             return AwardResult("daily_limited", award.trans_source_id, 0, None, lost)
         raise error
@@ -608,7 +613,7 @@ class PerkvilleHook(HttpHook):
         return objects
 
 
-def _points_of(transaction: Mapping[str, Any]) -> int:
+def transaction_points(transaction: Mapping[str, Any]) -> int:
     """Points credited by a transaction: per-unit points times quantity."""
     try:
         return int(transaction.get("points") or 0) * int(transaction.get("quantity") or 1)

@@ -117,7 +117,7 @@ def test_a_refused_new_token_stops_the_batch_with_one_authentication_error(hosti
     assert GRANTED not in str(info.value)
 
 
-@pytest.mark.parametrize("text", ["[" * 100_000, "{'a': " * 50_000], ids=["json", "python"])
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a": ' * 100_000], ids=["list", "object"])
 def test_rendered_records_nested_too_deep_are_a_clear_parameter_error(text):
     with pytest.raises(AirflowFailException, match="awards"):
         _operator(awards=text).records()
