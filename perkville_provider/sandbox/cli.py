@@ -32,6 +32,8 @@ FAULT_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("reset_rate", float, "share of API requests whose connection is reset before processing"),
     ("lost_after_commit_rate", float, "share of writes that commit but lose their answer"),
     ("lost_after_commit_mode", str, "how the answer is lost: 'reset' (default) or '502'"),
+    ("trickle_ms", float, "hostile: send every answer's body one byte at a time, this many ms apart"),
+    ("foreign_next_origin", str, "hostile: rewrite list answers' meta.next to this origin"),
     ("seed", int, "seed of the fault random stream (repeatable runs)"),
 )
 
