@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from _common import award_records, compare_clients
 
-from perkville_provider.hooks.perkville import award_request_body
-from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
+from perkville_provider.bodies import award_request_body
+from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 from perkville_provider.records import validate_award
 
 CHECKIN_PERK = 501

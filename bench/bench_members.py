@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from _common import compare_clients, member_records
 
-from perkville_provider.hooks.perkville import member_request_body
-from perkville_provider.operators.external_members import PerkvilleSyncMembersOperator
+from perkville_provider.bodies import member_request_body
+from perkville_provider.operators.sync_members import PerkvilleSyncMembersOperator
 from perkville_provider.records import validate_member
 
 SYSTEM_ID = "BENCH_SYS"

@@ -29,7 +29,7 @@ def _rss_kib(field: str) -> int:
 
 def child(size: int, workers: int) -> None:
     """One batch of ``size`` awards; prints the figures as one JSON line."""
-    from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
+    from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 
     operator = PerkvilleAwardPointsOperator(task_id="bench", awards=[], perk_id=501, max_workers=workers)
     run_operator("warm-up", operator, award_records(f"WARM{size}", 50))

@@ -13,7 +13,7 @@ import argparse
 
 from _common import award_records, run_operator, sandbox
 
-from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
+from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 
 
 def main() -> None:

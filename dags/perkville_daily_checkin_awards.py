@@ -39,7 +39,7 @@ from perkville_example_common import (
 )
 
 from perkville_provider.batch import chunked
-from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
+from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 from perkville_provider.records import RecordValidationError, build_trans_source_id
 
 CHECKIN_PERK_ID = 501

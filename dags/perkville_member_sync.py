@@ -34,7 +34,7 @@ from perkville_example_common import (
     sql_param,
 )
 
-from perkville_provider.operators.external_members import PerkvilleSyncMembersOperator
+from perkville_provider.operators.sync_members import PerkvilleSyncMembersOperator
 
 MEMBERS_ASSET = Asset(uri=f"perkville://{BUSINESS_ID}/members", name="perkville_members")
 

@@ -36,6 +36,16 @@ from perkville_provider.redaction import register_client_credentials, register_s
 if TYPE_CHECKING:
     from perkville_provider.transport import Delivery
 
+__all__ = [
+    "DEFAULT_TOKEN_URL",
+    "Credentials",
+    "GrantSender",
+    "TokenProvider",
+    "clear_token_cache",
+    "password_grant",
+    "token_provider",
+]
+
 DEFAULT_TOKEN_URL = "https://www.perkville.com/api/token/"  # noqa: S105 (a URL)
 
 #: What each OAuth error code means for the person fixing the Airflow connection.
@@ -74,6 +84,7 @@ class Credentials:
         register_client_credentials(self.client_id, self.client_secret)
 
     def missing_for_grant(self) -> list[str]:
+        """What a password grant needs that the connection lacks (empty when nothing)."""
         needed = {
             "login (username)": self.username,
             "password": self.password,
@@ -171,6 +182,7 @@ class TokenProvider:
 
     @property
     def pre_issued(self) -> bool:
+        """Whether the token comes from the connection (never re-granted here)."""
         return bool(self.credentials.token)
 
     def token(self, send: GrantSender) -> str:
@@ -185,8 +197,9 @@ class TokenProvider:
             return self._token
 
     def replace_refused(self, refused: str, send: GrantSender) -> str | None:
-        """After a 401 on ``refused``: a fresh grant (once, whatever the threads), or None when the
-        token was pre-issued and nothing here can replace it.
+        """After a 401 on ``refused``: a fresh grant (once, whatever the threads).
+
+        None when the token was pre-issued and nothing here can replace it.
 
         :raises PerkvilleCircuitOpenError: ``refused`` was itself the replacement of a refused
             token (Perkville refuses every token of this account), or the breaker is open

@@ -14,6 +14,7 @@ keeps only counters and the first few failures and results.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import logging
@@ -24,13 +25,39 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, Generic, Protocol, TypeVar
 
 from perkville_provider.records import RecordValidationError
 from perkville_provider.redaction import redact_optional
+from perkville_provider.retries import CLIENT_ERROR_STATUSES, is_retriable_status
+
+__all__ = [
+    "DEFAULT_MAX_WORKERS",
+    "FAILED",
+    "INVALID",
+    "MAX_FAILURES_SHOWN",
+    "MAX_RESULTS_SHOWN",
+    "PROGRESS_INTERVAL_SECONDS",
+    "SUMMARY_MAX_BYTES",
+    "WOULD_SEND",
+    "BatchJob",
+    "Outcome",
+    "ReportPath",
+    "WritablePath",
+    "chunked",
+    "error_code",
+    "exceeds_failure_ratio",
+    "failure_count",
+    "failures_are_retriable",
+    "fit_summary",
+    "format_summary",
+    "is_retriable",
+    "merge_summaries",
+    "run_batch",
+]
 
 INVALID = "invalid"
 FAILED = "failed"
@@ -48,8 +75,6 @@ _MESSAGE_MAX_CHARS = 240
 _CODE_MAX_CHARS = 64
 _FIELD_MAX_CHARS = 100
 _REPORT_MESSAGE_MAX_CHARS = 2_000
-_PERMANENT_STATUS_RANGE = range(400, 500)
-_RETRIABLE_STATUSES = frozenset({408, 425, 429})
 
 Prepared = TypeVar("Prepared")
 log = logging.getLogger(__name__)
@@ -66,8 +91,8 @@ class Outcome:
     """
 
     status: str
-    detail: Mapping[str, Any] = field(default_factory=dict)
-    metrics: Mapping[str, int] = field(default_factory=dict)
+    detail: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    metrics: Mapping[str, int] = dataclasses.field(default_factory=dict)
     code: str | None = None
     field: str | None = None
     message: str | None = None
@@ -76,10 +101,12 @@ class Outcome:
 
     @property
     def is_failure(self) -> bool:
+        """Whether the record counts against ``max_failure_ratio`` (invalid or failed)."""
         return self.status in (INVALID, FAILED)
 
     @classmethod
     def invalid(cls, error: RecordValidationError) -> Outcome:
+        """The outcome of a record that failed validation (it was never sent)."""
         return cls(INVALID, code=error.code, field=error.field, message=error.message)
 
     @classmethod
@@ -99,7 +126,7 @@ class Outcome:
 
         The field, code and message may come from the server (or a proxy echoing the request).
         """
-        return replace(
+        return dataclasses.replace(
             self,
             field=redact_optional(self.field, limit=_FIELD_MAX_CHARS),
             code=redact_optional(self.code, limit=_CODE_MAX_CHARS),
@@ -126,8 +153,8 @@ def is_retriable(error: BaseException) -> bool:
     if isinstance(explicit, bool):
         return explicit
     status = getattr(error, "status", None) or getattr(error, "status_code", None)
-    if isinstance(status, int) and status in _PERMANENT_STATUS_RANGE:
-        return status in _RETRIABLE_STATUSES
+    if isinstance(status, int) and status in CLIENT_ERROR_STATUSES:
+        return is_retriable_status(status)
     return not isinstance(error, ValueError | TypeError | LookupError)
 
 
@@ -308,7 +335,16 @@ class _Progress:
             self.logger.info("%s: %d records, %.1f records/s", self.name, done, rate)
 
 
-ReportPath = str | os.PathLike[str] | Any
+class WritablePath(Protocol):
+    """A path object that opens for writing, such as ``pathlib.Path`` or ``ObjectStoragePath``."""
+
+    def open(self, mode: str = ..., *args: Any, **kwargs: Any) -> IO[str]:
+        """Open the file, here for writing text."""
+        ...
+
+
+#: Where the report goes: a local path, a URL string (opened with fsspec), or a path object.
+ReportPath = str | os.PathLike[str] | WritablePath
 
 
 @contextmanager

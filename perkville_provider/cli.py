@@ -17,6 +17,12 @@ from collections.abc import Sequence
 
 from perkville_provider.exceptions import PerkvilleError
 
+__all__ = [
+    "main",
+    "mint_token",
+    "stored_connection_json",
+]
+
 #: Extras a stored token makes unneeded: the client secret (and any older token).
 _DROPPED_EXTRAS = frozenset({"client_secret", "token"})
 
@@ -40,6 +46,7 @@ def stored_connection_json(connection, token: str) -> str:
 
 
 def mint_token(conn_id: str) -> int:
+    """Print a new token for the connection (``perkville-provider token``); return the exit status."""
     from perkville_provider.hooks.perkville import PerkvilleHook
 
     hook = PerkvilleHook(perkville_conn_id=conn_id)
@@ -61,6 +68,7 @@ def mint_token(conn_id: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``perkville-provider`` command line; return the exit status."""
     parser = argparse.ArgumentParser(prog="perkville-provider", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     token = commands.add_parser("token", help="run the password grant and print a storable token")

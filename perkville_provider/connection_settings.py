@@ -136,6 +136,7 @@ def _number(value: Any) -> float | None:
 
 
 def positive_count(value: Any) -> int:
+    """A positive whole number (a count of bytes or pages)."""
     try:
         return validate_positive_int(value, "value")
     except RecordValidationError:
@@ -143,6 +144,7 @@ def positive_count(value: Any) -> int:
 
 
 def flag(value: Any) -> bool:
+    """A flag, also as text (``"true"``, ``"no"``...)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:

@@ -37,6 +37,7 @@ class Attempt:
         self._lock = threading.Lock()
 
     def watch(self, sock: socket.socket | None) -> None:
+        """Note a socket of this attempt (cut at once if the attempt already was)."""
         if sock is None:
             return
         with self._lock:
@@ -52,6 +53,7 @@ class Attempt:
             self._sockets.clear()
 
     def cut_short(self, reason: str) -> None:
+        """Cut the attempt: shut its sockets down, which ends any blocked read or write."""
         with self._lock:
             if self.cut is not None:
                 return
@@ -148,8 +150,11 @@ def _watch_current(sock: Any) -> None:
 
 
 class _Watched:
-    """Connection mixin: the socket is noted with the thread's attempt when connected and when
-    an answer is awaited (a pooled keep-alive connection connects once, answers many times)."""
+    """Connection mixin: the socket is noted with the thread's attempt.
+
+    It is noted when connected and when an answer is awaited (a pooled keep-alive connection
+    connects once and answers many times).
+    """
 
     sock: Any
 
@@ -185,10 +190,12 @@ class DeadlineAdapter(TCPKeepAliveAdapter):
     """Keep-alive connections whose sockets the attempt deadlines can cut (proxied ones too)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """The keep-alive pool manager, with watched connection pools."""
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """A proxy manager with watched connection pools."""
         manager = HTTPAdapter.proxy_manager_for(self, proxy, **proxy_kwargs)
         manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
         return manager

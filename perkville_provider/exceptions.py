@@ -1,5 +1,25 @@
 """Typed errors for Perkville API failures, and the one mapping from an HTTP answer to them.
 
+Every error a hook method raises is a ``PerkvilleError``; catch it to catch them all::
+
+    AirflowException
+    └── PerkvilleError                   status, details, codes, method, path, retriable
+        ├── PerkvilleConfigurationError  the connection or the call lacks a setting (nothing sent)
+        ├── RecordValidationError        a record field that cannot be sent (nothing sent); also a ValueError
+        ├── PerkvilleNetworkError        no answer after every retry
+        ├── PerkvilleAuthenticationError 401, or a refused token grant
+        │   └── PerkvilleCircuitOpenError    refused again after a re-grant: stops the batch
+        ├── PerkvillePermissionError     403
+        ├── PerkvilleNotFoundError       404
+        ├── PerkvilleValidationError     400/409/422: Perkville refused the data
+        ├── PerkvilleRateLimitedError    429 after every retry (retry_after)
+        ├── PerkvilleServerError         5xx after every retry
+        └── PerkvilleResponseError       an answer the hook cannot use
+            ├── PerkvilleMalformedResponseError  empty, not JSON, wrong shape
+            ├── PerkvilleResponseTooLargeError   over max_response_bytes
+            ├── PerkvilleForeignLinkError        a link off the API's origin (not followed)
+            └── PerkvillePaginationError         a list walk that would not end
+
 Every error carries the HTTP status, the ``pv_*`` (or OAuth) error codes, the method and the path,
 so an operator can sort failures without parsing text. None carries the token, the password or
 the client secret: every piece of server text (message, field, code) passes through
@@ -11,20 +31,46 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from airflow.sdk.exceptions import AirflowException
 
 from perkville_provider.redaction import redact_text
+from perkville_provider.retries import is_retriable_status
 
 if TYPE_CHECKING:
     import requests
 
+__all__ = [
+    "CUSTOMER_SAFE_MESSAGES",
+    "GENERAL_FIELD",
+    "ErrorDetail",
+    "PerkvilleAuthenticationError",
+    "PerkvilleCircuitOpenError",
+    "PerkvilleConfigurationError",
+    "PerkvilleError",
+    "PerkvilleForeignLinkError",
+    "PerkvilleMalformedResponseError",
+    "PerkvilleNetworkError",
+    "PerkvilleNotFoundError",
+    "PerkvillePaginationError",
+    "PerkvillePermissionError",
+    "PerkvilleRateLimitedError",
+    "PerkvilleResponseError",
+    "PerkvilleResponseTooLargeError",
+    "PerkvilleServerError",
+    "PerkvilleValidationError",
+    "RecordValidationError",
+    "customer_safe_message",
+    "error_details",
+    "error_from_response",
+    "summarise_details",
+]
+
 GENERAL_FIELD = "__all__"
 #: An exception message holds a few server texts (each already bounded) and a hint.
 MAX_MESSAGE_CHARS = 4_000
-_TRANSIENT_CLIENT_STATUSES = frozenset({408, 425, 429})
 
 #: Customer-safe copy for join errors, from Perkville's "Joining the loyalty program" guide.
 CUSTOMER_SAFE_MESSAGES: Mapping[str, str] = {
@@ -66,14 +112,14 @@ class PerkvilleError(AirflowException):
     says that no other record can succeed either (the batch stops at once).
     """
 
-    stops_batch = False
+    stops_batch: ClassVar[bool] = False
+    #: True on the classes whose errors no later try can fix, whatever the status.
+    permanent: ClassVar[bool] = False
 
     @property
     def retriable(self) -> bool:
-        """No answer, 5xx, 408, 425 and 429 may pass later; any other 4xx will not."""
-        if self.status is None or self.status >= 500:
-            return True
-        return self.status in _TRANSIENT_CLIENT_STATUSES
+        """No answer, 5xx, 408, 425 and 429 may pass later; any other 4xx, or a permanent class, not."""
+        return not self.permanent and is_retriable_status(self.status)
 
     def __init__(
         self,
@@ -107,16 +153,42 @@ class PerkvilleError(AirflowException):
         return self.codes[0] if self.codes else None
 
     def fields(self) -> tuple[str, ...]:
+        """The fields named in the errors, in order, without repeats."""
         return tuple(dict.fromkeys(detail.field for detail in self.details))
-
-    def codes_for(self, field: str) -> tuple[str, ...]:
-        return tuple(detail.code for detail in self.details if detail.field == field)
 
 
 class PerkvilleConfigurationError(PerkvilleError):
     """The Airflow connection or the call lacks a setting it needs (no request was sent)."""
 
-    retriable = False
+    permanent = True
+
+
+class RecordValidationError(PerkvilleError, ValueError):
+    """A record field that cannot be sent: says which field, what is wrong and the bad value.
+
+    Raised before any request (so a retry cannot fix it). It is also a ``ValueError``, for callers
+    that validate records without caring about the API.
+
+    :param field: the record's field
+    :param message: what is wrong, with the bad value
+    :param code: a short code for reports (``invalid``, ``required``)
+    """
+
+    permanent = True
+
+    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
+        # Not through PerkvilleError.__init__: records are validated by the million, and a
+        # record's message holds its own data, not a secret of the connection.
+        Exception.__init__(self, f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.status = None
+        self.details = (ErrorDetail(field, code, message),)
+        self.method = None
+        self.path = None
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
 
 class PerkvilleNetworkError(PerkvilleError):
@@ -126,12 +198,15 @@ class PerkvilleNetworkError(PerkvilleError):
 class PerkvilleAuthenticationError(PerkvilleError):
     """401 or a refused token grant: bad username or password, bad client, or a refused token."""
 
-    retriable = False
+    permanent = True
 
 
 class PerkvilleCircuitOpenError(PerkvilleAuthenticationError):
-    """Perkville refused a token granted again after a 401 (or refused the grant): every call of
-    this connection in this process now fails at once, without a request, and the batch stops."""
+    """Perkville refused a token granted again after a 401, or refused the grant.
+
+    Every call of this connection in this process now fails at once, without a request, and the
+    batch stops.
+    """
 
     stops_batch = True
 
@@ -139,19 +214,19 @@ class PerkvilleCircuitOpenError(PerkvilleAuthenticationError):
 class PerkvillePermissionError(PerkvilleError):
     """403: the token lacks the scope, or its user lacks the staff role, for this action."""
 
-    retriable = False
+    permanent = True
 
 
 class PerkvilleNotFoundError(PerkvilleError):
     """404: the object or path does not exist (or is not visible to this token)."""
 
-    retriable = False
+    permanent = True
 
 
 class PerkvilleValidationError(PerkvilleError):
     """400: Perkville refused the request's data; ``details`` names the fields and ``pv_*`` codes."""
 
-    retriable = False
+    permanent = True
 
     @property
     def field(self) -> str:
@@ -192,21 +267,26 @@ class PerkvilleMalformedResponseError(PerkvilleResponseError):
 class PerkvilleResponseTooLargeError(PerkvilleResponseError):
     """An answer larger than the connection's ``max_response_bytes``; reading stopped at the cap."""
 
-    retriable = False
+    permanent = True
 
 
 class PerkvilleForeignLinkError(PerkvilleResponseError):
-    """A link (``meta.next``, a redirect) to another origin than the API's: never followed, since
-    the request would carry the token there."""
+    """A link (``meta.next``) to another origin than the API's.
 
-    retriable = False
+    Never followed: the request would carry the token there.
+    """
+
+    permanent = True
 
 
 class PerkvillePaginationError(PerkvilleResponseError):
-    """A list walk that does not end: a ``next`` link already read, a page repeating the last one,
-    or more pages than the connection's ``max_pages``."""
+    """A list walk that does not end.
 
-    retriable = False
+    A ``next`` link already read, a page repeating the last one, or more pages than the
+    connection's ``max_pages``.
+    """
+
+    permanent = True
 
 
 _ERROR_CLASS_BY_STATUS: Mapping[int, type[PerkvilleError]] = {
@@ -221,8 +301,11 @@ _ERROR_CLASS_BY_STATUS: Mapping[int, type[PerkvilleError]] = {
 
 
 def error_details(body: Any) -> tuple[ErrorDetail, ...]:
-    """Read Perkville's error shapes: ``{"errors": {field: [{code, message}]}}`` and OAuth's
-    ``{"error", "error_description"}``; anything else yields no details."""
+    """Read Perkville's error entries from an answer's body.
+
+    Reads ``{"errors": {field: [{code, message}]}}`` and OAuth's ``{"error", "error_description"}``;
+    anything else yields no details.
+    """
     if not isinstance(body, Mapping):
         return ()
     errors = body.get("errors")

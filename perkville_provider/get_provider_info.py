@@ -11,6 +11,10 @@ from typing import Any
 
 from perkville_provider import __version__
 
+__all__ = [
+    "get_provider_info",
+]
+
 
 def _string_field(label: str, description: str, *, secret: bool = False) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": ["string", "null"]}
@@ -20,6 +24,7 @@ def _string_field(label: str, description: str, *, secret: bool = False) -> dict
 
 
 def get_provider_info() -> dict[str, Any]:
+    """What Airflow reads of this provider: hooks, operators, connection type, extra links."""
     return {
         "package-name": "airflow-provider-perkville",
         "name": "Perkville",
@@ -43,8 +48,8 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Perkville",
                 "python-modules": [
-                    "perkville_provider.operators.transactions",
-                    "perkville_provider.operators.external_members",
+                    "perkville_provider.operators.award_points",
+                    "perkville_provider.operators.sync_members",
                     "perkville_provider.operators.connections",
                 ],
             }

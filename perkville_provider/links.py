@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
     from airflow.sdk.types import TaskInstanceKey
 
+__all__ = [
+    "PERKVILLE_BUSINESS_URL",
+    "PerkvilleBusinessLink",
+    "business_url",
+]
+
 PERKVILLE_BUSINESS_URL = "https://www.perkville.com/biz/{business_id}/"
 
 
@@ -29,11 +35,12 @@ def business_url(business: dict[str, Any] | None, business_id: Any) -> str | Non
 
 
 class PerkvilleBusinessLink(BaseOperatorLink):
-    """ "Perkville business": the business the task worked on, in Perkville."""
+    """The "Perkville business" link: the business the task worked on, in Perkville."""
 
     name = "Perkville business"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        """The business URL the task saved, or "" before it ran."""
         return XCom.get_value(key=self.xcom_key, ti_key=ti_key) or ""
 
     @classmethod

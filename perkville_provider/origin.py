@@ -27,6 +27,7 @@ class Origin:
 
     @classmethod
     def of(cls, url: str) -> Origin:
+        """The origin of an absolute URL."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         try:

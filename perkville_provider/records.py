@@ -17,22 +17,31 @@ from typing import Any
 
 import pendulum
 
+from perkville_provider.exceptions import RecordValidationError
+
+__all__ = [
+    "MAX_TRANS_SOURCE_ID_LENGTH",
+    "TRANS_SOURCE_ID_SEPARATOR",
+    "WRITABLE_CONNECTION_STATUSES",
+    "Award",
+    "Member",
+    "RecordValidationError",
+    "build_trans_source_id",
+    "validate_award",
+    "validate_aware_datetime",
+    "validate_connection_status",
+    "validate_date_or_datetime",
+    "validate_email",
+    "validate_member",
+    "validate_positive_int",
+]
+
 MAX_TRANS_SOURCE_ID_LENGTH = 255
-CONNECTION_STATUSES = ("ACTIVE", "INACTIVE")
+WRITABLE_CONNECTION_STATUSES = ("ACTIVE", "INACTIVE")
 TRANS_SOURCE_ID_SEPARATOR = ":"
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _USER_IDENTIFIER_HELP = "user_email, user_id, or external_member_id with external_system_id"
-
-
-class RecordValidationError(ValueError):
-    """A record field that cannot be sent: says which field, what is wrong and the bad value."""
-
-    def __init__(self, field: str, message: str, code: str = "invalid") -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -49,11 +58,6 @@ class Award:
     location_id: int | None = None
     transaction_dt: pendulum.DateTime | None = None
 
-    @property
-    def key(self) -> str:
-        """The record's identity in reports."""
-        return self.trans_source_id
-
 
 @dataclass(frozen=True)
 class Member:
@@ -69,11 +73,6 @@ class Member:
     external_join_dt: pendulum.Date | pendulum.DateTime | None = None
     external_cancel_dt: pendulum.Date | pendulum.DateTime | None = None
     home_location_id: int | None = None
-
-    @property
-    def key(self) -> str:
-        """The record's identity in reports."""
-        return self.external_member_id
 
 
 def _shown(value: Any) -> str:
@@ -139,9 +138,9 @@ def validate_email(value: Any, field: str = "user_email") -> str:
 def validate_connection_status(value: Any) -> str:
     """A connection status the API accepts on write: ACTIVE or INACTIVE (any case)."""
     status = value.strip().upper() if isinstance(value, str) else None
-    if status not in CONNECTION_STATUSES:
+    if status not in WRITABLE_CONNECTION_STATUSES:
         raise RecordValidationError(
-            "status", f"must be one of {', '.join(CONNECTION_STATUSES)}, got {_shown(value)}"
+            "status", f"must be one of {', '.join(WRITABLE_CONNECTION_STATUSES)}, got {_shown(value)}"
         )
     return status
 

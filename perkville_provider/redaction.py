@@ -66,8 +66,11 @@ def _register(forms: list[str]) -> None:
 
 
 def redact_text(value: Any, *, limit: int = MAX_TEXT_CHARS) -> str:
-    """``value`` as text fit to store or log: secrets replaced, control characters escaped,
-    at most ``limit`` characters (the cut is marked with how much was dropped)."""
+    """``value`` as text fit to store or log.
+
+    Secrets replaced, control characters escaped, at most ``limit`` characters (the cut is marked
+    with how much was dropped).
+    """
     text = value if isinstance(value, str) else str(value)
     with _lock:
         known = sorted(_secrets, key=len, reverse=True)
@@ -84,4 +87,5 @@ def redact_text(value: Any, *, limit: int = MAX_TEXT_CHARS) -> str:
 
 
 def redact_optional(value: Any, *, limit: int = MAX_TEXT_CHARS) -> str | None:
+    """:func:`redact_text`, keeping None as None."""
     return None if value is None else redact_text(value, limit=limit)

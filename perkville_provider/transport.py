@@ -1,10 +1,11 @@
 """How one logical request reaches Perkville: rate limit, timeouts, retries, User-Agent.
 
-The retry policy lives here and only here. It retries what a later attempt can fix: 429 (after
-the server's ``Retry-After``), 500/502/503/504, connection errors and timeouts; never another 4xx.
-Every write the hook sends is idempotent (awards carry ``trans_source_id``, member posts are
-upserts, status patches and agreement acceptances are repeatable), so a write whose answer was
-lost is safe to send again; ``Delivery.maybe_committed`` tells the caller that this happened.
+The retry policy (its rules live in :mod:`perkville_provider.retries`) is applied here and only
+here. It retries what a later attempt can fix: 429 (after the server's ``Retry-After``),
+500/502/503/504, connection errors and timeouts; never another 4xx. Every write the hook sends is
+idempotent (awards carry ``trans_source_id``, member posts are upserts, status patches and
+agreement acceptances are repeatable), so a write whose answer was lost is safe to send again;
+``Delivery.maybe_committed`` tells the caller that this happened.
 
 Every attempt runs under a wall-clock deadline (:mod:`perkville_provider.deadline`), never longer
 than what is left of the policy's total-time cap, and reads at most ``max_response_bytes`` of the
@@ -16,10 +17,9 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,19 +31,30 @@ from perkville_provider import __version__
 from perkville_provider.connection_settings import Limits
 from perkville_provider.deadline import Deadlines
 from perkville_provider.exceptions import (
+    PerkvilleConfigurationError,
     PerkvilleNetworkError,
     PerkvilleResponseError,
     PerkvilleResponseTooLargeError,
 )
+from perkville_provider.retries import RetryPolicy
+
+__all__ = [
+    "Delivery",
+    "RateLimiter",
+    "RetryPolicy",
+    "Timeout",
+    "Transport",
+    "parse_retry_after",
+    "read_body",
+    "user_agent",
+]
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+Timeout = float | tuple[float, float]
 _CHUNK_BYTES = 64 * 1024
 #: The shortest attempt worth starting when little of the total-time cap is left.
 _MIN_ATTEMPT_SECONDS = 0.05
-
-Timeout = float | tuple[float, float]
 #: What ``requests`` raises when an attempt got no (complete) answer.
 _NO_ANSWER = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
@@ -76,34 +87,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter, capped by attempts and by total time.
-
-    :param max_attempts: attempts in all, the first included
-    :param max_elapsed: seconds after the first attempt beyond which no new attempt starts
-    :param backoff_initial: the first backoff in seconds, doubled each attempt
-    :param backoff_max: the largest backoff in seconds
-    :param max_retry_after: the longest ``Retry-After`` honoured; a longer one gives up at once
-    """
-
-    max_attempts: int = 6
-    max_elapsed: float = 120.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 20.0
-    max_retry_after: float = 60.0
-
-    def backoff(self, retry_number: int) -> float:
-        """Equal jitter: half the exponential step fixed, half random, so threads spread out."""
-        step = min(self.backoff_max, self.backoff_initial * 2 ** (retry_number - 1))
-        return step / 2 + random.uniform(0, step / 2)
-
-    def delay(self, retry_number: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return retry_after + random.uniform(0, min(1.0, self.backoff_initial))
-        return self.backoff(retry_number)
-
-
 class RateLimiter:
     """Spaces request starts evenly across all threads that share it, a little under the limit.
 
@@ -115,20 +98,31 @@ class RateLimiter:
 
     HEADROOM = 0.95
 
-    def __init__(self, max_per_second: float) -> None:
+    def __init__(
+        self,
+        max_per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if max_per_second <= 0:
-            raise ValueError(f"max_requests_per_second must be positive, got {max_per_second!r}")
+            raise PerkvilleConfigurationError(
+                f"max_requests_per_second must be positive, got {max_per_second!r}"
+            )
         self.interval = 1.0 / (max_per_second * self.HEADROOM)
         self._next_start = 0.0
         self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
 
     def acquire(self) -> None:
+        """Wait until this request may start."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             start = max(now, self._next_start)
             self._next_start = start + self.interval
         if start > now:
-            time.sleep(start - now)
+            self._sleep(start - now)
 
 
 @dataclass(frozen=True)
@@ -136,7 +130,6 @@ class Delivery:
     """The final answer to a request, and whether an earlier attempt may have been applied unseen."""
 
     response: requests.Response
-    attempts: int
     maybe_committed: bool
 
 
@@ -170,11 +163,6 @@ class Transport:
         """End every request in flight now (a killed task); later requests fail at once."""
         self.deadlines.abort()
 
-    def _stopped(self, method: str, path: str) -> PerkvilleNetworkError:
-        return PerkvilleNetworkError(
-            "stopped: the task is being stopped, so the request was cut or not sent", method=method, path=path
-        )
-
     def send(
         self,
         method: str,
@@ -189,7 +177,7 @@ class Transport:
         """Send until an answer that is not worth retrying, or until the policy's caps.
 
         Returns the last response whatever its status; raises ``PerkvilleNetworkError`` when the
-        last attempt got no response at all.
+        last attempt got no (complete) response at all, or when the transport was aborted.
         """
         path = urlsplit(url).path
         started = time.monotonic()
@@ -218,49 +206,52 @@ class Transport:
                 if cut.reason == "stopped":
                     raise self._stopped(method, path) from None
                 failure = f"no complete answer within the {seconds:.3g} s deadline"
-                delay = self._next_delay(attempt, started, None)
-                if delay is None:
-                    raise PerkvilleNetworkError(
-                        f"no answer after {attempt} attempt(s): {failure}", method=method, path=path
-                    ) from None
-                maybe_committed = maybe_committed or not cut.never_sent
+                never_sent = cut.never_sent
             except requests.TooManyRedirects:
                 raise PerkvilleResponseError(
                     "too many redirects (a redirect loop)", method=method, path=path
                 ) from None
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as error:
+            except _NO_ANSWER as error:
                 failure = type(error).__name__
-                delay = self._next_delay(attempt, started, None)
-                if delay is None:
-                    raise PerkvilleNetworkError(
-                        f"no answer after {attempt} attempt(s): {failure}", method=method, path=path
-                    ) from None
-                maybe_committed = maybe_committed or not _never_sent(error)
+                never_sent = _never_sent(error)
             else:
-                if response.status_code not in RETRYABLE_STATUSES:
-                    return Delivery(response, attempt, maybe_committed)
+                if not self.policy.is_retry(response.status_code):
+                    return Delivery(response, maybe_committed)
                 failure = str(response.status_code)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 delay = self._next_delay(attempt, started, retry_after)
                 if delay is None:
-                    return Delivery(response, attempt, maybe_committed)
+                    return Delivery(response, maybe_committed)
                 maybe_committed = maybe_committed or response.status_code != 429
                 response.close()
-            log.warning(
-                "Perkville %s %s: %s on attempt %d of %d; retrying in %.2f s",
-                method,
-                path,
-                failure,
-                attempt,
-                self.policy.max_attempts,
-                delay,
-            )
-            if self.deadlines.stopped.wait(delay):
-                raise self._stopped(method, path)
+                self._wait(method, path, failure, attempt, delay)
+                continue
+            delay = self._next_delay(attempt, started, None)
+            if delay is None:
+                raise PerkvilleNetworkError(
+                    f"no answer after {attempt} attempt(s): {failure}", method=method, path=path
+                )
+            maybe_committed = maybe_committed or not never_sent
+            self._wait(method, path, failure, attempt, delay)
+
+    def _wait(self, method: str, path: str, failure: str, attempt: int, delay: float) -> None:
+        """Log the retry and wait ``delay`` seconds (cut short by :meth:`abort`)."""
+        log.warning(
+            "Perkville %s %s: %s on attempt %d of %d; retrying in %.2f s",
+            method,
+            path,
+            failure,
+            attempt,
+            self.policy.max_attempts,
+            delay,
+        )
+        if self.deadlines.stopped.wait(delay):
+            raise self._stopped(method, path)
+
+    def _stopped(self, method: str, path: str) -> PerkvilleNetworkError:
+        return PerkvilleNetworkError(
+            "stopped: the task is being stopped, so the request was cut or not sent", method=method, path=path
+        )
 
     def _time_left(self, started: float) -> float:
         return self.policy.max_elapsed - (time.monotonic() - started)
@@ -301,6 +292,8 @@ def read_body(response: requests.Response, max_bytes: int) -> None:
 
     A declared ``Content-Length`` over the cap is refused before reading; an undeclared or false
     one is caught while streaming (decoded bytes count, so a compressed bomb is caught too).
+
+    :raises PerkvilleResponseTooLargeError: the answer is larger than ``max_bytes``
     """
     declared = response.headers.get("Content-Length", "")
     body = bytearray()

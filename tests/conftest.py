@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_DAGS = REPO_ROOT / "dags"
-TEST_DAGS = Path(__file__).resolve().parent / "dags"
+from tests.helpers.dags import EXAMPLE_DAGS, TEST_DAGS
+from tests.helpers.hostile_server import HostileServer
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="perkville-airflow-home-"))
 
@@ -60,15 +60,9 @@ def airflow_home() -> Path:
     return _AIRFLOW_HOME
 
 
-def load_dag(path: Path, dag_id: str):
-    """Parse one DAG file the way the DAG processor does and return the named DAG."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(path))
-    assert not bag.import_errors, bag.import_errors
-    return bag.get_dag(dag_id)
-
-
-# The hostile test server and hooks on it (see tests/helpers/hostile_server.py).
-from tests.helpers.hostile_server import hostile_server  # noqa: E402, F401
-from tests.hooks.hostile import hostile_hook  # noqa: E402, F401
+@pytest.fixture
+def hostile_server() -> Iterator[HostileServer]:
+    """A fresh hostile HTTP server (``tests/helpers/hostile_server.py``) for one test, stopped after it."""
+    server = HostileServer()
+    yield server
+    server.close()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.conftest import TEST_DAGS, load_dag
+from tests.helpers.dags import TEST_DAGS, load_dag
 
 
 def test_a_dag_file_runs_end_to_end_under_dag_test(airflow_db):

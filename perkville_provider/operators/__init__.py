@@ -1,0 +1,1 @@
+"""The Perkville batch operators."""

@@ -8,9 +8,7 @@ verdict happen here once.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,17 +27,31 @@ from perkville_provider.batch import (
     run_batch,
 )
 from perkville_provider.links import PerkvilleBusinessLink, business_url
-from perkville_provider.records import RecordValidationError, validate_positive_int
+from perkville_provider.operators._settings import (
+    as_bool,
+    as_optional_positive_int,
+    as_positive_int,
+    as_text,
+    optional_rate,
+    ratio,
+    report_path,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from perkville_provider.hooks.perkville import PerkvilleHook
 
+__all__ = [
+    "DEFAULT_CONN_ID",
+    "BatchSettings",
+    "PerkvilleBatchOperator",
+    "judge_batch",
+    "raise_for_failure_ratio",
+]
+
 DEFAULT_CONN_ID = "perkville_default"
 MIN_POOL_SIZE = 16
-_TRUE = frozenset({"true", "yes", "1", "on"})
-_FALSE = frozenset({"false", "no", "0", "off", "", "none"})
 
 
 def raise_for_failure_ratio(summary: Mapping[str, Any], max_failure_ratio: float) -> None:
@@ -85,67 +97,6 @@ def judge_batch(summary: Mapping[str, Any], settings: BatchSettings) -> None:
             f"{summary['retriable_failures']} records failed transiently; a retry of the task "
             "resends them (nothing already sent is sent twice)."
         )
-
-
-def setting_error(name: str, message: str) -> AirflowFailException:
-    """A bad operator parameter: a retry cannot fix it."""
-    return AirflowFailException(f"{name}: {message}")
-
-
-def as_bool(value: Any, name: str) -> bool:
-    """A flag, also from a rendered template (``"True"``, ``"false"``...)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise setting_error(name, f"must be true or false, got {value!r}")
-
-
-def as_positive_int(value: Any, name: str) -> int:
-    try:
-        return validate_positive_int(value, name)
-    except RecordValidationError as error:
-        raise setting_error(name, error.message) from None
-
-
-def as_optional_positive_int(value: Any, name: str) -> int | None:
-    return None if value is None or value == "" else as_positive_int(value, name)
-
-
-def as_text(value: Any, name: str) -> str:
-    if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
-        return str(value).strip()
-    raise setting_error(name, f"must be a non-empty string, got {value!r}")
-
-
-def as_records(value: Any, name: str) -> Iterable[Any]:
-    """Records given inline, by XCom (a list, or the lazy sequence of a mapped task) or by a template.
-
-    A template renders to text unless the DAG renders native objects, so a string is read back
-    as JSON or as a Python literal. A lone mapping is refused: it is almost surely a mistake.
-    """
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = _parse_rendered(value, name)
-    if isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable):
-        raise setting_error(name, f"must be a list of records, got {type(value).__name__}")
-    return value
-
-
-def _parse_rendered(text: str, name: str) -> Any:
-    if not text.strip():
-        return []
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    except RecursionError:
-        raise setting_error(name, "is text nested too deep to read as records") from None
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        raise setting_error(name, "is text that is neither a JSON nor a Python list of records") from None
 
 
 @dataclass(frozen=True)
@@ -231,10 +182,10 @@ class PerkvilleBatchOperator(BaseOperator):
             perkville_conn_id=as_text(self.perkville_conn_id, "perkville_conn_id"),
             business_id=as_optional_positive_int(self.business_id, "business_id"),
             max_workers=as_positive_int(self.max_workers, "max_workers"),
-            max_requests_per_second=_optional_rate(self.max_requests_per_second),
-            max_failure_ratio=_ratio(self.max_failure_ratio),
+            max_requests_per_second=optional_rate(self.max_requests_per_second),
+            max_failure_ratio=ratio(self.max_failure_ratio),
             dry_run=as_bool(self.dry_run, "dry_run"),
-            report_path=_report_path(self.report_path),
+            report_path=report_path(self.report_path),
             retry_transient_failures=as_bool(self.retry_transient_failures, "retry_transient_failures"),
         )
 
@@ -252,6 +203,7 @@ class PerkvilleBatchOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Run the batch and judge it; the summary goes to XCom."""
         settings = self.settings()
         hook = self._hook = self.make_hook(settings)
         settings = self._with_business(context, hook, settings)
@@ -271,8 +223,11 @@ class PerkvilleBatchOperator(BaseOperator):
         return summary
 
     def on_kill(self) -> None:
-        """Stop taking records and cut the requests in flight: the batch ends within moments,
-        even with every worker stuck inside a request (a resend later is safe)."""
+        """Stop taking records and cut the requests in flight.
+
+        The batch ends within moments, even with every worker stuck inside a request (a resend
+        later is safe).
+        """
         stop = getattr(self, "_stop_sending", None)
         if stop is not None:
             stop.set()
@@ -281,8 +236,9 @@ class PerkvilleBatchOperator(BaseOperator):
             hook.abort()
 
     def _with_business(self, context: Context, hook: PerkvilleHook, settings: BatchSettings) -> BatchSettings:
-        """Read the business once: its id (the connection's default when not given) and its URL,
-        saved for the extra link.
+        """Read the business once: its id and its URL, saved for the extra link.
+
+        The id is the connection's default when not given.
 
         This is also the batch's pre-flight: a wrong connection, token or business fails here,
         before any record is sent. A dry run goes on without it (it sends nothing anyway).
@@ -298,36 +254,3 @@ class PerkvilleBatchOperator(BaseOperator):
         url = business_url(business, business_id)
         PerkvilleBusinessLink.persist(context, url)
         return dataclasses.replace(settings, business_id=business_id, perkville_url=url)
-
-
-def _optional_rate(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        rate = float(value)
-    except (TypeError, ValueError):
-        rate = 0.0
-    if isinstance(value, bool) or not rate > 0:
-        raise setting_error("max_requests_per_second", f"must be a positive number or None, got {value!r}")
-    return rate
-
-
-def _ratio(value: Any) -> float:
-    try:
-        ratio = float(value)
-    except (TypeError, ValueError):
-        ratio = -1.0
-    if isinstance(value, bool) or not 0.0 <= ratio <= 1.0:
-        raise setting_error("max_failure_ratio", f"must be a number from 0 to 1, got {value!r}")
-    return ratio
-
-
-def _report_path(value: Any) -> Any:
-    """None, or a path the engine can open: URLs become ``ObjectStoragePath`` (object storage too)."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, str) and "://" in value:
-        from airflow.sdk import ObjectStoragePath
-
-        return ObjectStoragePath(value.strip())
-    return value

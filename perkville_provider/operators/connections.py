@@ -11,17 +11,13 @@ import dataclasses
 import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from perkville_provider.batch import MAX_RESULTS_SHOWN, BatchJob, Outcome
+from perkville_provider.bodies import member_request_body
 from perkville_provider.exceptions import PerkvilleValidationError, customer_safe_message
-from perkville_provider.operators.base import (
-    BatchSettings,
-    PerkvilleBatchOperator,
-    as_bool,
-    as_records,
-    as_text,
-)
+from perkville_provider.operators._settings import as_bool, as_records, as_text
+from perkville_provider.operators.base import BatchSettings, PerkvilleBatchOperator
 from perkville_provider.records import (
     Member,
     RecordValidationError,
@@ -33,8 +29,24 @@ from perkville_provider.records import (
 if TYPE_CHECKING:
     from perkville_provider.hooks.perkville import PerkvilleHook
 
-LOOKUP_STATUSES = ("found", "not_found")
-JOIN_STATUSES = ("joined", "already_active", "agreement_required", "membership_not_active", "no_connection")
+__all__ = [
+    "JOIN_STATUSES",
+    "LOOKUP_STATUSES",
+    "JoinRequest",
+    "JoinStatus",
+    "Lookup",
+    "LookupStatus",
+    "PerkvilleGetConnectionsOperator",
+    "PerkvilleJoinProgramOperator",
+    "connection_detail",
+]
+
+LookupStatus = Literal["found", "not_found"]
+JoinStatus = Literal[
+    "joined", "already_active", "agreement_required", "membership_not_active", "no_connection"
+]
+LOOKUP_STATUSES = get_args(LookupStatus)
+JOIN_STATUSES = get_args(JoinStatus)
 ACTIVE = "ACTIVE"
 NO_CONNECTION = Outcome(
     "no_connection",
@@ -88,12 +100,15 @@ class PerkvilleGetConnectionsOperator(PerkvilleBatchOperator):
         self.user_ids = user_ids
 
     def records(self) -> Iterator[dict[str, Any]]:
+        """One lookup per email and per user id."""
         for email in as_records(self.emails, "emails"):
             yield {"email": email}
         for user_id in as_records(self.user_ids, "user_ids"):
             yield {"user_id": user_id}
 
     def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Lookup]:
+        """Look up one connection."""
+
         def look_up(lookup: Lookup) -> Outcome:
             connection = hook.find_connection(
                 business_id=settings.business_id, email=lookup.email, user_id=lookup.user_id
@@ -185,16 +200,16 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
         self.external_system_id = external_system_id
 
     def records(self) -> Iterable[Any]:
+        """The members to join, from the rendered parameter."""
         return as_records(self.members, "members")
 
     def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[JoinRequest]:
+        """Join one member; checks this operator's own parameters."""
         accept = as_bool(self.agreements_accepted, "agreements_accepted")
         system_id = (
             None if not self.external_system_id else as_text(self.external_system_id, "external_system_id")
         )
         business_id = settings.business_id
-
-        from perkville_provider.hooks.perkville import member_request_body
 
         def preview(request: JoinRequest) -> dict[str, Any]:
             return {
@@ -236,8 +251,11 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
 def _find_or_create_connection(
     hook: PerkvilleHook, request: JoinRequest, business_id: int | None
 ) -> tuple[dict[str, Any] | None, bool]:
-    """The customer's connection, and whether it was created here (by an external member post,
-    the only way the API creates one); None when it is missing and the record cannot create it."""
+    """The customer's connection, and whether it was created here.
+
+    An external member post is the only way the API creates one; None when the connection is
+    missing and the record cannot create it.
+    """
     connection = hook.find_connection(business_id=business_id, email=request.user_email)
     if connection is not None or request.member is None:
         return connection, False

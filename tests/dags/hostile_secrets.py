@@ -12,7 +12,6 @@ import logging
 
 import pendulum
 from airflow.sdk import Param, dag, task
-
 from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
 
 PATHS = (

@@ -10,7 +10,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from perkville_provider.batch import chunked, merge_summaries
-from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
+from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 
 
 @dag(

@@ -6,7 +6,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from perkville_provider.batch import chunked, merge_summaries
-from perkville_provider.operators.external_members import PerkvilleSyncMembersOperator
+from perkville_provider.operators.sync_members import PerkvilleSyncMembersOperator
 
 
 @dag(

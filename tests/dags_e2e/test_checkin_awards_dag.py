@@ -5,13 +5,8 @@ from __future__ import annotations
 import pendulum
 
 from perkville_provider.demo import runner
-from tests.conftest import EXAMPLE_DAGS
-from tests.dags_e2e.conftest import (
-    CHECKIN_POINTS,
-    assert_each_visit_awarded_once,
-    awards_in_ledger,
-    task_states,
-)
+from tests.helpers.dags import EXAMPLE_DAGS
+from tests.helpers.e2e import CHECKIN_POINTS, assert_each_visit_awarded_once, awards_in_ledger, task_states
 
 
 def sync_members(gym) -> None:

@@ -10,7 +10,7 @@ import pendulum
 import pytest
 
 from perkville_provider.demo import runner
-from tests.conftest import EXAMPLE_DAGS
+from tests.helpers.dags import EXAMPLE_DAGS
 
 DAG_FILES = sorted(EXAMPLE_DAGS.glob("*.py"))
 

@@ -10,7 +10,7 @@ import pendulum
 import pytest
 
 from perkville_provider.demo import data
-from tests.dags_e2e.conftest import ANCHOR, EMAIL
+from tests.helpers.e2e import ANCHOR, EMAIL
 
 
 def _dump(path: Path) -> dict[str, list[tuple]]:

@@ -17,8 +17,8 @@ import pytest
 
 from perkville_provider.demo import runner
 from perkville_provider.sandbox.server import run_sandbox
-from tests.conftest import EXAMPLE_DAGS
-from tests.dags_e2e.conftest import ANCHOR
+from tests.helpers.dags import EXAMPLE_DAGS
+from tests.helpers.e2e import ANCHOR
 
 
 def _read_only(path: Path) -> sqlite3.Connection:

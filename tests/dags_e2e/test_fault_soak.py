@@ -14,8 +14,8 @@ from collections import Counter
 import pytest
 
 from perkville_provider.demo import data, runner
-from tests.conftest import EXAMPLE_DAGS
-from tests.dags_e2e.conftest import assert_each_visit_awarded_once, awards_in_ledger
+from tests.helpers.dags import EXAMPLE_DAGS
+from tests.helpers.e2e import assert_each_visit_awarded_once, awards_in_ledger
 
 FAULTS = {
     "error_rate": 0.10,

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from perkville_provider.auth import clear_token_cache
-from tests.conftest import TEST_DAGS, load_dag
+from tests.helpers.dag_runs import xcom_values
+from tests.helpers.dags import TEST_DAGS, load_dag
+from tests.helpers.hostile_conn import GRANTED, TOKEN, derived_forms, grant_script, hostile_connection
 from tests.helpers.hostile_server import Exchange, HostileServer, echo_everything, page
-from tests.hooks.hostile import GRANTED, TOKEN, grant_script, hostile_connection
-from tests.hooks.test_hostile_auth_and_settings import derived_forms
-from tests.operators.conftest import xcom_values
 
 BUSINESS = {"business_id": 9823, "name": "Hostile Gym", "resource_uri": "/v2/businesses/9823/"}
 PADDING = "x" * 200_000

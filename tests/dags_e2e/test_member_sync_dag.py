@@ -5,8 +5,8 @@ from __future__ import annotations
 import pendulum
 
 from perkville_provider.demo import data, runner
-from tests.conftest import EXAMPLE_DAGS
-from tests.dags_e2e.conftest import task_states
+from tests.helpers.dags import EXAMPLE_DAGS
+from tests.helpers.e2e import task_states
 
 
 def _synced_members(sandbox) -> dict[str, dict]:

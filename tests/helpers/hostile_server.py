@@ -9,19 +9,18 @@ a test can assert what the client sent, and to whom.
 
 A script is a callable ``(exchange) -> None`` that answers through the exchange's helpers;
 ``server.script`` is the default, ``server.route(method, path, script)`` answers one endpoint.
+The ``hostile_server`` fixture (``tests/conftest.py``) starts one per test.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
-
-import pytest
 
 Script = Callable[["Exchange"], None]
 
@@ -176,11 +175,3 @@ def slowly(seconds: float, script: Script, stopping: threading.Event) -> Script:
             script(exchange)
 
     return delayed
-
-
-@pytest.fixture
-def hostile_server() -> Iterator[HostileServer]:
-    """A fresh hostile server for one test, stopped after it."""
-    server = HostileServer()
-    yield server
-    server.close()

@@ -10,7 +10,7 @@ import pytest
 
 from perkville_provider.exceptions import PerkvilleAuthenticationError, PerkvilleError
 from perkville_provider.hooks.perkville import PerkvilleHook
-from tests.hooks.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_SECRET, FAST_RETRIES
+from tests.helpers.hook_sandbox import ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_SECRET, FAST_RETRIES
 
 ME = "GET /v2/users/me/"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from perkville_provider.bodies import award_request_body
 from perkville_provider.exceptions import PerkvilleValidationError
-from perkville_provider.hooks.perkville import AwardResult, award_request_body
 from perkville_provider.records import Award, RecordValidationError, validate_award
-from tests.hooks.conftest import BUSINESS_ID, CASEY, CHECKIN_PERK_ID, CLASS_PERK_ID
+from tests.helpers.hook_sandbox import BUSINESS_ID, CASEY, CHECKIN_PERK_ID, CLASS_PERK_ID
 
 TRANSACTIONS = "POST /v2/transactions/"
 
@@ -32,15 +32,16 @@ def test_a_repeated_trans_source_id_is_reported_duplicate_not_failed(hook, sandb
     first = hook.award_points(award("GYM:DT:CHECKIN:2"))
     second = hook.award_points(award("GYM:DT:CHECKIN:2"))
     assert first.status == "awarded"
-    assert second == AwardResult(
-        status="duplicate",
-        trans_source_id="GYM:DT:CHECKIN:2",
-        points=0,
-        transaction=second.transaction,
-        recovered_after_lost_response=False,
+    assert (second.status, second.trans_source_id, second.points, second.recovered_after_lost_response) == (
+        "duplicate",
+        "GYM:DT:CHECKIN:2",
+        0,
+        False,
     )
     if duplicate_mode == "return_existing":
         assert second.transaction["transaction_id"] == first.transaction["transaction_id"]
+    else:
+        assert second.transaction is None
     assert len(sandbox_control.transactions("GYM:DT:CHECKIN:2")) == 1
     assert sandbox_control.requests_to(TRANSACTIONS) == 2
     assert sandbox_control.requests_to("GET /v2/transactions/") == 0  # a known answer needs no lookup

@@ -20,9 +20,9 @@ from perkville_provider.exceptions import (
     PerkvillePaginationError,
     PerkvilleResponseTooLargeError,
 )
-from perkville_provider.transport import RetryPolicy
+from perkville_provider.retries import RetryPolicy
+from tests.helpers.hostile_conn import QUICK, TOKEN
 from tests.helpers.hostile_server import HostileServer, page
-from tests.hooks.hostile import QUICK, TOKEN
 
 PERKS = "/v2/perks/"
 

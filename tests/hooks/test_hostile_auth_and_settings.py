@@ -7,11 +7,10 @@ off loopback.
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote_plus
 
 import pytest
 from airflow.sdk.log import redact
@@ -21,19 +20,10 @@ from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
     PerkvilleError,
 )
+from tests.helpers.hostile_conn import GRANTED, PASSWORD, TOKEN, derived_forms, grant_script
 from tests.helpers.hostile_server import echo_everything
-from tests.hooks.hostile import CLIENT_ID, CLIENT_SECRET, GRANTED, PASSWORD, TOKEN, grant_script
 
 BUSINESS = {"business_id": 9823, "name": "Hostile Gym"}
-
-
-def derived_forms() -> list[str]:
-    """Every form of the test secrets a request carries."""
-    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-    forms = [TOKEN, GRANTED, PASSWORD, CLIENT_SECRET, basic, f"Basic {basic}"]
-    for secret in (PASSWORD, CLIENT_SECRET):
-        forms += [quote_plus(secret), quote(secret, safe="")]
-    return list(dict.fromkeys(forms))
 
 
 def assert_no_secret(text: str) -> None:

@@ -13,8 +13,9 @@ from perkville_provider.exceptions import (
     PerkvilleValidationError,
 )
 from perkville_provider.hooks.perkville import PerkvilleHook
-from perkville_provider.transport import RetryPolicy, parse_retry_after
-from tests.hooks.conftest import (
+from perkville_provider.retries import RetryPolicy
+from perkville_provider.transport import parse_retry_after
+from tests.helpers.hook_sandbox import (
     CASEY,
     CHECKIN_PERK_ID,
     FAST_RETRIES,

@@ -10,6 +10,7 @@ from perkville_provider import __version__
 from perkville_provider.connection_settings import SETTING_EXTRAS
 from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
+    PerkvilleError,
     PerkvilleValidationError,
 )
 from perkville_provider.hooks.perkville import (
@@ -18,7 +19,7 @@ from perkville_provider.hooks.perkville import (
     PerkvilleHook,
 )
 from perkville_provider.records import RecordValidationError
-from tests.hooks.conftest import ADMIN_USERNAME, BUSINESS_ID, CASEY, CHECKIN_PERK_ID, ROBIN
+from tests.helpers.hook_sandbox import ADMIN_USERNAME, BUSINESS_ID, CASEY, CHECKIN_PERK_ID, ROBIN
 
 
 def test_business_locations_and_perks_are_read_for_the_connections_business(hook):
@@ -71,7 +72,7 @@ def test_find_connection_by_email_or_user_id_and_none_when_missing(hook):
     user_id = int(casey["user"].rstrip("/").rsplit("/", 1)[1])
     assert hook.find_connection(user_id=user_id)["connection_id"] == casey["connection_id"]
     assert hook.find_connection(email="nobody@example.com") is None
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(PerkvilleConfigurationError, match="exactly one"):
         hook.find_connection(email=CASEY, user_id=user_id)
 
 
@@ -207,3 +208,20 @@ def test_a_uri_connection_works_and_a_host_without_scheme_means_https(sandbox_co
     plain = PerkvilleHook(perkville_conn_id="perkville_plain_host")
     plain.get_conn()
     assert plain.base_url == "https://api.perkville.com"
+
+
+def test_every_refusal_before_sending_is_a_perkville_error(hook, sandbox_control):
+    """A DAG that catches PerkvilleError catches bad arguments too, not only API answers."""
+    calls = [
+        lambda: hook.find_connection(email=CASEY, user_id=1),
+        lambda: hook.set_connection_status(1, "PENDING"),
+        lambda: hook.set_connection_status("not-an-id", "ACTIVE"),
+        lambda: hook.update_external_member({"resource_uri": "/elsewhere/"}, {"first_name": "A"}),
+        lambda: hook.award_points({"trans_source_id": "T:1", "perk_id": 501}),
+        lambda: hook.upsert_external_member({"external_member_id": "1"}),
+    ]
+    for call in calls:
+        with pytest.raises(PerkvilleError) as info:
+            call()
+        assert info.value.retriable is False
+    assert sandbox_control.stats()["requests"] == {}

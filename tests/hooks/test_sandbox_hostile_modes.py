@@ -11,7 +11,7 @@ from perkville_provider.exceptions import (
     PerkvilleNetworkError,
     PerkvilleValidationError,
 )
-from tests.hooks.conftest import ADMIN_PASSWORD, CASEY, CHECKIN_PERK_ID, CLIENT_SECRET
+from tests.helpers.hook_sandbox import ADMIN_PASSWORD, CASEY, CHECKIN_PERK_ID, CLIENT_SECRET
 
 
 def test_echoing_errors_carry_the_request_in_every_part_but_not_into_the_hooks_error(hook, sandbox_control):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
+from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 
 AWARDS = [{"trans_source_id": f"COUNT:{n}", "user_email": "casey@example.com"} for n in range(60)]
 

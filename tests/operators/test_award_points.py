@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.operators.conftest import report_lines, task_states, transactions_by_source, xcom_values
+from tests.helpers.dag_runs import report_lines, task_states, transactions_by_source, xcom_values
 
 CHECKIN_POINTS = 10  # seed perk 501 "Daily check-in"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from perkville_provider.operators.base import BatchSettings, as_records, judge_batch, raise_for_failure_ratio
-from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
+from perkville_provider.operators._settings import as_records
+from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
+from perkville_provider.operators.base import BatchSettings, judge_batch, raise_for_failure_ratio
 
 
 def _summary(**counts: int) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.operators.conftest import report_lines, xcom_values
+from tests.helpers.dag_runs import report_lines, xcom_values
 
 NEW_MEMBER = {
     "user_email": "new.member@example.com",

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
+from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
+from tests.helpers.hostile_conn import GRANTED, TOKEN, grant_script, hostile_connection
 from tests.helpers.hostile_server import echo_everything
-from tests.hooks.hostile import GRANTED, TOKEN, grant_script, hostile_connection
 
 BUSINESS = {"business_id": 9823, "name": "Hostile Gym", "resource_uri": "/v2/businesses/9823/"}
 AWARDS = [{"trans_source_id": f"H:{n}", "user_email": "casey@example.com"} for n in range(40)]

@@ -8,7 +8,7 @@ from collections import Counter
 
 from airflow.sdk.exceptions import AirflowException
 
-from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
+from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 
 CASEY = "casey@example.com"
 CHECKIN_PERK = 501

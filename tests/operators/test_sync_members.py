@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.operators.conftest import xcom_values
+from tests.helpers.dag_runs import xcom_values
 
 
 def _members(count: int, *, membership_type: str) -> list[dict]:

@@ -9,7 +9,7 @@ import requests
 
 from perkville_provider.sandbox import seed
 from perkville_provider.sandbox.server import run_sandbox
-from tests.sandbox.conftest import Api, connection_of
+from tests.helpers.api import Api, connection_of
 
 
 def test_stats_count_requests_by_endpoint_template_and_status(sandbox, admin_api):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 
 from perkville_provider.sandbox import seed
-from tests.sandbox.conftest import Api, error_codes
+from tests.helpers.api import Api, error_codes
 
 ALL_SCOPES = seed.CLIENT_SCOPES.split()
 

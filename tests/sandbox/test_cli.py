@@ -14,7 +14,7 @@ import requests
 
 from perkville_provider.sandbox import seed
 from perkville_provider.sandbox.server import run_sandbox, stop_process
-from tests.sandbox.conftest import Api
+from tests.helpers.api import Api
 
 BANNER_LINES = 5
 

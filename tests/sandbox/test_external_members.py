@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from perkville_provider.sandbox import seed
-from tests.sandbox.conftest import connection_of, error_codes
+from tests.helpers.api import connection_of, error_codes
 
 
 def test_a_new_member_creates_a_user_and_an_imported_connection_with_201(sandbox, admin_api):

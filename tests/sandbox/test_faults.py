@@ -12,7 +12,7 @@ import requests
 from perkville_provider.sandbox import seed
 from perkville_provider.sandbox.faults import RAW_SEND_KEY, FaultConfig, FaultMiddleware, Faults
 from perkville_provider.sandbox.server import run_sandbox
-from tests.sandbox.conftest import Api, connection_of, error_codes
+from tests.helpers.api import Api, connection_of, error_codes
 
 PERKS = f"/v2/perks/?business={seed.BUSINESS_ID}"
 

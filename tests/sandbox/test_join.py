@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from perkville_provider.sandbox import seed
-from tests.sandbox.conftest import error_codes
+from tests.helpers.api import error_codes
 
 ROBIN_CONNECTION = f"/v2/connections/{seed.IMPORTED_CUSTOMER_CONNECTION_ID}/"
 
@@ -112,7 +112,7 @@ def test_batch_acceptance_of_an_unknown_agreement_names_it(admin_api):
 
 
 def test_a_customer_may_accept_for_itself_but_not_for_another_user(sandbox):
-    from tests.sandbox.conftest import Api
+    from tests.helpers.api import Api
 
     robin = Api(
         sandbox.base_url,

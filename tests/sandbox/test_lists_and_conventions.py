@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from perkville_provider.sandbox import seed
-from tests.sandbox.conftest import error_codes
+from tests.helpers.api import error_codes
 
 BIZ = seed.BUSINESS_ID
 API_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\+00:00$")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from perkville_provider.sandbox import seed
-from tests.sandbox.conftest import Api, connection_of, error_codes
+from tests.helpers.api import Api, connection_of, error_codes
 
 
 def test_front_desk_staff_cannot_award_points(sandbox, frontdesk_api):

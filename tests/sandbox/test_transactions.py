@@ -8,7 +8,7 @@ import pendulum
 import pytest
 
 from perkville_provider.sandbox import seed
-from tests.sandbox.conftest import Api, connection_of, error_codes
+from tests.helpers.api import Api, connection_of, error_codes
 
 CASEY = seed.CUSTOMER_USERNAME
 ROBIN = seed.IMPORTED_CUSTOMER_USERNAME

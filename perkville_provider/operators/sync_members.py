@@ -4,26 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from perkville_provider.batch import BatchJob, Outcome
-from perkville_provider.operators.base import (
-    BatchSettings,
-    PerkvilleBatchOperator,
-    as_records,
-    as_text,
-)
+from perkville_provider.bodies import MemberStatus, member_request_body
+from perkville_provider.operators._settings import as_records, as_text
+from perkville_provider.operators.base import BatchSettings, PerkvilleBatchOperator
 from perkville_provider.records import Member, validate_member
 
 if TYPE_CHECKING:
     from perkville_provider.hooks.perkville import PerkvilleHook
 
-MEMBER_STATUSES = ("created", "updated")
+__all__ = [
+    "MEMBER_STATUSES",
+    "PerkvilleSyncMembersOperator",
+]
+
+MEMBER_STATUSES = get_args(MemberStatus)
 
 
 class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
-    """Create or update external member records (an upsert on the member id), creating the
-    Perkville user and connection of a new member.
+    """Create or update external member records (an upsert on the member id).
+
+    A new member's Perkville user and connection are created too.
 
     Each member: ``external_member_id`` and ``user_email`` (required), and any of ``first_name``,
     ``last_name``, ``external_membership_type``, ``external_membership_status``,
@@ -51,11 +54,11 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
         self.external_system_id = external_system_id
 
     def records(self) -> Iterable[Any]:
+        """The records to run, from the rendered parameter."""
         return as_records(self.members, "members")
 
     def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Member]:
-        from perkville_provider.hooks.perkville import member_request_body
-
+        """Validate, send and preview one record; checks this operator's own parameters."""
         system_id = as_text(self.external_system_id, "external_system_id")
 
         def upsert(member: Member) -> Outcome:

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from perkville_provider.batch import BatchJob, Outcome
-from perkville_provider.operators.base import (
-    BatchSettings,
-    PerkvilleBatchOperator,
-    as_bool,
-    as_optional_positive_int,
-    as_records,
-)
+from perkville_provider.bodies import AwardStatus, award_request_body
+from perkville_provider.operators._settings import as_bool, as_optional_positive_int, as_records
+from perkville_provider.operators.base import BatchSettings, PerkvilleBatchOperator
 from perkville_provider.records import Award, validate_award
 
 if TYPE_CHECKING:
     from perkville_provider.hooks.perkville import AwardResult, PerkvilleHook
 
+__all__ = [
+    "AWARD_STATUSES",
+    "PerkvilleAwardPointsOperator",
+    "award_outcome",
+]
 
-AWARD_STATUSES = ("awarded", "duplicate", "daily_limited")
+AWARD_STATUSES = get_args(AwardStatus)
 
 
 class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
@@ -67,11 +68,11 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
         self.limit_to_once_per_calendar_day = limit_to_once_per_calendar_day
 
     def records(self) -> Iterable[Any]:
+        """The records to run, from the rendered parameter."""
         return as_records(self.awards, "awards")
 
     def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Award]:
-        from perkville_provider.hooks.perkville import award_request_body
-
+        """Validate, send and preview one record; checks this operator's own parameters."""
         perk_id = as_optional_positive_int(self.perk_id, "perk_id")
         once_a_day = as_bool(self.limit_to_once_per_calendar_day, "limit_to_once_per_calendar_day")
 
@@ -95,9 +96,12 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
 
 
 def award_outcome(result: AwardResult) -> Outcome:
-    """The record's outcome; only a new award adds to ``points`` (a duplicate was counted before),
-    a recovered one to ``recovered_points``."""
-    from perkville_provider.hooks.perkville import transaction_points  # the hook is loaded by now
+    """The record's outcome.
+
+    Only a new award adds to ``points`` (a duplicate was counted before), a recovered one to
+    ``recovered_points``.
+    """
+    from perkville_provider.hooks.resources import transaction_points  # the hook is loaded by now
 
     transaction = result.transaction or {}
     detail: dict[str, Any] = {"points": result.points, "transaction_id": transaction.get("transaction_id")}

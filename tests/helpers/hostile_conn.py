@@ -1,16 +1,13 @@
-"""Connections and hooks pointing at the hostile test server (``tests/helpers/hostile_server.py``)."""
+"""Connections pointing at the hostile test server (``tests/helpers/hostile_server.py``)."""
 
 from __future__ import annotations
 
-import json
+import base64
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
-import pytest
-
-from perkville_provider.auth import clear_token_cache
-from perkville_provider.hooks.perkville import PerkvilleHook
-from perkville_provider.transport import RetryPolicy
+from perkville_provider.retries import RetryPolicy
 from tests.helpers.hostile_server import HostileServer
 
 #: Distinctive secrets, easy to grep for in anything the provider writes.
@@ -40,26 +37,15 @@ def hostile_connection(server: HostileServer, *, grant: bool = False, **override
     return conn
 
 
-@pytest.fixture
-def hostile_hook(hostile_server, monkeypatch) -> Callable[..., PerkvilleHook]:
-    """A hook on a connection to the hostile server (``grant=True`` for the password grant)."""
-    clear_token_cache()
-
-    def make(
-        conn_id: str = "perkville_hostile",
-        *,
-        grant: bool = False,
-        hook_kwargs: dict[str, Any] | None = None,
-        **overrides: Any,
-    ) -> PerkvilleHook:
-        value = hostile_connection(hostile_server, grant=grant, **overrides)
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
-        return PerkvilleHook(perkville_conn_id=conn_id, **{"retry_policy": QUICK, **(hook_kwargs or {})})
-
-    yield make
-    clear_token_cache()
-
-
 def grant_script(token: str = GRANTED) -> Callable[[Any], None]:
     """A token endpoint that grants ``token``."""
     return lambda exchange: exchange.json(200, {"access_token": token, "token_type": "Bearer"})
+
+
+def derived_forms() -> list[str]:
+    """Every form of the test secrets a request carries."""
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    forms = [TOKEN, GRANTED, PASSWORD, CLIENT_SECRET, basic, f"Basic {basic}"]
+    for secret in (PASSWORD, CLIENT_SECRET):
+        forms += [quote_plus(secret), quote(secret, safe="")]
+    return list(dict.fromkeys(forms))

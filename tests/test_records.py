@@ -43,7 +43,6 @@ def test_a_minimal_award_is_normalised_with_quantity_one_and_a_lower_cased_email
     assert award == Award(
         trans_source_id="GYM:DT:CHECKIN:1", perk_id=501, quantity=1, user_email="casey@example.com"
     )
-    assert award.key == "GYM:DT:CHECKIN:1"
 
 
 def test_the_default_perk_is_used_only_when_the_record_has_none():
@@ -132,12 +131,18 @@ def test_a_transaction_time_with_an_offset_is_kept_in_its_timezone():
 
 
 @pytest.mark.parametrize(
-    "value", ["2024-05-01T07:30:00", dt.datetime(2024, 5, 1, 7, 30), "2024-05-01", "yesterday"]
+    ("value", "message"),
+    [
+        ("2024-05-01T07:30:00", "must carry a timezone"),
+        (dt.datetime(2024, 5, 1, 7, 30), "must carry a timezone"),
+        ("2024-05-01", "must be a date and time with a timezone"),
+        ("yesterday", "must be an ISO 8601 date or date-time"),
+    ],
 )
-def test_a_transaction_time_without_a_timezone_is_rejected_clearly(value):
+def test_a_transaction_time_without_a_timezone_is_rejected_clearly(value, message):
     error = rejected(validate_award, award_with(transaction_dt=value))
     assert error.field == "transaction_dt"
-    assert "timezone" in error.message or "ISO 8601" in error.message
+    assert error.message.startswith(message)
 
 
 def test_location_must_be_a_positive_integer():
@@ -173,7 +178,6 @@ def test_a_member_is_normalised_with_upper_case_status_and_dates():
         external_cancel_dt=pendulum.datetime(2025, 2, 1, tz="UTC"),
         home_location_id=101,
     )
-    assert member.key == "1001"
 
 
 @pytest.mark.parametrize("field", ["external_member_id", "user_email"])
