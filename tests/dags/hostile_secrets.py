@@ -12,7 +12,7 @@ import logging
 
 import pendulum
 from airflow.sdk import Param, dag, task
-from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
+from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 
 PATHS = (
     "echo_400",
