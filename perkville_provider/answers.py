@@ -1,6 +1,14 @@
-"""Checks of what Perkville answered against what was asked, where the API's behaviour is unknown.
+"""Reading Perkville's answers, and checking them against what was asked: nothing taken on faith.
 
-Two things a tastypie API may do that a client must not take on faith:
+A 2xx is not proof of a usable answer: a proxy's HTML page, an empty 202/204, a JSON list where
+an object belongs, ``"objects": "abc"``, or text nested deep enough to exhaust the parser all
+arrive with a success status. :func:`read_json`, :func:`read_object` and :func:`read_page` turn
+each into a :class:`~perkville_provider.exceptions.PerkvilleMalformedAnswerError` with the status,
+method and path, saying what was missing, never a raw ``JSONDecodeError``, ``AttributeError`` or
+``RecursionError``; :func:`written_object` reads a write's answer leniently, since the write may
+have committed all the same.
+
+Two more things a tastypie API may do that a client must not take on faith:
 
 - **Ignore a filter.** Stock tastypie drops a filter on a field the resource does not declare
   filterable ("It's not a field we know about. Move along citizen."), so a look-up by
@@ -29,7 +37,7 @@ from urllib.parse import urlsplit
 
 import pendulum
 
-from perkville_provider.exceptions import PerkvilleAnswerError, PerkvilleLookupError
+from perkville_provider.exceptions import PerkvilleLookupError, PerkvilleMalformedAnswerError
 
 if TYPE_CHECKING:
     import requests
@@ -39,8 +47,10 @@ __all__ = [
     "CreationWitness",
     "LookupGuard",
     "Sent",
-    "page_objects",
+    "malformed",
     "read_json",
+    "read_object",
+    "read_page",
     "written_object",
 ]
 
@@ -53,14 +63,6 @@ _REMEMBERED_IDS = 65_536
 _CLOCK_RESOLUTION = dt.timedelta(seconds=1)
 
 Matcher = Callable[[Mapping[str, Any]], bool]
-
-
-def page_objects(page: Any) -> list[dict[str, Any]]:
-    """The ``objects`` of a list answer (an empty list for an empty answer)."""
-    if not isinstance(page, Mapping):
-        return []
-    objects = page.get("objects")
-    return [item for item in objects if isinstance(item, Mapping)] if isinstance(objects, list) else []
 
 
 class LookupGuard:
@@ -84,7 +86,7 @@ class LookupGuard:
         *,
         path: str,
         filter_name: str,
-        first: Callable[[], Any],
+        first: Callable[[], list[dict[str, Any]]],
         matches: Matcher,
         walk: Callable[[], Iterable[Mapping[str, Any]]],
         what: str,
@@ -92,12 +94,12 @@ class LookupGuard:
     ) -> dict[str, Any] | None:
         """The object ``matches`` accepts, or None when it provably does not exist.
 
-        ``first`` fetches the filtered list (one object is enough); ``walk`` iterates the
+        ``first`` fetches the filtered list's objects (one is enough); ``walk`` iterates the
         narrowest list that does not depend on the filter. ``confirm`` is a costlier check (one
         more request) of the filtered answer, tried before deciding the filter was ignored.
         """
         if not self.filter_ignored(path, filter_name):
-            objects = page_objects(first())
+            objects = first()
             if not objects:
                 return None
             if matches(objects[0]) or (confirm is not None and confirm(objects[0])):
@@ -211,25 +213,71 @@ def _api_time(value: Any) -> dt.datetime | None:
     return parsed if isinstance(parsed, dt.datetime) and parsed.tzinfo else None
 
 
-def read_json(response: requests.Response) -> Any:
-    """The JSON body of an answer, or None when it is empty.
+def malformed(response: requests.Response, problem: str) -> PerkvilleMalformedAnswerError:
+    """The typed error for an answer that cannot be used, with where it came from."""
+    request = response.request
+    return PerkvilleMalformedAnswerError(
+        problem,
+        status=response.status_code,
+        method=request.method if request is not None else None,
+        path=urlsplit(request.url or "").path if request is not None else None,
+    )
 
-    :raises PerkvilleAnswerError: a body that is not JSON, with the status, method and path (never a
-        raw decoding error)
+
+def read_json(response: requests.Response) -> Any:
+    """The answer's JSON value.
+
+    :raises PerkvilleMalformedAnswerError: the body is empty, not JSON, or nested too deep to read
     """
     if not response.content:
-        return None
+        raise malformed(response, f"the answer ({response.status_code}) has no body, and this call needs one")
     try:
         return response.json()
+    except RecursionError:
+        raise malformed(response, "the answer is JSON nested too deep to read") from None
     except ValueError:
-        request = response.request
-        raise PerkvilleAnswerError(
-            f"answered {response.status_code} with a body that is not JSON "
-            f"({response.headers.get('Content-Type') or 'no content type'}, {len(response.content)} bytes)",
-            status=response.status_code,
-            method=request.method if request is not None else None,
-            path=urlsplit(request.url or "").path if request is not None else None,
-        ) from None
+        kind = response.headers.get("Content-Type") or "no content type"
+        raise malformed(response, f"the answer is not JSON ({kind}, {len(response.content)} bytes)") from None
+
+
+def read_object(response: requests.Response) -> dict[str, Any]:
+    """The answer's JSON object. :raises PerkvilleMalformedAnswerError: not a JSON object."""
+    body = read_json(response)
+    if not isinstance(body, dict):
+        raise malformed(response, f"the answer is a JSON {_kind(body)}, not the JSON object this call needs")
+    return body
+
+
+def read_page(
+    response: requests.Response, *, paged: bool = True
+) -> tuple[list[dict[str, Any]], Mapping[str, Any]]:
+    """The ``objects`` and ``meta`` of a list answer, each of the shape a list answer has.
+
+    :param paged: the answer is a page of a list endpoint and must carry ``meta`` (a batch
+        write's answer holds only ``objects``)
+    :raises PerkvilleMalformedAnswerError: naming what is missing or of the wrong type
+    """
+    body = read_json(response)
+    if not isinstance(body, dict):
+        raise malformed(
+            response, f"a list answer must be a JSON object with objects and meta, got a JSON {_kind(body)}"
+        )
+    objects = body.get("objects")
+    if not isinstance(objects, list):
+        found = "no objects" if "objects" not in body else f"objects as a JSON {_kind(objects)}"
+        raise malformed(response, f"the list answer has {found}, not a list of objects")
+    meta = body.get("meta", None if paged else {})
+    if not isinstance(meta, Mapping):
+        found = "no meta" if "meta" not in body else f"meta as a JSON {_kind(meta)}"
+        raise malformed(response, f"the list answer has {found}, not a meta object")
+    if not all(isinstance(item, dict) for item in objects):
+        raise malformed(response, "the list answer's objects are not all JSON objects")
+    return objects, meta
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
 
 
 def written_object(response: requests.Response) -> dict[str, Any] | None:
@@ -239,6 +287,6 @@ def written_object(response: requests.Response) -> dict[str, Any] | None:
     """
     try:
         body = response.json() if response.content else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return body if isinstance(body, dict) and body else None

@@ -5,21 +5,36 @@ for a connection runs the Resource Owner Password grant, and every other hook an
 process reuses it. The cache is keyed by the connection id and a fingerprint of the credentials,
 so editing the connection's password or client starts a new grant. A 401 on a granted token
 (revoked, or the server forgot it) triggers one new grant, shared by all threads that saw it.
+
+A circuit breaker keeps a broken account from being hammered: when the token granted after a 401
+is refused too, or when the token endpoint refuses the credentials, the provider remembers it and
+every later call for these credentials fails at once with one clear error, without a request
+(a storm of password grants can lock the staff account).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
-from airflow.sdk.log import mask_secret
 
-from perkville_provider.exceptions import PerkvilleAuthenticationError, error_details, error_from_response
-from perkville_provider.transport import Delivery
+from perkville_provider.exceptions import (
+    PerkvilleAuthenticationError,
+    PerkvilleCircuitOpenError,
+    PerkvilleConfigurationError,
+    error_details,
+    error_from_response,
+)
+from perkville_provider.redaction import register_client_credentials, register_secret
+
+if TYPE_CHECKING:
+    from perkville_provider.transport import Delivery
 
 __all__ = [
     "DEFAULT_TOKEN_URL",
@@ -63,10 +78,10 @@ class Credentials:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def mask(self) -> None:
-        """Register every secret with Airflow's masker, before anything can log it."""
-        for secret in (self.password, self.client_secret, self.token):
-            if secret:
-                mask_secret(secret)
+        """Register every secret and its derived forms with the masker, before anything can log it."""
+        register_secret(self.password)
+        register_secret(self.token)
+        register_client_credentials(self.client_id, self.client_secret)
 
     def missing_for_grant(self) -> list[str]:
         """What a password grant needs that the connection lacks (empty when nothing)."""
@@ -79,7 +94,7 @@ class Credentials:
         return [name for name, value in needed.items() if not value]
 
 
-GrantSender = Callable[[str, dict[str, str], tuple[str, str]], Delivery]
+GrantSender = Callable[[str, dict[str, str], tuple[str, str]], "Delivery"]
 """Posts a form to the token URL with HTTP Basic client auth: (url, form, (client_id, secret))."""
 
 
@@ -105,16 +120,33 @@ def password_grant(credentials: Credentials, send: GrantSender) -> str:
     response = delivery.response
     if response.status_code != 200:
         raise _grant_error(credentials, response)
-    try:
-        token = response.json()["access_token"]
-    except (ValueError, KeyError, TypeError):
-        raise PerkvilleAuthenticationError(
-            f"the token endpoint of connection {credentials.conn_id!r} answered without an access_token",
+    token = _access_token(response)
+    if token is None:
+        raise PerkvilleConfigurationError(
+            f"the token endpoint of connection {credentials.conn_id!r} answered 200 without a usable "
+            "access_token (missing, null, empty, not text, or with a control character inside); "
+            "check the token_url extra",
             status=response.status_code,
             method="POST",
             path=urlsplit(response.url).path,
-        ) from None
-    mask_secret(token)
+        )
+    register_secret(token)
+    return token
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _access_token(response: requests.Response) -> str | None:
+    """The granted token, stripped of surrounding whitespace; None when it is not a usable one."""
+    body = _json_or_none(response)
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if not isinstance(token, str):
+        return None
+    token = token.strip()
+    if not token or _CONTROL.search(token):
+        register_secret(token)
+        return None
     return token
 
 
@@ -133,7 +165,7 @@ def _grant_error(credentials: Credentials, response: requests.Response) -> Excep
 def _json_or_none(response: requests.Response) -> object:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -143,6 +175,8 @@ class TokenProvider:
     def __init__(self, credentials: Credentials) -> None:
         self.credentials = credentials
         self._token: str | None = credentials.token or None
+        self._replaced: str | None = None
+        self._refusal: PerkvilleAuthenticationError | None = None
         self._lock = threading.Lock()
         self.grants = 0
 
@@ -157,23 +191,68 @@ class TokenProvider:
         if token is not None:
             return token
         with self._lock:
+            self._raise_if_open()
             if self._token is None:
-                self._token = password_grant(self.credentials, send)
-                self.grants += 1
+                self._token = self._grant(send)
             return self._token
 
     def replace_refused(self, refused: str, send: GrantSender) -> str | None:
         """After a 401 on ``refused``: a fresh grant (once, whatever the threads).
 
         None when the token was pre-issued and nothing here can replace it.
+
+        :raises PerkvilleCircuitOpenError: ``refused`` was itself the replacement of a refused
+            token (Perkville refuses every token of this account), or the breaker is open
         """
         if self.pre_issued:
             return None
         with self._lock:
-            if self._token == refused:
-                self._token = password_grant(self.credentials, send)
-                self.grants += 1
+            self._raise_if_open()
+            if self._token != refused:
+                return self._token
+            if refused == self._replaced:  # granted after a 401, and refused before any call took it
+                self._open(
+                    f"Perkville refused the token granted for connection {self.credentials.conn_id!r} "
+                    "right after a new grant too; no more grants are run in this process (check the "
+                    "staff account and the API client)"
+                )
+            self._token = self._grant(send)
+            self._replaced = self._token
             return self._token
+
+    def confirm(self, token: str) -> None:
+        """A call with ``token`` was accepted: a later refusal of it may be answered by a new grant."""
+        if token == self._replaced:
+            with self._lock:
+                if token == self._replaced:
+                    self._replaced = None
+
+    def _grant(self, send: GrantSender) -> str:
+        try:
+            token = password_grant(self.credentials, send)
+        except PerkvilleAuthenticationError as error:
+            if error.status is not None:
+                self._refusal = error
+                self._token = None
+            raise
+        self.grants += 1
+        return token
+
+    def _open(self, message: str) -> None:
+        self._refusal = PerkvilleCircuitOpenError(message, status=401)
+        self._token = None
+        raise self._refusal
+
+    def _raise_if_open(self) -> None:
+        refusal = self._refusal
+        if refusal is not None:
+            raise PerkvilleCircuitOpenError(
+                f"{refusal.message} (not asked again: connection {self.credentials.conn_id!r} is "
+                "refused until it changes or the process restarts)",
+                status=refusal.status,
+                method=refusal.method,
+                path=refusal.path,
+            )
 
 
 _PROVIDERS: dict[tuple[str, str], TokenProvider] = {}

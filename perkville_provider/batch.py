@@ -19,18 +19,17 @@ import heapq
 import json
 import logging
 import math
-import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
-from typing import IO, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from perkville_provider.records import RecordValidationError
+from perkville_provider.redaction import redact_optional
+from perkville_provider.report_file import ReportPath, WritablePath, report_writer
 from perkville_provider.retries import CLIENT_ERROR_STATUSES, is_retriable_status
 from perkville_provider.same_key import SameKeyOrder
 
@@ -73,6 +72,8 @@ SUMMARY_MAX_BYTES = 48_000
 _KEY_MAX_CHARS = 80
 _MESSAGE_MAX_CHARS = 240
 _CODE_MAX_CHARS = 64
+_FIELD_MAX_CHARS = 100
+_REPORT_MESSAGE_MAX_CHARS = 2_000
 
 Prepared = TypeVar("Prepared")
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class Outcome:
     field: str | None = None
     message: str | None = None
     retriable: bool = False
+    stops_batch: bool = False
 
     @property
     def is_failure(self) -> bool:
@@ -115,6 +117,19 @@ class Outcome:
             field=getattr(error, "field", None),
             message=str(error) or type(error).__name__,
             retriable=is_retriable(error),
+            stops_batch=getattr(error, "stops_batch", False) is True,
+        )
+
+    def redacted(self) -> Outcome:
+        """This outcome with its texts fit to store and log: secrets out, length bounded.
+
+        The field, code and message may come from the server (or a proxy echoing the request).
+        """
+        return dataclasses.replace(
+            self,
+            field=redact_optional(self.field, limit=_FIELD_MAX_CHARS),
+            code=redact_optional(self.code, limit=_CODE_MAX_CHARS),
+            message=redact_optional(self.message, limit=_REPORT_MESSAGE_MAX_CHARS),
         )
 
 
@@ -207,6 +222,7 @@ class _Tally:
         self.retriable_failures = 0
         self.repeated_keys = 0
         self.stopped = False
+        self.stop_reason: str | None = None
         self.done = 0
         self.failures = _FirstByIndex(MAX_FAILURES_SHOWN)
         self.results = _FirstByIndex(job.inline_results)
@@ -233,6 +249,7 @@ class _Tally:
             "retriable_failures": self.retriable_failures,
             **({"repeated_keys": self.repeated_keys} if self.job.order_key else {}),
             "stopped": self.stopped,
+            **({"stop_reason": self.stop_reason} if self.stop_reason else {}),
             "failures": failures,
             "failures_not_shown": self.failures.seen - len(failures),
         }
@@ -256,7 +273,7 @@ def _failure_entry(index: int, key: str | None, outcome: Outcome) -> dict[str, A
         "key": key,
         "status": outcome.status,
         "field": outcome.field,
-        "code": _clip(outcome.code, _CODE_MAX_CHARS) if outcome.code else None,
+        "code": outcome.code,
         "message": _clip(outcome.message, _MESSAGE_MAX_CHARS) if outcome.message else None,
     }
 
@@ -322,44 +339,6 @@ class _Progress:
             self.logger.info("%s: %d records, %.1f records/s", self.name, done, rate)
 
 
-class WritablePath(Protocol):
-    """A path object that opens for writing, such as ``pathlib.Path`` or ``ObjectStoragePath``."""
-
-    def open(self, mode: str = ..., *args: Any, **kwargs: Any) -> IO[str]:
-        """Open the file, here for writing text."""
-        ...
-
-
-#: Where the report goes: a local path, a URL string (opened with fsspec), or a path object.
-ReportPath = str | os.PathLike[str] | WritablePath
-
-
-@contextmanager
-def _report_writer(report_path: ReportPath | None) -> Iterator[Callable[[dict[str, Any]], None]]:
-    """Stream one JSON line per record to ``report_path`` (any path with ``open``, or a str/URL)."""
-    if report_path is None:
-        yield lambda _line: None
-        return
-    with _open_for_writing(report_path) as handle:
-        yield lambda line: handle.write(json.dumps(line, default=str) + "\n")
-
-
-@contextmanager
-def _open_for_writing(report_path: ReportPath) -> Iterator[IO[str]]:
-    if isinstance(report_path, str) and "://" in report_path:
-        import fsspec  # an Airflow dependency; only needed for URLs
-
-        with fsspec.open(report_path, "w", encoding="utf-8", auto_mkdir=True) as handle:
-            yield handle
-        return
-    path = Path(report_path) if isinstance(report_path, str | os.PathLike) else report_path
-    parent = getattr(path, "parent", None)
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        yield handle
-
-
 def _report_line(index: int, key: str | None, outcome: Outcome) -> dict[str, Any]:
     line: dict[str, Any] = {"index": index, "key": key, "status": outcome.status}
     for name in ("field", "code", "message"):
@@ -419,7 +398,7 @@ def run_batch(
     failures_logged = 0
 
     with (
-        _report_writer(report_path) as report,
+        report_writer(report_path) as report,
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"perkville-{job.name}") as pool,
     ):
         pending: dict[Future[Outcome], tuple[int, str | None, Hashable | None]] = {}
@@ -430,6 +409,10 @@ def run_batch(
 
         def account(index: int, key: str | None, outcome: Outcome) -> None:
             nonlocal failures_logged
+            outcome = outcome.redacted()
+            if outcome.stops_batch and tally.stop_reason is None:
+                tally.stop_reason = outcome.message
+                logger.error("%s: stopping the batch: %s", job.name, outcome.message)
             tally.add(index, key, outcome)
             report(_report_line(index, key, outcome))
             if outcome.is_failure and failures_logged < MAX_FAILURES_SHOWN:
@@ -471,7 +454,7 @@ def run_batch(
                 if not order.hold(order_key, (index, key, prepared)):
                     send(index, key, prepared, order_key)
             progress.maybe_log(tally.done)
-            if stop is not None and stop.is_set():
+            if tally.stop_reason is not None or (stop is not None and stop.is_set()):
                 logger.warning("%s: stopped after %d records; no new record is sent", job.name, index + 1)
                 tally.stopped = True
                 break
@@ -536,6 +519,8 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any] | None]) -> dict[str, 
         merged.setdefault("operation", summary.get("operation"))
         merged["dry_run"] = bool(merged.get("dry_run")) or bool(summary.get("dry_run"))
         merged["stopped"] = bool(merged.get("stopped")) or bool(summary.get("stopped"))
+        if summary.get("stop_reason") and not merged.get("stop_reason"):
+            merged["stop_reason"] = summary["stop_reason"]
         for name, value in summary.items():
             if isinstance(value, int) and not isinstance(value, bool) and name not in _NOT_SUMMED:
                 merged[name] = merged.get(name, 0) + value
@@ -572,6 +557,7 @@ _LAYOUT_KEYS = frozenset(
         "elapsed_seconds",
         "retriable_failures",
         "stopped",
+        "stop_reason",
     }
 )
 

@@ -8,18 +8,24 @@ Every error a hook method raises is a ``PerkvilleError``; catch it to catch them
         ├── RecordValidationError        a record field that cannot be sent (nothing sent); also a ValueError
         ├── PerkvilleNetworkError        no answer after every retry
         ├── PerkvilleAuthenticationError 401, or a refused token grant
+        │   └── PerkvilleCircuitOpenError    refused again after a re-grant: stops the batch
         ├── PerkvillePermissionError     403
         ├── PerkvilleNotFoundError       404
         ├── PerkvilleValidationError     400/409/422: Perkville refused the data
         ├── PerkvilleRateLimitedError    429 after every retry (retry_after)
         ├── PerkvilleServerError         5xx after every retry
-        └── PerkvilleAnswerError         an answer the hook cannot use (a body that is not JSON)
-            └── PerkvilleLookupError     a look-up whose filter is ignored and that a walk cannot settle
+        └── PerkvilleAnswerError         an answer the hook cannot use (a redirect loop, an unsettled write)
+            ├── PerkvilleMalformedAnswerError  empty, not JSON, nested too deep, wrong shape
+            ├── PerkvilleAnswerTooLargeError   over max_response_bytes (reading stopped there)
+            ├── PerkvilleForeignLinkError      a link off the API's origin (not followed)
+            ├── PerkvillePaginationError       a list walk that would not end
+            └── PerkvilleLookupError           an ignored filter that a bounded walk cannot settle
 
 Every error carries the HTTP status, the ``pv_*`` (or OAuth) error codes, the method and the path,
 so an operator can sort failures without parsing text. None carries the token, the password or
-the client secret: messages are built from the server's error codes and texts, passed through
-Airflow's secrets masker, and the request's query string and headers are never included.
+the client secret: every piece of server text (message, field, code) passes through
+:func:`~perkville_provider.redaction.redact_text` as it is read, and the request's query string
+and headers are never included.
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from airflow.sdk.exceptions import AirflowException
-from airflow.sdk.log import redact
 
+from perkville_provider.redaction import redact_text
 from perkville_provider.retries import is_retriable_status
 
 if TYPE_CHECKING:
@@ -42,12 +48,17 @@ __all__ = [
     "GENERAL_FIELD",
     "ErrorDetail",
     "PerkvilleAnswerError",
+    "PerkvilleAnswerTooLargeError",
     "PerkvilleAuthenticationError",
+    "PerkvilleCircuitOpenError",
     "PerkvilleConfigurationError",
     "PerkvilleError",
+    "PerkvilleForeignLinkError",
     "PerkvilleLookupError",
+    "PerkvilleMalformedAnswerError",
     "PerkvilleNetworkError",
     "PerkvilleNotFoundError",
+    "PerkvillePaginationError",
     "PerkvillePermissionError",
     "PerkvilleRateLimitedError",
     "PerkvilleServerError",
@@ -60,6 +71,8 @@ __all__ = [
 ]
 
 GENERAL_FIELD = "__all__"
+#: An exception message holds a few server texts (each already bounded) and a hint.
+MAX_MESSAGE_CHARS = 4_000
 
 #: Customer-safe copy for join errors, from Perkville's "Joining the loyalty program" guide.
 CUSTOMER_SAFE_MESSAGES: Mapping[str, str] = {
@@ -97,9 +110,11 @@ class PerkvilleError(AirflowException):
     :param path: the request path, without its query string
 
     ``retriable`` says whether a later try of the task could succeed where this one failed: the
-    batch engine uses it to choose between a retried and a failed-for-good task.
+    batch engine uses it to choose between a retried and a failed-for-good task. ``stops_batch``
+    says that no other record can succeed either (the batch stops at once).
     """
 
+    stops_batch: ClassVar[bool] = False
     #: True on the classes whose errors no later try can fix, whatever the status.
     permanent: ClassVar[bool] = False
 
@@ -117,7 +132,7 @@ class PerkvilleError(AirflowException):
         method: str | None = None,
         path: str | None = None,
     ) -> None:
-        self.message = redact(message)
+        self.message = redact_text(message, limit=MAX_MESSAGE_CHARS)
         self.status = status
         self.details = details
         self.method = method
@@ -188,6 +203,16 @@ class PerkvilleAuthenticationError(PerkvilleError):
     permanent = True
 
 
+class PerkvilleCircuitOpenError(PerkvilleAuthenticationError):
+    """Perkville refused a token granted again after a 401, or refused the grant.
+
+    Every call of this connection in this process now fails at once, without a request, and the
+    batch stops.
+    """
+
+    stops_batch = True
+
+
 class PerkvillePermissionError(PerkvilleError):
     """403: the token lacks the scope, or its user lacks the staff role, for this action."""
 
@@ -255,19 +280,33 @@ def error_details(body: Any) -> tuple[ErrorDetail, ...]:
     errors = body.get("errors")
     details: list[ErrorDetail] = []
     if isinstance(errors, Mapping):
-        for field, entries in errors.items():
-            for entry in entries if isinstance(entries, list) else [entries]:
+        for field, entries in list(errors.items())[:MAX_DETAILS]:
+            for entry in (entries if isinstance(entries, list) else [entries])[:MAX_DETAILS]:
                 if isinstance(entry, Mapping):
-                    details.append(
-                        ErrorDetail(str(field), str(entry.get("code", "")), str(entry.get("message", "")))
-                    )
+                    details.append(_detail(field, entry.get("code", ""), entry.get("message", "")))
                 else:
-                    details.append(ErrorDetail(str(field), "", str(entry)))
+                    details.append(_detail(field, "", entry))
     if not details and isinstance(body.get("error"), str):
-        details.append(ErrorDetail(GENERAL_FIELD, body["error"], str(body.get("error_description", ""))))
+        details.append(_detail(GENERAL_FIELD, body["error"], body.get("error_description", "")))
     if not details and isinstance(body.get("detail"), str):
-        details.append(ErrorDetail(GENERAL_FIELD, "", body["detail"]))
-    return tuple(details)
+        details.append(_detail(GENERAL_FIELD, "", body["detail"]))
+    return tuple(details[:MAX_DETAILS])
+
+
+#: Error entries kept from one answer (a hostile answer may hold thousands).
+MAX_DETAILS = 20
+_FIELD_MAX_CHARS = 100
+_CODE_MAX_CHARS = 100
+_DETAIL_MESSAGE_MAX_CHARS = 500
+
+
+def _detail(field: Any, code: Any, message: Any) -> ErrorDetail:
+    """One error entry, every part redacted and bounded (servers and proxies may echo the request)."""
+    return ErrorDetail(
+        redact_text(field, limit=_FIELD_MAX_CHARS),
+        redact_text(code, limit=_CODE_MAX_CHARS),
+        redact_text(message, limit=_DETAIL_MESSAGE_MAX_CHARS),
+    )
 
 
 def summarise_details(details: tuple[ErrorDetail, ...]) -> str:
@@ -290,10 +329,10 @@ def error_from_response(
     status = response.status_code
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     details = error_details(body)
-    summary = summarise_details(details) or (response.reason or "no error details")
+    summary = summarise_details(details) or redact_text(response.reason or "no error details", limit=200)
     message = f"{summary}. {hint}" if hint else summary
     if status >= 500:
         error_class: type[PerkvilleError] = PerkvilleServerError
@@ -306,12 +345,35 @@ def error_from_response(
 
 
 class PerkvilleAnswerError(PerkvilleError):
-    """An answer the hook cannot use: a body that is not JSON, or a write it cannot settle.
+    """An answer the hook cannot use; says the status, method and path, and no retry can fix it.
 
-    Says the status, method and path.
+    Unreadable, of the wrong shape, too large, pointing away, or a write it cannot settle.
     """
 
     permanent = True
+
+
+class PerkvilleMalformedAnswerError(PerkvilleAnswerError):
+    """A body that is not the JSON the call needs (empty, not JSON, nested too deep, wrong shape)."""
+
+
+class PerkvilleAnswerTooLargeError(PerkvilleAnswerError):
+    """An answer larger than the connection's ``max_response_bytes``; reading stopped at the cap."""
+
+
+class PerkvilleForeignLinkError(PerkvilleAnswerError):
+    """A link (``meta.next``) to another origin than the API's.
+
+    Never followed: the request would carry the token there.
+    """
+
+
+class PerkvillePaginationError(PerkvilleAnswerError):
+    """A list walk that does not end.
+
+    A ``next`` link already read, a page repeating the last one, or more pages than the
+    connection's ``max_pages``.
+    """
 
 
 class PerkvilleLookupError(PerkvilleAnswerError):

@@ -107,6 +107,27 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Read timeout in seconds for each request (default 30).",
                         "schema": {"type": ["number", "null"]},
                     },
+                    "request_deadline": {
+                        "label": "Request deadline (s)",
+                        "description": "Wall-clock seconds one attempt may take, answer included "
+                        "(default 1.5 x the read timeout).",
+                        "schema": {"type": ["number", "null"]},
+                    },
+                    "max_response_bytes": {
+                        "label": "Largest answer (bytes)",
+                        "description": "Answers larger than this are refused (default 20,000,000).",
+                        "schema": {"type": ["integer", "null"]},
+                    },
+                    "max_pages": {
+                        "label": "Most pages per list",
+                        "description": "A list walk stops with an error past this page (default 10,000).",
+                        "schema": {"type": ["integer", "null"]},
+                    },
+                    "allow_insecure_http": {
+                        "label": "Allow plain HTTP",
+                        "description": "Allow an http:// host or token URL off this machine (default off).",
+                        "schema": {"type": ["boolean", "null"]},
+                    },
                 },
             }
         ],

@@ -6,6 +6,11 @@ here. It retries what a later attempt can fix: 429 (after the server's ``Retry-A
 idempotent (awards carry ``trans_source_id``, member posts are upserts, status patches and
 agreement acceptances are repeatable), so a write whose answer was lost is safe to send again;
 ``Delivery.maybe_committed`` tells the caller that this happened.
+
+Every attempt runs under a wall-clock deadline (:mod:`perkville_provider.deadline`), never longer
+than what is left of the policy's total-time cap, and reads at most ``max_response_bytes`` of the
+answer while streaming it: a trickling or endless answer ends as a network error, a huge one as
+``PerkvilleAnswerTooLargeError``. :meth:`Transport.abort` frees every thread inside a request.
 """
 
 from __future__ import annotations
@@ -23,28 +28,35 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from perkville_provider import __version__
-from perkville_provider.exceptions import PerkvilleConfigurationError, PerkvilleNetworkError
+from perkville_provider.connection_settings import Limits
+from perkville_provider.deadline import Deadlines
+from perkville_provider.exceptions import (
+    PerkvilleAnswerError,
+    PerkvilleAnswerTooLargeError,
+    PerkvilleConfigurationError,
+    PerkvilleNetworkError,
+)
 from perkville_provider.retries import RetryPolicy
 
 __all__ = [
-    "DEFAULT_CONNECT_TIMEOUT",
-    "DEFAULT_READ_TIMEOUT",
     "Delivery",
     "RateLimiter",
     "RetryPolicy",
     "Timeout",
     "Transport",
-    "normalise_timeout",
     "parse_retry_after",
+    "read_body",
     "user_agent",
 ]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 30.0
-
 Timeout = float | tuple[float, float]
+_CHUNK_BYTES = 64 * 1024
+#: The shortest attempt worth starting when little of the total-time cap is left.
+_MIN_ATTEMPT_SECONDS = 0.05
+#: What ``requests`` raises when an attempt got no (complete) answer.
+_NO_ANSWER = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 def user_agent() -> str:
@@ -54,17 +66,6 @@ def user_agent() -> str:
     except ImportError:  # pragma: no cover - Airflow is a dependency
         airflow_version = "unknown"
     return f"airflow-provider-perkville/{__version__} apache-airflow/{airflow_version}"
-
-
-def normalise_timeout(timeout: Any) -> tuple[float, float]:
-    """A (connect, read) pair from a number, a pair, or None (the defaults)."""
-    if timeout is None or timeout == "":
-        return (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)
-    if isinstance(timeout, list | tuple):
-        connect, read = (float(part) for part in timeout)
-        return (connect, read)
-    read = float(timeout)
-    return (min(DEFAULT_CONNECT_TIMEOUT, read), read)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -132,6 +133,15 @@ class Delivery:
     maybe_committed: bool
 
 
+class _Cut(Exception):
+    """An attempt cut short by its deadline, or by :meth:`Transport.abort`."""
+
+    def __init__(self, reason: str, never_sent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.never_sent = never_sent
+
+
 class Transport:
     """Sends requests through one shared session with the retry policy and the rate limiter."""
 
@@ -141,14 +151,17 @@ class Transport:
         *,
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
-        timeout: tuple[float, float] = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
-        sleep: Callable[[float], None] = time.sleep,
+        limits: Limits | None = None,
     ) -> None:
         self.session = session
         self.policy = policy or RetryPolicy()
         self.limiter = limiter
-        self.timeout = timeout
-        self._sleep = sleep
+        self.limits = limits or Limits()
+        self.deadlines = Deadlines()
+
+    def abort(self) -> None:
+        """End every request in flight now (a killed task); later requests fail at once."""
+        self.deadlines.abort()
 
     def send(
         self,
@@ -164,7 +177,7 @@ class Transport:
         """Send until an answer that is not worth retrying, or until the policy's caps.
 
         Returns the last response whatever its status; raises ``PerkvilleNetworkError`` when the
-        last attempt got no response at all.
+        last attempt got no (complete) response at all, or when the transport was aborted.
         """
         path = urlsplit(url).path
         started = time.monotonic()
@@ -174,8 +187,12 @@ class Transport:
             attempt += 1
             if self.limiter is not None:
                 self.limiter.acquire()
+            if self.deadlines.stopped.is_set():
+                raise self._stopped(method, path)
+            seconds = max(_MIN_ATTEMPT_SECONDS, min(self.limits.deadline, self._time_left(started)))
             try:
-                response = self.session.request(
+                response = self._attempt(
+                    seconds,
                     method,
                     url,
                     headers=dict(headers or {}),
@@ -183,17 +200,20 @@ class Transport:
                     json=json,
                     data=data,
                     auth=auth,
-                    timeout=self.timeout,
                     allow_redirects=method == "GET",
                 )
-            except (requests.ConnectionError, requests.Timeout) as error:
+            except _Cut as cut:
+                if cut.reason == "stopped":
+                    raise self._stopped(method, path) from None
+                failure = f"no complete answer within the {seconds:.3g} s deadline"
+                never_sent = cut.never_sent
+            except requests.TooManyRedirects:
+                raise PerkvilleAnswerError(
+                    "too many redirects (a redirect loop)", method=method, path=path
+                ) from None
+            except _NO_ANSWER as error:
                 failure = type(error).__name__
-                delay = self._next_delay(attempt, started, None)
-                if delay is None:
-                    raise PerkvilleNetworkError(
-                        f"no answer after {attempt} attempt(s): {failure}", method=method, path=path
-                    ) from None
-                maybe_committed = maybe_committed or not _never_sent(error)
+                never_sent = _never_sent(error)
             else:
                 if not self.policy.is_retry(response.status_code):
                     return Delivery(response, maybe_committed)
@@ -204,16 +224,55 @@ class Transport:
                     return Delivery(response, maybe_committed)
                 maybe_committed = maybe_committed or response.status_code != 429
                 response.close()
-            log.warning(
-                "Perkville %s %s: %s on attempt %d of %d; retrying in %.2f s",
-                method,
-                path,
-                failure,
-                attempt,
-                self.policy.max_attempts,
-                delay,
-            )
-            self._sleep(delay)
+                self._wait(method, path, failure, attempt, delay)
+                continue
+            delay = self._next_delay(attempt, started, None)
+            if delay is None:
+                raise PerkvilleNetworkError(
+                    f"no answer after {attempt} attempt(s): {failure}", method=method, path=path
+                )
+            maybe_committed = maybe_committed or not never_sent
+            self._wait(method, path, failure, attempt, delay)
+
+    def _wait(self, method: str, path: str, failure: str, attempt: int, delay: float) -> None:
+        """Log the retry and wait ``delay`` seconds (cut short by :meth:`abort`)."""
+        log.warning(
+            "Perkville %s %s: %s on attempt %d of %d; retrying in %.2f s",
+            method,
+            path,
+            failure,
+            attempt,
+            self.policy.max_attempts,
+            delay,
+        )
+        if self.deadlines.stopped.wait(delay):
+            raise self._stopped(method, path)
+
+    def _stopped(self, method: str, path: str) -> PerkvilleNetworkError:
+        return PerkvilleNetworkError(
+            "stopped: the task is being stopped, so the request was cut or not sent", method=method, path=path
+        )
+
+    def _time_left(self, started: float) -> float:
+        return self.policy.max_elapsed - (time.monotonic() - started)
+
+    def _attempt(self, seconds: float, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One request under a deadline of ``seconds``, its answer read whole (up to the size cap)."""
+        with self.deadlines.attempt(seconds) as attempt:
+            try:
+                response = self.session.request(
+                    method, url, timeout=self.limits.timeout, stream=True, **kwargs
+                )
+                read_body(response, self.limits.max_response_bytes)
+            except requests.RequestException as error:
+                if attempt.cut in ("deadline", "stopped"):
+                    raise _Cut(attempt.cut, _never_sent(error)) from None
+                raise
+            if attempt.cut in ("deadline", "stopped"):
+                # A cut socket can look like an answer that simply ended: never trust it.
+                response.close()
+                raise _Cut(attempt.cut, never_sent=False)
+            return response
 
     def _next_delay(self, attempt: int, started: float, retry_after: float | None) -> float | None:
         """The wait before the next attempt, or None when the policy says stop."""
@@ -226,6 +285,36 @@ class Transport:
         if time.monotonic() - started + delay > policy.max_elapsed:
             return None
         return delay
+
+
+def read_body(response: requests.Response, max_bytes: int) -> None:
+    """Read the answer's body into ``response.content``, refusing more than ``max_bytes``.
+
+    A declared ``Content-Length`` over the cap is refused before reading; an undeclared or false
+    one is caught while streaming (decoded bytes count, so a compressed bomb is caught too).
+
+    :raises PerkvilleAnswerTooLargeError: the answer is larger than ``max_bytes``
+    """
+    declared = response.headers.get("Content-Length", "")
+    body = bytearray()
+    if not (declared.isdigit() and int(declared) > max_bytes):
+        for chunk in response.iter_content(_CHUNK_BYTES):
+            body += chunk
+            if len(body) > max_bytes:
+                break
+        else:
+            response._content = bytes(body)
+            response._content_consumed = True
+            return
+    response.close()
+    request = response.request
+    raise PerkvilleAnswerTooLargeError(
+        f"the answer is larger than the max_response_bytes={max_bytes} the connection allows; "
+        "reading stopped there",
+        status=response.status_code,
+        method=request.method if request is not None else None,
+        path=urlsplit(request.url or "").path if request is not None else None,
+    )
 
 
 def _never_sent(error: Exception) -> bool:

@@ -15,9 +15,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.hostile_server import HostileServer
 
 pytest_plugins = ["perkville_provider.sandbox.pytest_plugin"]
 
@@ -76,3 +79,11 @@ def load_dag(path: Path, dag_id: str):
     bag = DagBag(dag_folder=str(path))
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag(dag_id)
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[HostileServer]:
+    """A fresh hostile HTTP server (``tests/helpers/hostile_server.py``) for one test, stopped after it."""
+    server = HostileServer()
+    yield server
+    server.close()

@@ -11,6 +11,7 @@ import airflow
 import jsonschema
 import pytest
 
+from perkville_provider.connection_settings import SETTING_EXTRAS
 from perkville_provider.get_provider_info import get_provider_info
 from perkville_provider.hooks.perkville import PerkvilleHook
 
@@ -59,12 +60,4 @@ def test_the_connection_form_masks_every_secret_field():
     fields = connection_type["conn-fields"]
     secret = {name for name, spec in fields.items() if spec["schema"].get("format") == "password"}
     assert secret == {"client_secret", "token"}
-    assert set(fields) == {
-        "client_id",
-        "client_secret",
-        "token",
-        "token_url",
-        "business_id",
-        "scope",
-        "timeout",
-    }
+    assert set(fields) == set(SETTING_EXTRAS)

@@ -16,19 +16,21 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
-from requests_toolbelt.adapters.socket_options import TCPKeepAliveAdapter
 
-from perkville_provider.answers import CreationWitness, LookupGuard, read_json
-from perkville_provider.api_conventions import ApiConventions, ConventionError
-from perkville_provider.auth import DEFAULT_TOKEN_URL, Credentials, TokenProvider, token_provider
+from perkville_provider.answers import CreationWitness, LookupGuard, read_object
+from perkville_provider.api_conventions import ApiConventions
+from perkville_provider.auth import Credentials, TokenProvider, token_provider
+from perkville_provider.connection_settings import Limits, read_settings
+from perkville_provider.deadline import DeadlineAdapter
 from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
     PerkvilleError,
+    PerkvilleForeignLinkError,
     error_from_response,
 )
 from perkville_provider.hooks.resources import (
@@ -37,7 +39,10 @@ from perkville_provider.hooks.resources import (
     MemberUpsertResult,
     PerkvilleResourcesMixin,
 )
-from perkville_provider.records import RecordValidationError, validate_ref
+from perkville_provider.origin import Origin, describe_origin
+from perkville_provider.pagination import walk_pages
+from perkville_provider.records import validate_ref
+from perkville_provider.redaction import redact_text
 from perkville_provider.retries import RetryPolicy
 from perkville_provider.session import DEFAULT_API_URL, base_url_of, build_session
 from perkville_provider.transport import (
@@ -45,7 +50,6 @@ from perkville_provider.transport import (
     RateLimiter,
     Timeout,
     Transport,
-    normalise_timeout,
     parse_retry_after,
     user_agent,
 )
@@ -68,6 +72,8 @@ class _Wiring:
     tokens: TokenProvider
     session: requests.Session
     transport: Transport
+    limits: Limits
+    origin: Origin
 
 
 class _BearerAuth(AuthBase):
@@ -118,7 +124,7 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         retry_policy: RetryPolicy | None = None,
     ) -> None:
         self.pool_size = max(1, int(pool_size))
-        adapter = TCPKeepAliveAdapter(
+        adapter = DeadlineAdapter(
             idle=120, count=20, interval=30, pool_connections=2, pool_maxsize=self.pool_size, max_retries=0
         )
         super().__init__(method="GET", http_conn_id=perkville_conn_id, adapter=adapter)
@@ -143,44 +149,29 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
             return self._wiring
 
     def _build_wiring(self) -> _Wiring:
+        """Read and check every setting of the connection; nothing is sent before this succeeds."""
         connection = self.get_connection(self.perkville_conn_id)
-        extra = connection.extra_dejson
-        credentials = Credentials(
-            conn_id=self.perkville_conn_id,
-            token_url=extra.get("token_url") or DEFAULT_TOKEN_URL,
-            username=connection.login or None,
-            password=connection.password or None,
-            client_id=extra.get("client_id") or None,
-            client_secret=extra.get("client_secret") or None,
-            scope=extra.get("scope") or None,
-            token=extra.get("token") or None,
-        )
-        tokens = token_provider(credentials)
-        business = extra.get("business_id")
-        try:
-            business_id = (
-                None if business in (None, "") else validate_ref(business, "business_id", "businesses")
-            )
-        except RecordValidationError as error:
-            raise PerkvilleConfigurationError(
-                f"connection {self.perkville_conn_id!r}: the business_id extra {error.message}"
-            ) from None
-        try:
-            api = ApiConventions.from_extras(extra)
-        except ConventionError as error:
-            raise PerkvilleConfigurationError(f"connection {self.perkville_conn_id!r}: {error}") from None
+        settings = read_settings(connection, self.perkville_conn_id, timeout=self.timeout)
         base_url = base_url_of(connection)
+        settings.check_urls(base_url)
+        settings.warn_about_token_domain(base_url)
+        tokens = token_provider(settings.credentials)
         self.base_url = base_url  # HttpHook's public attribute, for url_from_endpoint
-        session = build_session(extra, adapter=self.adapter, auth=_BearerAuth(self))
+        session = build_session(connection.extra_dejson, adapter=self.adapter, auth=_BearerAuth(self))
         session.headers["User-Agent"] = user_agent()
         session.headers["Accept"] = "application/json"
-        transport = Transport(
+        transport = Transport(session, policy=self.retry_policy, limiter=self.limiter, limits=settings.limits)
+        return _Wiring(
+            base_url,
+            settings.business_id,
+            settings.api,
+            settings.credentials,
+            tokens,
             session,
-            policy=self.retry_policy,
-            limiter=self.limiter,
-            timeout=normalise_timeout(self.timeout if self.timeout is not None else extra.get("timeout")),
+            transport,
+            settings.limits,
+            Origin.of(base_url),
         )
-        return _Wiring(base_url, business_id, api, credentials, tokens, session, transport)
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
@@ -191,8 +182,9 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         :param extra_options: settings for a new session, read like the connection's extras
         :return: a session that signs requests with the bearer token
         """
+        wiring = self._wire()
         if not headers and not extra_options:
-            return self._wire().session
+            return wiring.session
         extra = {**self.get_connection(self.perkville_conn_id).extra_dejson, **(extra_options or {})}
         session = build_session(extra, adapter=self.adapter, auth=_BearerAuth(self))
         session.headers.update(self._wire().session.headers)
@@ -245,9 +237,17 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
     # -- one request ---------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:
-        if "://" in path:
-            return path
-        return self._wire().base_url.rstrip("/") + "/" + path.lstrip("/")
+        """The URL of an API path; a full URL (a ``Location`` answered) only on the API's origin."""
+        wiring = self._wire()
+        if "://" not in path:
+            return wiring.base_url.rstrip("/") + "/" + path.lstrip("/")
+        if not wiring.origin.admits(path):
+            raise PerkvilleForeignLinkError(
+                f"{describe_origin(path)} is not the API at {wiring.origin}; not sent (the request "
+                "would carry the token there)",
+                path=urlsplit(path).path,
+            )
+        return path
 
     def _deliver(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
@@ -262,6 +262,11 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         log.info("Perkville refused the token granted for %s; granting a new one", self.perkville_conn_id)
         wiring.tokens.replace_refused(refused, self._send_grant)
         again = wiring.transport.send(method, url, params=params, json=json)
+        resent = again.response.request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if again.response.status_code == 401:
+            wiring.tokens.replace_refused(resent, self._send_grant)  # opens the circuit breaker
+        else:
+            wiring.tokens.confirm(resent)
         return Delivery(again.response, delivery.maybe_committed or again.maybe_committed)
 
     def check_response(self, response: requests.Response) -> None:
@@ -304,19 +309,38 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         return response
 
     def request_json(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
-    ) -> Any:
-        """:meth:`request`, returning the decoded JSON body.
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        allow_empty: bool = False,
+    ) -> dict[str, Any]:
+        """:meth:`request`, returning the answer's JSON object.
 
         :param method: the HTTP method
         :param path: the API path (``/v2/...``) or a full URL on the API's origin
         :param params: the query parameters
         :param json: the JSON body
-        :return: the decoded body, or None for an empty answer
-        :raises PerkvilleError: the typed error for a refusal, or ``PerkvilleNetworkError``; a
-            ``PerkvilleAnswerError`` (with status, method and path) for a body that is not JSON
+        :param allow_empty: an empty answer (a 202 or 204 to a write) is ``{}`` rather than an error
+        :return: the decoded object
+        :raises PerkvilleMalformedAnswerError: the answer is empty, not JSON, or not a JSON object
+        :raises PerkvilleError: the typed error for a refusal, or ``PerkvilleNetworkError``
         """
-        return read_json(self.request(method, path, params=params, json=json))
+        response = self.request(method, path, params=params, json=json)
+        if allow_empty and not response.content:
+            return {}
+        return read_object(response)
+
+    def abort(self) -> None:
+        """End every request of this hook in flight now, from any thread (a killed task).
+
+        Later calls fail at once with ``PerkvilleNetworkError``; nothing more is sent.
+        """
+        wiring = self._wiring
+        if wiring is not None:
+            wiring.transport.abort()
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = DEFAULT_PAGE_SIZE
@@ -329,6 +353,8 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         :param params: the query filters
         :param page_size: objects asked for per page
         :return: an iterator of the objects
+        :raises PerkvilleForeignLinkError: ``meta.next`` points to another origin (not followed)
+        :raises PerkvillePaginationError: a page already read, a repeated page, or past ``max_pages``
         :raises PerkvilleError: when Perkville refuses or does not answer
         """
         for page in self.iter_pages(path, params, page_size=page_size):
@@ -339,31 +365,28 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield the objects of a list endpoint page by page, one page in memory at a time.
 
-        Walks ``limit``/``offset``, and follows ``meta.next`` when the API gives one. A caller that
-        counts pages or commits per page (the SQL export) walks this; others use :meth:`paginate`.
+        Walks ``limit``/``offset`` and follows ``meta.next`` on the API's origin only; a walk that
+        would not end, or a link elsewhere, is a typed error (see :mod:`perkville_provider.pagination`).
+        A caller that counts pages or commits per page (the SQL export) walks this; others use
+        :meth:`paginate`.
 
         :param path: the list endpoint, e.g. ``/v2/connections/``
         :param params: filters sent with the first page (``meta.next`` carries them on)
         :param page_size: the ``limit`` asked for
         :return: an iterator of pages, each the list of that page's objects
+        :raises PerkvilleForeignLinkError: ``meta.next`` points to another origin (not followed)
+        :raises PerkvillePaginationError: a page already read, a repeated page, or past ``max_pages``
+        :raises PerkvilleMalformedAnswerError: a page that is not a list answer (says what is missing)
         """
-        query: dict[str, Any] = {"limit": page_size, "offset": 0, **(params or {})}
-        next_path: str | None = path
-        while next_path is not None:
-            page = self.request_json("GET", next_path, params=query) or {}
-            objects = page.get("objects") or []
-            meta = page.get("meta")
-            limit = int(query.get("limit") or page_size)
-            yield objects
-            next_path = None
-            if isinstance(meta, Mapping) and meta.get("next"):
-                parts = urlsplit(meta["next"])
-                next_path = parts.path if not parts.scheme else parts._replace(query="").geturl()
-                query = dict(parse_qsl(parts.query))
-            elif isinstance(meta, Mapping) and "next" not in meta and objects and len(objects) >= limit:
-                next_path = path
-                query = {**query, "offset": int(query.get("offset") or 0) + len(objects)}
-            del page, objects
+        wiring = self._wire()
+        return walk_pages(
+            lambda page_path, query: self.request("GET", page_path, params=query),
+            path,
+            params,
+            page_size=page_size,
+            origin=wiring.origin,
+            max_pages=wiring.limits.max_pages,
+        )
 
     def _business(self, business_id: int | str | None) -> int:
         if business_id not in (None, ""):
@@ -406,5 +429,5 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         except PerkvilleError as error:
             return False, str(error)
         except Exception as error:
-            return False, f"{type(error).__name__}: {error}"
+            return False, redact_text(f"{type(error).__name__}: {error}")
         return True, f"Connected to Perkville at {self._wire().base_url}: {check}"

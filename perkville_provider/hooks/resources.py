@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from perkville_provider.answers import CreationWitness, LookupGuard, Sent, page_objects, written_object
+from perkville_provider.answers import CreationWitness, LookupGuard, Sent, read_page, written_object
 from perkville_provider.api_conventions import DEFAULT_PATHS, ApiConventions
 from perkville_provider.bodies import (
     AwardStatus,
@@ -60,6 +60,7 @@ __all__ = [
     "MemberUpsertResult",
     "ObjectRef",
     "PerkvilleResourcesMixin",
+    "transaction_points",
 ]
 
 # The default paths (the connection's ``paths`` extra overrides any of them; see the sandbox
@@ -129,8 +130,14 @@ class PerkvilleResourcesMixin:
     if TYPE_CHECKING:  # the hook's request path, defined in hooks/perkville.py
 
         def request_json(  # noqa: D102
-            self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
-        ) -> Any: ...
+            self,
+            method: str,
+            path: str,
+            *,
+            params: Mapping[str, Any] | None = None,
+            json: Any = None,
+            allow_empty: bool = False,
+        ) -> dict[str, Any]: ...
         def request(  # noqa: D102
             self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
         ) -> requests.Response: ...
@@ -236,9 +243,7 @@ class PerkvilleResourcesMixin:
         return self._lookups.find(
             path=path,
             filter_name=name,
-            first=lambda: self.request_json(
-                "GET", path, params={"business": business, name: value, "limit": 1}
-            ),
+            first=lambda: self._first_objects(path, {"business": business, name: value}),
             matches=matches,
             walk=lambda: self.paginate(path, {"business": business}),
             what=what,
@@ -250,8 +255,13 @@ class PerkvilleResourcesMixin:
         user_id = self._api().relation_id(connection.get("user"), "users")
         if user_id is None:
             return False
-        user = self.request_json("GET", self._api().detail_path("users", user_id)) or {}
+        user = self.request_json("GET", self._api().detail_path("users", user_id))
         return any(str(entry.get("email", "")).strip().lower() == email for entry in user.get("emails") or [])
+
+    def _first_objects(self, path: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A look-up's filtered list, one object at most, checked to be a list answer."""
+        objects, _ = read_page(self.request("GET", path, params={**params, "limit": 1}))
+        return objects
 
     def set_connection_status(self, connection: ObjectRef, status: str) -> dict[str, Any]:
         """Join (``ACTIVE``) or leave (``INACTIVE``) the program.
@@ -266,7 +276,8 @@ class PerkvilleResourcesMixin:
         """
         status = validate_connection_status(status)
         path = _object_path(self._api().path("connections"), connection, "connection_id")
-        return self.request_json("PATCH", path, json={"status": status}) or self.request_json("GET", path)
+        answer = self.request_json("PATCH", path, json={"status": status}, allow_empty=True)
+        return answer or self.request_json("GET", path)
 
     def upsert_external_member(
         self, member: Member | Mapping[str, Any], business_id: int | None = None
@@ -339,7 +350,9 @@ class PerkvilleResourcesMixin:
         api = self._api()
         path = _object_path(api.path("external_members"), external_member, "external_member_record_id")
         changes = {name: api.temporal(value) for name, value in fields.items()}
-        return self.request_json("PATCH", path, json=changes) or self.request_json("GET", path)
+        return self.request_json("PATCH", path, json=changes, allow_empty=True) or self.request_json(
+            "GET", path
+        )
 
     def iter_transactions(self, business_id: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every transaction of the business matching ``filters``, one page in memory at a time.
@@ -378,8 +391,8 @@ class PerkvilleResourcesMixin:
         return self._lookups.find(
             path=path,
             filter_name="trans_source_id",
-            first=lambda: self.request_json(
-                "GET", path, params={"business": business, "trans_source_id": trans_source_id, "limit": 1}
+            first=lambda: self._first_objects(
+                path, {"business": business, "trans_source_id": trans_source_id}
             ),
             matches=lambda item: str(item.get("trans_source_id")) == trans_source_id,
             walk=lambda: self.paginate(path, walk_params),
@@ -436,7 +449,7 @@ class PerkvilleResourcesMixin:
         create), is a duplicate.
         """
         if status == 201 and self._witness.created_now(sent, transaction, "transaction_id"):
-            return AwardResult("awarded", award.trans_source_id, _points_of(transaction), transaction)
+            return AwardResult("awarded", award.trans_source_id, transaction_points(transaction), transaction)
         return AwardResult("duplicate", award.trans_source_id, 0, transaction, lost)
 
     def _read_written_award(self, response: requests.Response, award: Award, business: int) -> dict[str, Any]:
@@ -462,14 +475,17 @@ class PerkvilleResourcesMixin:
 
         After a lost answer, or a refusal about ``trans_source_id`` in words the hook does not
         know, the transaction is looked up: an attempt may have committed whatever the resend
-        is told (Perkville does not document which check comes first).
+        is told (Perkville does not document which check comes first), and a recovered award's
+        points are read from it.
         """
-        if DUPLICATE_CODE in error.codes:
+        if DUPLICATE_CODE in error.codes and not lost:
             return AwardResult("duplicate", award.trans_source_id, 0, None, lost)
         if lost or "trans_source_id" in error.fields():
             existing = self.find_transaction(award.trans_source_id, business_id, award=award)
             if existing is not None:
                 return AwardResult("duplicate", award.trans_source_id, 0, existing, lost)
+        if DUPLICATE_CODE in error.codes:
+            return AwardResult("duplicate", award.trans_source_id, 0, None, lost)
         if DAILY_LIMIT_CODE in error.codes:
             return AwardResult("daily_limited", award.trans_source_id, 0, None, lost)
         raise error
@@ -511,13 +527,14 @@ class PerkvilleResourcesMixin:
             "user_id": user,
             "agreement_ids": ids,
         }
-        answer = self.request_json("POST", self._api().path("agreements_batch"), json=body)
-        if answer:
-            return page_objects(answer)
+        response = self.request("POST", self._api().path("agreements_batch"), json=body)
+        if response.content:
+            objects, _ = read_page(response, paged=False)
+            return objects
         return [a for a in self.get_join_agreements(user, business) if a.get("agreement_id") in ids]
 
 
-def _points_of(transaction: Mapping[str, Any]) -> int:
+def transaction_points(transaction: Mapping[str, Any]) -> int:
     """Points credited by a transaction: per-unit points times quantity (which may be a decimal).
 
     Rounded half up to whole points.

@@ -85,9 +85,11 @@ def _parse_rendered(text: str, name: str) -> Any:
         return json.loads(text)
     except ValueError:
         pass
+    except RecursionError:
+        raise setting_error(name, "is text nested too deep to read as records") from None
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
         raise setting_error(name, "is text that is neither a JSON nor a Python list of records") from None
 
 

@@ -35,9 +35,10 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
     ``daily_limited``; neither is a failure, and re-running a batch awards nothing twice.
 
     Returns the batch summary: ``total``, ``awarded``, ``duplicate``, ``daily_limited``,
-    ``invalid``, ``failed``, ``points``, ``recovered`` (duplicates whose first answer was lost in
-    transit: most likely written by this very run, so ``points`` may undercount them) and the
-    first failures.
+    ``invalid``, ``failed``, ``points`` (of the ``awarded`` transactions), ``recovered`` (the
+    duplicates whose first answer was lost in transit: most likely written by this very run),
+    ``recovered_points`` (their points, read from the transaction) and the first failures. See
+    the README ("Counts against the ledger") for what reconciles exactly.
 
     :param awards: the award records: a list, an XCom (``XComArg``) or a template rendering to one
     :param perk_id: the perk of every award that does not name its own
@@ -102,7 +103,7 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
             process=award,
             key_fields=("trans_source_id",),
             statuses=AWARD_STATUSES,
-            metrics=("points", "recovered"),
+            metrics=("points", "recovered", "recovered_points"),
             order_key=lambda record: record.trans_source_id,
             preview=lambda record: award_request_body(
                 record,
@@ -114,11 +115,19 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
 
 
 def award_outcome(result: AwardResult) -> Outcome:
-    """The record's outcome; only a new award adds to ``points`` (a duplicate was counted before)."""
+    """The record's outcome.
+
+    Only a new award adds to ``points`` (a duplicate was counted before), a recovered one to
+    ``recovered_points``.
+    """
+    from perkville_provider.hooks.resources import transaction_points  # the hook is loaded by now
+
     transaction = result.transaction or {}
     detail: dict[str, Any] = {"points": result.points, "transaction_id": transaction.get("transaction_id")}
     if result.recovered_after_lost_response:
         detail["recovered_after_lost_response"] = True
     points = result.points if result.status == "awarded" else 0
     recovered = int(result.recovered_after_lost_response)
-    return Outcome(result.status, detail=detail, metrics={"points": points or 0, "recovered": recovered})
+    recovered_points = transaction_points(transaction) if recovered else 0
+    metrics = {"points": points or 0, "recovered": recovered, "recovered_points": recovered_points}
+    return Outcome(result.status, detail=detail, metrics=metrics)

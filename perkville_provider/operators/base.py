@@ -81,6 +81,11 @@ def judge_batch(summary: Mapping[str, Any], settings: BatchSettings) -> None:
     fails (see :func:`raise_for_failure_ratio`); with ``retry_transient_failures``, records that
     failed transiently ask for a retry even within the ratio. Resending is always safe.
     """
+    if summary.get("stop_reason"):
+        raise AirflowFailException(
+            f"The batch stopped: {summary['stop_reason']}. No further record was sent; a later run "
+            "sends the rest once this is fixed (nothing already sent is sent twice)."
+        )
     if summary.get("stopped"):
         raise AirflowException(
             "The task was stopped before the end of the batch; a retry sends the rest "
@@ -208,7 +213,7 @@ class PerkvilleBatchOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the batch and judge it; the summary goes to XCom."""
         settings = self.settings()
-        hook = self.make_hook(settings)
+        hook = self._hook = self.make_hook(settings)
         settings = self._with_business(context, hook, settings)
         job = self.build_job(hook, settings)
         self._stop_sending = threading.Event()
@@ -226,10 +231,17 @@ class PerkvilleBatchOperator(BaseOperator):
         return summary
 
     def on_kill(self) -> None:
-        """Stop taking records: the requests in flight finish, nothing new is sent."""
+        """Stop taking records and cut the requests in flight.
+
+        The batch ends within moments, even with every worker stuck inside a request (a resend
+        later is safe).
+        """
         stop = getattr(self, "_stop_sending", None)
         if stop is not None:
             stop.set()
+        hook = getattr(self, "_hook", None)
+        if hook is not None:
+            hook.abort()
 
     def _with_business(self, context: Context, hook: PerkvilleHook, settings: BatchSettings) -> BatchSettings:
         """Read the business once: its id and its URL, saved for the extra link.

@@ -34,13 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     serve.add_argument("--db", default=":memory:", help="SQLite file (kept across restarts) or :memory:")
     for flag in FAULT_FLAGS:
+        name = f"--{flag.flag.replace('_', '-')}"
+        if flag.kind is bool:
+            serve.add_argument(name, dest=flag.setting, action="store_const", const=True, help=flag.help)
+            continue
         serve.add_argument(
-            f"--{flag.flag.replace('_', '-')}",
-            dest=flag.setting,
-            metavar=flag.flag.upper(),
-            type=flag.kind,
-            default=None,
-            help=flag.help,
+            name, dest=flag.setting, metavar=flag.flag.upper(), type=flag.kind, default=None, help=flag.help
         )
     serve.add_argument(
         "--duplicate-mode",

@@ -22,6 +22,7 @@ from email.utils import formatdate
 from typing import Any
 
 from perkville_provider.sandbox.errors import ErrorCollector
+from perkville_provider.sandbox.hostile import check_origin, hostile_send, wants_rewrite
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,6 +54,12 @@ def _fault_value(name: str, value: Any) -> Any:
         ):
             raise ValueError("must be a non-empty list of 5xx status codes")
         return list(value)
+    if name == "echo_request_in_errors":
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+    if name == "foreign_next_origin":
+        return check_origin(value)
     if name == "seed":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError("must be an integer")
@@ -98,6 +105,15 @@ class FaultConfig:
         0.0, "share of writes that commit but lose their answer", injects=True
     )
     lost_after_commit_mode: str = _setting("reset", "how the answer is lost: 'reset' (default) or '502'")
+    echo_request_in_errors: bool = _setting(
+        False, "hostile: error answers echo the request (Authorization header included)", injects=True
+    )
+    foreign_next_origin: str = _setting(
+        "", "hostile: rewrite list answers' meta.next to this origin", injects=True
+    )
+    trickle_ms: float = _setting(
+        0.0, "hostile: send every answer's body one byte at a time, this many ms apart", injects=True
+    )
     seed: int = _setting(0, "seed of the fault random stream (repeatable runs)")
 
     @classmethod
@@ -294,7 +310,29 @@ class FaultMiddleware:
         ):
             await self._lose_answer(scope, receive, send)
             return
+        if wants_rewrite(config):
+            await self._hostile(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def _hostile(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app with its answer rewritten by the hostile faults (see ``sandbox/hostile.py``)."""
+        request_body = bytearray()
+
+        async def tee() -> Message:
+            message = await receive()
+            request_body.extend(message.get("body", b""))
+            return message
+
+        rewrite: Send | None = None
+
+        async def rewritten(message: Message) -> None:
+            nonlocal rewrite
+            if rewrite is None:
+                rewrite = hostile_send(scope, send, self.faults.config, bytes(request_body))
+            await rewrite(message)
+
+        await self.app(scope, tee, rewritten)
 
     async def _throttle(self, scope: Scope, send: Send, wait: float, message: str) -> None:
         """Answer 429 with ``Retry-After`` in the configured form, counted as rate limited."""

@@ -22,6 +22,7 @@ from tests.helpers.hook_sandbox import (
     SandboxControl,
     connection_value,
 )
+from tests.helpers.hostile_conn import QUICK, hostile_connection
 
 
 @pytest.fixture
@@ -69,3 +70,23 @@ def recording_proxy(sandbox_control) -> Iterator[RecordingProxy]:
     proxy = RecordingProxy(sandbox_control.url)
     yield proxy
     proxy.close()
+
+
+@pytest.fixture
+def hostile_hook(hostile_server, monkeypatch) -> Callable[..., PerkvilleHook]:
+    """A hook on a connection to the hostile server (``grant=True`` for the password grant)."""
+    clear_token_cache()
+
+    def make(
+        conn_id: str = "perkville_hostile",
+        *,
+        grant: bool = False,
+        hook_kwargs: dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> PerkvilleHook:
+        value = hostile_connection(hostile_server, grant=grant, **overrides)
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
+        return PerkvilleHook(perkville_conn_id=conn_id, **{"retry_policy": QUICK, **(hook_kwargs or {})})
+
+    yield make
+    clear_token_cache()

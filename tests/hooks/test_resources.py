@@ -7,6 +7,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 
 from perkville_provider import __version__
+from perkville_provider.connection_settings import SETTING_EXTRAS
 from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
     PerkvilleError,
@@ -164,10 +165,6 @@ def test_test_connection_says_which_check_ran_and_reports_failure_as_text(make_h
     assert ok is False
     assert "username or password" in message
     assert "wrong-password-9" not in message
-
-
-#: The connection extras that configure the hook: none may reach the API as a header.
-SETTING_EXTRAS = ("client_id", "client_secret", "token", "token_url", "business_id", "scope", "timeout")
 
 
 def test_setting_extras_never_become_headers_and_the_user_agent_names_provider_and_airflow(

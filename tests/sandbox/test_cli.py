@@ -72,6 +72,8 @@ def test_serve_flags_set_the_faults_and_settings(tmp_path):
         "--throttle-rate", "0.03", "--retry-after-format", "http-date", "--reset-rate", "0.05",
         "--lost-after-commit-rate", "0.2",
         "--lost-after-commit-mode", "502", "--seed", "9", "--duplicate-mode", "return_existing",
+        "--trickle-ms", "1", "--foreign-next-origin", "http://elsewhere.example:8080",
+        "--echo-request-in-errors",
     ]  # fmt: skip
     with cli_server("--db", str(tmp_path / "f.db"), *flags) as (base_url, _):
         faults = requests.get(f"{base_url}/_sandbox/faults", timeout=5).json()
@@ -88,6 +90,9 @@ def test_serve_flags_set_the_faults_and_settings(tmp_path):
         "reset_rate": 0.05,
         "lost_after_commit_rate": 0.2,
         "lost_after_commit_mode": "502",
+        "echo_request_in_errors": True,
+        "foreign_next_origin": "http://elsewhere.example:8080",
+        "trickle_ms": 1,
         "seed": 9,
     }
     assert settings["duplicate_mode"] == "return_existing"
