@@ -62,17 +62,20 @@ def test_a_refusal_is_never_taken_for_a_duplicate_through_an_ignored_filter(
     assert "/v2/transactions/" in said[0]
 
 
+@pytest.mark.parametrize(
+    "unreadable", [b"<html><body>Created</body></html>", b"[]", b""], ids=["html", "json-list", "empty"]
+)
 def test_a_2xx_award_whose_body_is_not_json_is_settled_by_look_up(
-    make_hook, sandbox_control, recording_proxy
+    make_hook, sandbox_control, recording_proxy, unreadable
 ):
-    """Issue 8.8: the award exists; reporting it failed (and not retriable) was wrong."""
+    """Issue 8.8 and 8.11: the award exists; reporting it failed (or an AttributeError) was wrong."""
 
-    def html_instead_of_json(method, path, status, body):
+    def unreadable_instead_of_json(method, path, status, body):
         if method == "POST" and status == 201:
-            return status, b"<html><body>Created</body></html>"
+            return status, unreadable
         return status, body
 
-    recording_proxy.rewrite = html_instead_of_json
+    recording_proxy.rewrite = unreadable_instead_of_json
     result = make_hook("perkville_proxy", host=recording_proxy.url).award_points(award("HTML:1"))
 
     [row] = sandbox_control.transactions("HTML:1")
