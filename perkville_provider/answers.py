@@ -37,7 +37,11 @@ from urllib.parse import urlsplit
 
 import pendulum
 
-from perkville_provider.exceptions import PerkvilleLookupError, PerkvilleMalformedAnswerError
+from perkville_provider.exceptions import (
+    PerkvilleAnswerError,
+    PerkvilleLookupError,
+    PerkvilleMalformedAnswerError,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -47,7 +51,7 @@ __all__ = [
     "CreationWitness",
     "LookupGuard",
     "Sent",
-    "malformed",
+    "answer_error",
     "read_json",
     "read_object",
     "read_page",
@@ -213,10 +217,14 @@ def _api_time(value: Any) -> dt.datetime | None:
     return parsed if isinstance(parsed, dt.datetime) and parsed.tzinfo else None
 
 
-def malformed(response: requests.Response, problem: str) -> PerkvilleMalformedAnswerError:
+def answer_error(
+    response: requests.Response,
+    problem: str,
+    error_class: type[PerkvilleAnswerError] = PerkvilleMalformedAnswerError,
+) -> PerkvilleAnswerError:
     """The typed error for an answer that cannot be used, with where it came from."""
     request = response.request
-    return PerkvilleMalformedAnswerError(
+    return error_class(
         problem,
         status=response.status_code,
         method=request.method if request is not None else None,
@@ -230,21 +238,27 @@ def read_json(response: requests.Response) -> Any:
     :raises PerkvilleMalformedAnswerError: the body is empty, not JSON, or nested too deep to read
     """
     if not response.content:
-        raise malformed(response, f"the answer ({response.status_code}) has no body, and this call needs one")
+        raise answer_error(
+            response, f"the answer ({response.status_code}) has no body, and this call needs one"
+        )
     try:
         return response.json()
     except RecursionError:
-        raise malformed(response, "the answer is JSON nested too deep to read") from None
+        raise answer_error(response, "the answer is JSON nested too deep to read") from None
     except ValueError:
         kind = response.headers.get("Content-Type") or "no content type"
-        raise malformed(response, f"the answer is not JSON ({kind}, {len(response.content)} bytes)") from None
+        raise answer_error(
+            response, f"the answer is not JSON ({kind}, {len(response.content)} bytes)"
+        ) from None
 
 
 def read_object(response: requests.Response) -> dict[str, Any]:
     """The answer's JSON object. :raises PerkvilleMalformedAnswerError: not a JSON object."""
     body = read_json(response)
     if not isinstance(body, dict):
-        raise malformed(response, f"the answer is a JSON {_kind(body)}, not the JSON object this call needs")
+        raise answer_error(
+            response, f"the answer is a JSON {_kind(body)}, not the JSON object this call needs"
+        )
     return body
 
 
@@ -259,19 +273,19 @@ def read_page(
     """
     body = read_json(response)
     if not isinstance(body, dict):
-        raise malformed(
+        raise answer_error(
             response, f"a list answer must be a JSON object with objects and meta, got a JSON {_kind(body)}"
         )
     objects = body.get("objects")
     if not isinstance(objects, list):
         found = "no objects" if "objects" not in body else f"objects as a JSON {_kind(objects)}"
-        raise malformed(response, f"the list answer has {found}, not a list of objects")
+        raise answer_error(response, f"the list answer has {found}, not a list of objects")
     meta = body.get("meta", None if paged else {})
     if not isinstance(meta, Mapping):
         found = "no meta" if "meta" not in body else f"meta as a JSON {_kind(meta)}"
-        raise malformed(response, f"the list answer has {found}, not a meta object")
+        raise answer_error(response, f"the list answer has {found}, not a meta object")
     if not all(isinstance(item, dict) for item in objects):
-        raise malformed(response, "the list answer's objects are not all JSON objects")
+        raise answer_error(response, "the list answer's objects are not all JSON objects")
     return objects, meta
 
 

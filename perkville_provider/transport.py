@@ -28,6 +28,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from perkville_provider import __version__
+from perkville_provider.answers import answer_error
 from perkville_provider.connection_settings import Limits
 from perkville_provider.deadline import Deadlines
 from perkville_provider.exceptions import (
@@ -307,13 +308,11 @@ def read_body(response: requests.Response, max_bytes: int) -> None:
             response._content_consumed = True
             return
     response.close()
-    request = response.request
-    raise PerkvilleAnswerTooLargeError(
+    raise answer_error(
+        response,
         f"the answer is larger than the max_response_bytes={max_bytes} the connection allows; "
         "reading stopped there",
-        status=response.status_code,
-        method=request.method if request is not None else None,
-        path=urlsplit(request.url or "").path if request is not None else None,
+        PerkvilleAnswerTooLargeError,
     )
 
 

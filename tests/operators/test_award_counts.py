@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
+from tests.helpers.operator_runs import TaskInstanceStub
 
 AWARDS = [{"trans_source_id": f"COUNT:{n}", "user_email": "casey@example.com"} for n in range(60)]
-
-
-class _TaskInstance:
-    def xcom_push(self, key: str, value: object) -> None:
-        self.pushed = (key, value)
 
 
 def test_awarded_plus_recovered_and_their_points_reconcile_with_the_ledger(sandbox):
     sandbox.admin.set_faults(lost_after_commit_rate=0.3, error_rate=0.1, seed=5)
     operator = PerkvilleAwardPointsOperator(task_id="award", awards=AWARDS, perk_id=502, max_workers=4)
 
-    summary = operator.execute({"ti": _TaskInstance()})
+    summary = operator.execute({"ti": TaskInstanceStub()})
 
     sandbox.admin.clear_faults()
     ledger = [

@@ -13,14 +13,10 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 from tests.helpers.hostile_conn import GRANTED, TOKEN, grant_script, hostile_connection
 from tests.helpers.hostile_server import echo_everything
+from tests.helpers.operator_runs import TaskInstanceStub, execute_in_thread
 
 BUSINESS = {"business_id": 9823, "name": "Hostile Gym", "resource_uri": "/v2/businesses/9823/"}
 AWARDS = [{"trans_source_id": f"H:{n}", "user_email": "casey@example.com"} for n in range(40)]
-
-
-class _TaskInstance:
-    def xcom_push(self, key: str, value: object) -> None:
-        self.pushed = (key, value)
 
 
 @pytest.fixture
@@ -56,7 +52,7 @@ def test_server_texts_echoing_the_token_are_redacted_and_bounded_in_summary_repo
     hostile_server.route("POST", "/v2/transactions/", huge_echo)
     report = tmp_path / "report.jsonl"
     with pytest.raises(AirflowFailException) as info:
-        _operator(awards=AWARDS[:3], report_path=str(report)).execute({"ti": _TaskInstance()})
+        _operator(awards=AWARDS[:3], report_path=str(report)).execute({"ti": TaskInstanceStub()})
 
     lines = [json.loads(line) for line in report.read_text().splitlines()]
     assert [line["status"] for line in lines] == ["failed"] * 3
@@ -79,16 +75,7 @@ def test_on_kill_ends_a_batch_whose_workers_are_all_stuck_inside_requests(hostil
         lambda exchange: exchange.trickle(201, b"{}" + b" " * 10_000, interval=0.05),
     )
     operator = _operator(max_workers=4)
-    outcome: dict[str, BaseException] = {}
-
-    def run() -> None:
-        try:
-            operator.execute({"ti": _TaskInstance()})
-        except BaseException as error:
-            outcome["error"] = error
-
-    worker = threading.Thread(target=run)
-    worker.start()
+    worker, outcome = execute_in_thread(operator)
     while len(hostile_server.requests_to("/v2/transactions/")) < 4 and worker.is_alive():
         threading.Event().wait(0.02)
     operator.on_kill()
@@ -108,7 +95,7 @@ def test_a_refused_new_token_stops_the_batch_with_one_authentication_error(hosti
         "POST", "/v2/transactions/", lambda exchange: exchange.json(401, {"detail": "Invalid token."})
     )
     with pytest.raises(AirflowFailException) as info:
-        _operator(awards=AWARDS * 5, max_workers=8).execute({"ti": _TaskInstance()})
+        _operator(awards=AWARDS * 5, max_workers=8).execute({"ti": TaskInstanceStub()})
 
     assert len(hostile_server.requests_to("/api/token/")) == 2
     assert len(hostile_server.requests_to("/v2/transactions/")) <= 2 * 8

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 
 from airflow.sdk.exceptions import AirflowException
 
 from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
+from tests.helpers.operator_runs import TaskInstanceStub, execute_in_thread
 
 CASEY = "casey@example.com"
 CHECKIN_PERK = 501
 AWARDS = [{"trans_source_id": f"KILL:{n}", "user_email": CASEY} for n in range(300)]
-
-
-class _TaskInstance:
-    """Only what the operator touches outside the sandbox: the extra link's XCom push."""
-
-    def xcom_push(self, key: str, value: object) -> None:
-        self.pushed = (key, value)
 
 
 def _operator() -> PerkvilleAwardPointsOperator:
@@ -33,16 +26,7 @@ def _ledger_ids(sandbox) -> Counter:
 def test_a_killed_award_task_stops_sending_and_its_retry_awards_the_rest_exactly_once(sandbox):
     sandbox.admin.set_faults(latency_ms=20)
     operator = _operator()
-    outcome: dict[str, BaseException] = {}
-
-    def run() -> None:
-        try:
-            operator.execute({"ti": _TaskInstance()})
-        except BaseException as error:
-            outcome["error"] = error
-
-    worker = threading.Thread(target=run)
-    worker.start()
+    worker, outcome = execute_in_thread(operator)
     deadline = time.monotonic() + 30
     while len(_ledger_ids(sandbox)) < 20 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -57,7 +41,7 @@ def test_a_killed_award_task_stops_sending_and_its_retry_awards_the_rest_exactly
     assert _ledger_ids(sandbox) == after_kill, "nothing is sent once the task has stopped"
     assert 20 <= len(after_kill) < len(AWARDS)
 
-    summary = _operator().execute({"ti": _TaskInstance()})
+    summary = _operator().execute({"ti": TaskInstanceStub()})
 
     assert summary["awarded"] == len(AWARDS) - len(after_kill)
     assert summary["duplicate"] == len(after_kill)
