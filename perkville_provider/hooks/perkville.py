@@ -269,6 +269,14 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
             wiring.tokens.confirm(resent)
         return Delivery(again.response, delivery.maybe_committed or again.maybe_committed)
 
+    def _own_location(self, response: requests.Response) -> str | None:
+        """The answer's ``Location`` when it is on the API's origin; another is ignored (and said)."""
+        location = response.headers.get("Location")
+        if location and not self._wire().origin.admits(location):
+            log.warning("Perkville answered with a Location on %s; not followed", describe_origin(location))
+            return None
+        return location
+
     def check_response(self, response: requests.Response) -> None:
         """Raise the typed Perkville error for any status of 400 or more.
 

@@ -147,6 +147,7 @@ class PerkvilleResourcesMixin:
         def check_response(self, response: requests.Response) -> None: ...  # noqa: D102
         def _deliver(self, method: str, path: str, *, json: Any = None) -> Delivery: ...
         def _business(self, business_id: int | str | None) -> int: ...
+        def _own_location(self, response: requests.Response) -> str | None: ...
         def _api(self) -> ApiConventions: ...
 
         _lookups: LookupGuard
@@ -307,7 +308,7 @@ class PerkvilleResourcesMixin:
         self, response: requests.Response, member: Member, business: int
     ) -> dict[str, Any]:
         """The member record a write answered without a readable body: its ``Location``, else a look-up."""
-        location = response.headers.get("Location")
+        location = self._own_location(response)
         if location:
             found = self.request_json("GET", location) or {}
             if found.get("external_member_id") == member.external_member_id:
@@ -454,7 +455,7 @@ class PerkvilleResourcesMixin:
 
     def _read_written_award(self, response: requests.Response, award: Award, business: int) -> dict[str, Any]:
         """The transaction a write answered without a readable body: its ``Location``, else a look-up."""
-        location = response.headers.get("Location")
+        location = self._own_location(response)
         found = self.request_json("GET", location) if location else None
         if not isinstance(found, dict) or str(found.get("trans_source_id")) != award.trans_source_id:
             found = self.find_transaction(award.trans_source_id, business, award=award)

@@ -72,6 +72,31 @@ def test_a_next_link_on_the_same_origin_is_followed_with_the_token(hostile_serve
     assert [seen.header("Authorization") for seen in hostile_server.seen] == [f"Bearer {TOKEN}"] * 2
 
 
+def test_a_location_on_another_host_is_never_followed_and_the_award_is_settled_on_the_api(
+    hostile_server, hostile_hook
+):
+    elsewhere = HostileServer()
+    try:
+        foreign = f"http://localhost:{elsewhere.port}/v2/transactions/77/"
+        created = {"transaction_id": 77, "trans_source_id": "LOC:1", "points": 10, "quantity": 1}
+        hostile_server.route(
+            "POST", "/v2/transactions/", lambda x: x.send(201, b"", headers={"Location": foreign})
+        )
+        hostile_server.route("GET", "/v2/transactions/", lambda exchange: exchange.json(200, page([created])))
+
+        result = hostile_hook().award_points(
+            {"trans_source_id": "LOC:1", "user_email": "a@example.com", "perk_id": 501}
+        )
+
+        assert (result.status, result.transaction) == ("awarded", created)
+        assert elsewhere.seen == []
+        with pytest.raises(PerkvilleForeignLinkError, match=f"localhost:{elsewhere.port}"):
+            hostile_hook().request("GET", foreign)
+        assert elsewhere.seen == []
+    finally:
+        elsewhere.close()
+
+
 def test_a_downgraded_link_is_another_origin():
     from perkville_provider.origin import Origin
 
