@@ -116,7 +116,7 @@ class HostileServer:
                 exchange = Exchange(seen, self, server)
                 try:
                     script(exchange)
-                except (BrokenPipeError, ConnectionResetError):
+                except OSError:  # the client cut the connection (a deadline, an abort): expected here
                     self.close_connection = True
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _answer
