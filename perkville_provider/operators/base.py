@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from perkville_provider import staging
 from perkville_provider.batch import (
     DEFAULT_MAX_WORKERS,
     BatchJob,
@@ -114,13 +115,20 @@ def as_text(value: Any, name: str) -> str:
 
 
 def as_records(value: Any, name: str) -> Iterable[Any]:
-    """Records given inline, by XCom (a list, or the lazy sequence of a mapped task) or by a template.
+    """Records given inline, by XCom (a list, or the lazy sequence of a mapped task) or by a template,
+    or staged: an ``ObjectStoragePath`` or a path/URL of a JSON Lines file, or a list of them (read
+    lazily by :mod:`perkville_provider.staging`).
 
     A template renders to text unless the DAG renders native objects, so a string is read back
     as JSON or as a Python literal. A lone mapping is refused: it is almost surely a mistake.
     """
     if value is None:
         return []
+    if staging.is_staged_reference(value):
+        try:
+            return staging.read_staged_records(value)
+        except staging.StagedRecordsNotFoundError as error:
+            raise setting_error(name, str(error)) from None
     if isinstance(value, str):
         value = _parse_rendered(value, name)
     if isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable):
@@ -249,6 +257,7 @@ class PerkvilleBatchOperator(BaseOperator):
         hook = self.make_hook(settings)
         settings = self._with_business(context, hook, settings)
         job = self.build_job(hook, settings)
+        job = dataclasses.replace(job, prepare=staging.rejecting_bad_lines(job.prepare))
         self._stop_sending = threading.Event()
         summary = run_batch(
             self.records(),
