@@ -10,7 +10,9 @@ stays flat whatever the file size.
 Layout, under a staging root: ``<root>/<dag_id>/<run_id>/<name>/<chunk>.jsonl`` (see
 :func:`run_staging_dir`): named by DAG, run and chunk, so a retry or a re-run of a chunk reads the
 same records. Every run directory holds a small ``_run.json`` manifest whose ``staged_at`` lets
-:func:`remove_expired_runs` delete runs past their retention.
+:func:`remove_expired_runs` delete runs past their retention, and ``reports/``, the operators'
+per-record reports, from which :func:`settled_keys` tells a later run what Perkville already
+answered.
 
 This module is the one place where staged records are read: the operators call
 :func:`read_staged_records` through ``operators/base.py``.
@@ -22,6 +24,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from os import PathLike
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
 
 STAGED_SUFFIX = ".jsonl"
 MANIFEST_NAME = "_run.json"
+REPORTS_DIR = "reports"
+"""Where a run's operators write their per-record reports (read back by :func:`settled_keys`)."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _BAD_LINE_SHOWN = 80
 
@@ -199,3 +204,41 @@ def remove_expired_runs(root: Any, dag_id: str, *, retention_days: int, now: pen
             run_dir.rmdir(recursive=True)
             removed.append(str(run_dir))
     return removed
+
+
+def stage_in_chunks(
+    run_dir: ObjectStoragePath, name: str, records: Iterable[Any], chunk_size: int
+) -> list[tuple[str, int]]:
+    """Stage ``records`` as files of at most ``chunk_size`` lines under ``<run_dir>/<name>/``.
+
+    :return: each chunk's path (a URL string, for XCom) and its record count, in order
+    """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    chunks: list[tuple[str, int]] = []
+    iterator = iter(records)
+    while batch := list(islice(iterator, chunk_size)):
+        path = chunk_path(run_dir, name, len(chunks))
+        chunks.append((str(path), write_records(path, batch)))
+    return chunks
+
+
+def settled_keys(root: Any, dag_id: str, *, days: Iterable[str], statuses: Iterable[str]) -> set[str]:
+    """The record keys that earlier runs' reports show settled with one of ``statuses``.
+
+    Reads the per-record reports (``<run_dir>/reports/*.jsonl``) of the staged runs of ``dag_id``
+    whose manifest lists any of ``days``: what Perkville itself answered, never a guess.
+    """
+    wanted_days, wanted = set(days), set(statuses)
+    keys: set[str] = set()
+    for run_dir, manifest in read_manifests(root, dag_id):
+        if not wanted_days & set(manifest.get("days") or []):
+            continue
+        reports = run_dir / REPORTS_DIR
+        if not reports.exists():
+            continue
+        for report in reports.iterdir():
+            for line in _lines([report]):
+                if isinstance(line, dict) and line.get("status") in wanted and line.get("key"):
+                    keys.add(str(line["key"]))
+    return keys

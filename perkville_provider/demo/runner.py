@@ -169,16 +169,20 @@ def run_dag(
     dags_folder: Path,
     dag_id: str,
     label: str,
-    logical_date: pendulum.DateTime,
+    logical_date: pendulum.DateTime | None,
     conf: Mapping[str, Any] | None = None,
+    *,
+    run_after: pendulum.DateTime | None = None,
 ) -> RunResult:
     """``dag.test()`` one run of a freshly parsed DAG and collect its summary.
 
+    ``logical_date=None`` makes a run without a logical date (and without a data interval), as
+    ``airflow dags trigger`` without ``--logical-date`` does; ``run_after`` is when it was queued.
     Parsed afresh for each run because an in-process ``dag.test()`` writes the run's conf into
     the DAG object's Params, where it would leak into the next run of the same object.
     """
     dag = load_example_dags(dags_folder)[dag_id]
-    run = dag.test(logical_date=logical_date, run_conf=dict(conf or {}))
+    run = dag.test(logical_date=logical_date, run_after=run_after, run_conf=dict(conf or {}))
     state = str(getattr(run.state, "value", run.state))
     return RunResult(dag_id, label, state, report_summary(dag_id, run.run_id), run.run_id)
 
