@@ -192,7 +192,7 @@ def perkville_daily_checkin_awards() -> None:
     def cleanup(params: dict[str, Any], dag: Any = None) -> list[str]:
         return cleanup_staging(params["staging_root"], dag.dag_id, params["staging_retention_days"])
 
-    done >> cleanup()
+    done >> cleanup().as_teardown()
 
 
 perkville_daily_checkin_awards()

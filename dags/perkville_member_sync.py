@@ -108,7 +108,7 @@ def perkville_member_sync() -> None:
     def cleanup(params: dict[str, Any], dag: Any = None) -> list[str]:
         return cleanup_staging(params["staging_root"], dag.dag_id, params["staging_retention_days"])
 
-    done >> cleanup()
+    done >> cleanup().as_teardown()
 
 
 perkville_member_sync()

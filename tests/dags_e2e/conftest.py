@@ -29,7 +29,9 @@ CHECKIN_POINTS = 10  # the sandbox's perk 501 "Daily check-in"
 
 
 @pytest.fixture(autouse=True)
-def fresh_pipeline_state(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def fresh_pipeline_state(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Each test starts as a fresh deployment: its own staging root (the DAGs' Param default) and
     no watermark on the example DAGs' Assets (the metadata database is shared by the session)."""
     staging_root = tmp_path / "staging"
