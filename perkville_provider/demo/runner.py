@@ -278,11 +278,17 @@ def print_report(
         )
         if _reasons(s):
             print("    rows not sent:", *_reasons(s), sep="\n", file=out)
-    print("\nDaily check-in awards (perkville_daily_checkin_awards)", file=out)
+    print(
+        "\nDaily check-in awards (perkville_daily_checkin_awards): the run's own day, then what its", file=out
+    )
+    print("lookback found on earlier days (late rows awarded, rows skipped as already settled)", file=out)
     columns = ("total", "awarded", "points", "duplicate", "daily_limited", "invalid", "failed")
-    print(f"  {'day':<10}  {'state':<8}" + "".join(f"{c:>14}" for c in columns), file=out)
+    extra = ("late", "skipped_known")
+    print(f"  {'day':<10}  {'state':<8}" + "".join(f"{c:>14}" for c in (*columns, *extra)), file=out)
     for run in (r for r in results.runs if r.dag_id == AWARDS_DAG_ID):
-        counts = "".join(f"{_count(run.summary, c):>14}" for c in columns)
+        own_day = (run.summary or {}).get("own_day") or run.summary
+        counts = "".join(f"{_count(own_day, c):>14}" for c in columns)
+        counts += "".join(f"{_count(run.summary, c):>14}" for c in extra)
         print(f"  {run.label:<10}  {run.state:<8}{counts}", file=out)
     for run in (r for r in results.runs if r.dag_id == AWARDS_DAG_ID):
         if _reasons(run.summary):
@@ -297,7 +303,8 @@ def print_report(
         print(f"This run awarded {new_awards} check-ins ({new_points} points).", file=out)
     else:
         print(
-            "This run awarded nothing new: every check-in was already awarded (counted as duplicates).",
+            "This run awarded nothing new: every check-in was already awarded (skipped as settled by "
+            "earlier runs' reports, or counted as duplicates).",
             file=out,
         )
     verdict = "all runs succeeded" if results.succeeded else "SOME RUNS FAILED"
