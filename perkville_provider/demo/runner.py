@@ -290,9 +290,12 @@ def print_report(
         counts = "".join(f"{_count(own_day, c):>14}" for c in columns)
         counts += "".join(f"{_count(run.summary, c):>14}" for c in extra)
         print(f"  {run.label:<10}  {run.state:<8}{counts}", file=out)
+    shown: set[str] = set()  # the lookback re-reads earlier days' bad rows: list each once
     for run in (r for r in results.runs if r.dag_id == AWARDS_DAG_ID):
-        if _reasons(run.summary):
-            print(f"    {run.label} rows not awarded:", *_reasons(run.summary), sep="\n", file=out)
+        reasons = [line for line in _reasons(run.summary) if line not in shown]
+        shown.update(reasons)
+        if reasons:
+            print(f"    {run.label} rows not awarded:", *reasons, sep="\n", file=out)
     print(
         f"\nSandbox ledger: {after.transactions} transactions, {after.points} points, "
         f"{after.external_members} external members, {after.connections} connections",
