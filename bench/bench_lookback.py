@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import CUSTOMERS, _quiet_logger, sandbox
+from _common import CUSTOMERS, _quiet_logger, report_goals, sandbox
 
 from perkville_provider import staging
 from perkville_provider.batch import run_batch
@@ -143,10 +143,7 @@ def main() -> int:
             f"{results['lookback, re-send']['duplicate']:,} duplicates",
         ),
     ]
-    print()
-    for name, met, figure in goals:
-        print(f"{'meets' if met else 'misses'}: {name} ({figure})")
-    return 0 if all(met for _, met, _ in goals) else 1
+    return report_goals(goals)
 
 
 if __name__ == "__main__":

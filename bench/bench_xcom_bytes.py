@@ -32,6 +32,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
+from _common import report_goals  # noqa: E402
+
 KB = 1024
 XCOM_GOAL_BYTES = 256 * KB
 READ_RATIO_GOAL = 1.2
@@ -176,10 +178,7 @@ def main() -> int:
             f"{small['memory_kib'] / 1024:.1f} -> {large['memory_kib'] / 1024:.1f} MiB",
         ),
     ]
-    print()
-    for name, met, figure in goals:
-        print(f"{'meets' if met else 'misses'}: {name} ({figure})")
-    return 0 if all(met for _, met, _ in goals) else 1
+    return report_goals(goals)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from perkville_example_common import (
     MEMBERS_ASSET,
     cleanup_staging,
     common_params,
+    operator_settings,
     sql_param,
     staging_params,
 )
@@ -158,27 +159,15 @@ def perkville_daily_checkin_awards() -> None:
         task_id="upsert_checkin_members",
         members=extracted["members"],
         external_system_id="{{ params.external_system_id }}",
-        perkville_conn_id="{{ params.perkville_conn_id }}",
-        business_id="{{ params.business_id }}",
-        max_workers="{{ params.max_workers }}",
-        max_failure_ratio=1.0,  # a bad member row fails its check-ins, judged by the report
-        retry_transient_failures=True,
-        dry_run="{{ params.dry_run }}",
+        **operator_settings(),
     )
 
     awarded = PerkvilleAwardPointsOperator.partial(
         task_id="award_checkin_points",
         perk_id="{{ params.perk_id }}",
         limit_to_once_per_calendar_day=True,
-        perkville_conn_id="{{ params.perkville_conn_id }}",
-        business_id="{{ params.business_id }}",
-        max_workers="{{ params.max_workers }}",
-        # The threshold is judged by the report over the whole run; a chunk only asks for a
-        # retry when records failed transiently (resending is safe).
-        max_failure_ratio=1.0,
-        retry_transient_failures=True,
-        dry_run="{{ params.dry_run }}",
         report_path="{{ staged_report_path(params.staging_root, dag.dag_id, run_id, ti.map_index) }}",
+        **operator_settings(),
     ).expand(awards=extracted)
     members >> awarded
 

@@ -142,6 +142,22 @@ def common_params(*, max_failure_ratio: float) -> dict[str, Param]:
     }
 
 
+def operator_settings() -> dict[str, Any]:
+    """The operator arguments both DAGs take from their Params.
+
+    The failure threshold is judged by the report over the whole run (``max_failure_ratio=1.0``
+    here); a task only asks for a retry when records failed transiently (resending is safe).
+    """
+    return {
+        "perkville_conn_id": "{{ params.perkville_conn_id }}",
+        "business_id": "{{ params.business_id }}",
+        "max_workers": "{{ params.max_workers }}",
+        "max_failure_ratio": 1.0,
+        "retry_transient_failures": True,
+        "dry_run": "{{ params.dry_run }}",
+    }
+
+
 def sql_param(default: str, *, binds: str) -> Param:
     """A query Param; ``binds`` documents the named binds the DAG supplies."""
     return Param(

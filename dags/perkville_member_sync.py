@@ -38,6 +38,7 @@ from perkville_example_common import (
     MEMBERS_ASSET,
     cleanup_staging,
     common_params,
+    operator_settings,
     report,
     sql_param,
     stage_changed_members,
@@ -82,14 +83,7 @@ def perkville_member_sync() -> None:
         task_id="sync_members",
         members=extracted["members"],
         external_system_id="{{ params.external_system_id }}",
-        perkville_conn_id="{{ params.perkville_conn_id }}",
-        business_id="{{ params.business_id }}",
-        max_workers="{{ params.max_workers }}",
-        # The threshold is judged by the report over the whole run; a chunk only asks for a
-        # retry when records failed transiently (resending is safe).
-        max_failure_ratio=1.0,
-        retry_transient_failures=True,
-        dry_run="{{ params.dry_run }}",
+        **operator_settings(),
         outlets=[MEMBERS_ASSET],
     )
 

@@ -31,7 +31,7 @@ def test_a_mapped_run_reads_its_staged_chunks_bad_lines_are_invalid_and_a_rerun_
     second = _write(tmp_path / "chunks" / "00001.jsonl", [_award(3), "", '["a list"]', _award(4)])
     url = "file://" + second  # a URL and a plain path are both accepted
 
-    run = run_dag("operators_staged_awards", paths=[first, url])
+    run = run_dag("operators_awards", awards=[first, url], chunk_size=1, max_failure_ratio=0.5)
 
     assert run.state == "success"
     chunks = xcom_values(run, "award_points")
@@ -46,7 +46,7 @@ def test_a_mapped_run_reads_its_staged_chunks_bad_lines_are_invalid_and_a_rerun_
     expected = {f"GYM:DT:CHECKIN:{n}": 1 for n in (1, 2, 3, 4)}
     assert transactions_by_source(sandbox) == expected
 
-    rerun = run_dag("operators_staged_awards", paths=[first, url])
+    rerun = run_dag("operators_awards", awards=[first, url], chunk_size=1, max_failure_ratio=0.5)
 
     assert rerun.state == "success"
     merged = xcom_values(rerun, "merged")[-1]
@@ -58,7 +58,7 @@ def test_a_missing_staged_file_fails_its_task_naming_the_path_and_sends_nothing(
     present = _write(tmp_path / "00000.jsonl", [_award(7)])
     missing = str(tmp_path / "gone" / "00001.jsonl")
 
-    run = run_dag("operators_staged_awards", paths=[present, missing])
+    run = run_dag("operators_awards", awards=[present, missing], chunk_size=1)
 
     states = task_states(run)
     assert states[("award_points", 0)] == "success"
