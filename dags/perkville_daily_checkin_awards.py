@@ -59,7 +59,7 @@ from perkville_example_common import (
 
 from perkville_provider.operators.external_members import PerkvilleSyncMembersOperator
 from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
-from perkville_provider.staging import REPORTS_DIR, run_staging_dir
+from perkville_provider.staging import REPORTS_DIR, chunk_in_current_run, run_staging_dir
 
 CHECKIN_PERK_ID = 501
 
@@ -147,7 +147,7 @@ def staged_report_path(root: str, dag_id: str, run_id: str, map_index: int) -> s
 def perkville_daily_checkin_awards() -> None:
     @task(inlets=[MEMBERS_ASSET, AWARDS_ASSET])
     def extract_checkin_awards(**context: Any) -> list[str]:
-        # Airflow maps only over a return value: the chunk paths; the rest under its own keys.
+        # Airflow maps only over a return value: the chunk names; the rest under its own keys.
         staged = extract_awards(context)
         context["ti"].xcom_push(key="members", value=staged["members"])
         context["ti"].xcom_push(key="plan", value=staged["plan"])
@@ -168,7 +168,7 @@ def perkville_daily_checkin_awards() -> None:
         limit_to_once_per_calendar_day=True,
         report_path="{{ staged_report_path(params.staging_root, dag.dag_id, run_id, ti.map_index) }}",
         **operator_settings(),
-    ).expand(awards=extracted)
+    ).expand(awards=extracted.map(chunk_in_current_run))  # short names in XCom, full paths here
     members >> awarded
 
     @task(task_id="report", retries=0, trigger_rule=TriggerRule.NONE_FAILED, outlets=[AWARDS_ASSET])

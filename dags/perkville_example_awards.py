@@ -95,7 +95,8 @@ def _local_day(award: Mapping[str, Any], timezone: str, fallback: str) -> str:
 def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
     """Stage the window's awards (by day, in chunks) and the members to upsert first.
 
-    :return: ``award_chunks`` (paths, one per mapped task), ``members`` (paths) and ``plan`` (what
+    :return: ``award_chunks`` (chunk names relative to the run's staging directory, one per mapped
+        task: see ``staging.chunk_in_current_run``), ``members`` (paths) and ``plan`` (what
         the report needs: the day, the window, per-day counts, each chunk's day)
     """
     params, dag_run = context["params"], context["dag_run"]
@@ -137,12 +138,13 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
     size = chunk_size_for(sum(map(len, by_day.values())), int(params["chunk_size"]), len(by_day))
     award_chunks, chunk_days = [], []
     for row_day, awards in by_day.items():
-        for path, _count in staging.stage_in_chunks(run_dir, f"awards/{row_day}", awards, size):
-            award_chunks.append(path)
+        for name, _count in staging.stage_in_chunks(run_dir, f"awards/{row_day}", awards, size):
+            award_chunks.append(name)
             chunk_days.append(row_day)
     members = members_to_upsert(params, state[MEMBERS_ASSET].get(SYNCED_UNTIL), bounds)
     member_files = [
-        path for path, _ in staging.stage_in_chunks(run_dir, "members", members, MEMBERS_PER_FILE)
+        str(run_dir / name)
+        for name, _ in staging.stage_in_chunks(run_dir, "members", members, MEMBERS_PER_FILE)
     ]
     staging.write_manifest(run_dir, dag_id=dag_run.dag_id, run_id=dag_run.run_id, day=str(day), days=days)
     plan = {

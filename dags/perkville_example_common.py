@@ -262,4 +262,4 @@ def stage_changed_members(context: Mapping[str, Any], synced_until: str | None) 
         "reason": window.reason,
         "members": sum(count for _, count in chunks),
     }
-    return {"members": [path for path, _ in chunks], "window": summary}
+    return {"members": [str(run_dir / name) for name, _ in chunks], "window": summary}

@@ -165,9 +165,24 @@ def run_staging_dir(root: Any, dag_id: str, run_id: str) -> ObjectStoragePath:
     return as_storage_path(root) / safe_name(dag_id) / safe_name(run_id)
 
 
-def chunk_path(run_dir: ObjectStoragePath, name: str, chunk: int) -> ObjectStoragePath:
-    """The file of chunk ``chunk`` of ``name`` (``awards``, ``members``...) in a run's directory."""
-    return run_dir / name / f"{chunk:05d}{STAGED_SUFFIX}"
+def chunk_name(name: str, chunk: int) -> str:
+    """Chunk ``chunk`` of ``name`` (``awards/2026-11-20``, ``members``...), relative to a run's directory."""
+    return f"{name}/{chunk:05d}{STAGED_SUFFIX}"
+
+
+def chunk_in_current_run(name: str) -> str:
+    """A chunk name relative to the current run's staging directory, as a full path/URL.
+
+    For ``XComArg.map()`` over an extract's chunk names: every mapped task pulls the whole list, so
+    it holds short names, not URLs, and each task resolves its own from its context (the
+    ``staging_root`` Param, the DAG and the run), which Airflow sets before resolving mapped
+    arguments.
+    """
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    run_dir = run_staging_dir(context["params"]["staging_root"], context["dag"].dag_id, context["run_id"])
+    return str(run_dir / name)
 
 
 def write_manifest(run_dir: ObjectStoragePath, **facts: Any) -> None:
@@ -211,15 +226,16 @@ def stage_in_chunks(
 ) -> list[tuple[str, int]]:
     """Stage ``records`` as files of at most ``chunk_size`` lines under ``<run_dir>/<name>/``.
 
-    :return: each chunk's path (a URL string, for XCom) and its record count, in order
+    :return: each chunk's name relative to ``run_dir`` (see :func:`chunk_name`) and its record
+        count, in order
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk size must be a positive integer, got {chunk_size!r}")
     chunks: list[tuple[str, int]] = []
     iterator = iter(records)
     while batch := list(islice(iterator, chunk_size)):
-        path = chunk_path(run_dir, name, len(chunks))
-        chunks.append((str(path), write_records(path, batch)))
+        relative = chunk_name(name, len(chunks))
+        chunks.append((relative, write_records(run_dir / relative, batch)))
     return chunks
 
 

@@ -18,10 +18,11 @@ def test_chunks_are_named_by_dag_run_and_chunk_and_a_rewrite_reads_the_same_reco
     chunks = staging.stage_in_chunks(run_dir, "awards/2026-11-20", records, 2)
 
     assert [count for _, count in chunks] == [2, 2, 1]
-    assert chunks[0][0] == (
+    assert chunks[0][0] == "awards/2026-11-20/00000.jsonl"
+    assert str(run_dir / chunks[0][0]) == (
         f"file://{tmp_path}/perkville_awards/manual__2026-11-21T05_00_00_00_00/awards/2026-11-20/00000.jsonl"
     )
-    assert [r["trans_source_id"] for r in staging.read_staged_records([p for p, _ in chunks])] == [
+    assert [r["trans_source_id"] for r in staging.read_staged_records([run_dir / p for p, _ in chunks])] == [
         f"A:{n}" for n in range(5)
     ]
 

@@ -12,7 +12,7 @@ from airflow.sdk import Param, dag, task
 
 from perkville_provider.batch import chunked
 from perkville_provider.operators.transactions import PerkvilleAwardPointsOperator
-from perkville_provider.staging import run_staging_dir, stage_in_chunks
+from perkville_provider.staging import chunk_in_current_run, run_staging_dir, stage_in_chunks
 
 PARAMS = {
     "count": Param(10_000, type="integer"),
@@ -56,11 +56,11 @@ def bench_awards_staged():
     def extract(params=None, dag_run=None) -> list[str]:
         run_dir = run_staging_dir(params["staging_root"], dag_run.dag_id, dag_run.run_id)
         return [
-            path
-            for path, _ in stage_in_chunks(run_dir, "awards", awards(params["count"]), params["chunk_size"])
+            name
+            for name, _ in stage_in_chunks(run_dir, "awards", awards(params["count"]), params["chunk_size"])
         ]
 
-    _award_operator().expand(awards=extract())
+    _award_operator().expand(awards=extract().map(chunk_in_current_run))  # as the example DAG does
 
 
 bench_awards_inline()
