@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.ui.conftest import AWARDS, MEMBER_SYNC, screenshot
 from tests.ui.stack import Stack
 
+PICKER_CLOSES_MS = 5_000
 NO_LOGICAL_DATE_DAY = "2026-11-19"
 """Without a logical date the awards DAG awards yesterday by the wall clock, far from the demo data
 (and, weeks after the demo runs, past the catch-up bound, a gap it fails on by design: see
@@ -36,10 +38,15 @@ def set_logical_date(page: Page, form: Locator, date_time: tuple[str, str] | Non
     picker = page.get_by_role("dialog").filter(has=page.get_by_role("textbox", name="Logical Date"))
     if date_time is None:
         picker.get_by_role("button", name="Clear start date").click()
+        # Clearing closes the picker by itself: an Escape then would close the trigger form too.
+        try:
+            picker.wait_for(state="hidden", timeout=PICKER_CLOSES_MS)
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
     else:
         picker.get_by_role("textbox", name="Logical Date").fill(date_time[0])
         picker.get_by_role("textbox", name="HH:mm").fill(date_time[1])
-    page.keyboard.press("Escape")
+        page.keyboard.press("Escape")
     expect(picker).to_be_hidden()
 
 
