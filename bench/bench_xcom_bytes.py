@@ -32,8 +32,6 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-from _common import report_goals  # noqa: E402
-
 KB = 1024
 XCOM_GOAL_BYTES = 256 * KB
 READ_RATIO_GOAL = 1.2
@@ -50,11 +48,12 @@ def _peak_kib() -> int:
 def child(variant: str, source: str) -> None:
     """One mapped task's reading and dry-run batch; prints its peak RSS growth (KiB)."""
     from perkville_provider.batch import run_batch
+    from perkville_provider.hooks.perkville import PerkvilleHook
     from perkville_provider.operators._settings import as_records
     from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 
     operator = PerkvilleAwardPointsOperator(task_id="bench", awards=[], perk_id=501, dry_run=True)
-    job = operator.build_job(hook=None, settings=operator.settings())  # type: ignore[arg-type]
+    job = operator.build_job(hook=PerkvilleHook(), settings=operator.settings())
     run_batch([], job, dry_run=True)
     before = _peak_kib()
     # Inline: what Airflow does for an .expand() over an unmapped XCom: pull it all, index the chunk.
@@ -177,8 +176,15 @@ def main() -> int:
     from perkville_provider.demo import runner
 
     runner.configure_airflow(work / "airflow", BENCH / "xcom_dags")
+
     os.environ["AIRFLOW__CORE__XCOM_BACKEND"] = "_xcom_counter.CountingXCom"
     os.environ["AIRFLOW__CORE__MAX_MAP_LENGTH"] = "1024"
+    # (Airflow picks its XCom backend when first imported: nothing above may import it.)
+    # Dry runs send nothing, but the operators still read the connection (its API conventions):
+    # one pointing at a closed loopback port proves no request is made.
+    from perkville_provider.sandbox.connection import airflow_conn_env_value
+
+    os.environ["AIRFLOW_CONN_PERKVILLE_DEFAULT"] = airflow_conn_env_value("http://127.0.0.1:9")
     with runner.output_to(work / "dag_test.log"):
         runner.prepare_metadata_db()
         dags = runner.load_example_dags(BENCH / "xcom_dags")
@@ -216,6 +222,8 @@ def main() -> int:
             f"{small['memory_kib'] / 1024:.1f} -> {large['memory_kib'] / 1024:.1f} MiB",
         ),
     ]
+    from _common import report_goals  # imports Airflow: only once it is configured (above)
+
     return report_goals(goals)
 
 
