@@ -212,3 +212,11 @@ def compare_clients(
     for failure in summary["failures"][:3]:
         print(f"engine failure: {failure}")
     return summary
+
+
+def report_goals(goals: Sequence[tuple[str, bool, str]]) -> int:
+    """Print each goal (name, met, figure) as ``meets``/``misses``; the exit status: 1 on a miss."""
+    print()
+    for name, met, figure in goals:
+        print(f"{'meets' if met else 'misses'}: {name} ({figure})")
+    return 0 if all(met for _, met, _ in goals) else 1

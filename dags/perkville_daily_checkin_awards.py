@@ -1,23 +1,41 @@
 """
 ### Perkville daily check-in awards
 
-Awards Perkville points for every gym check-in of a day, exactly once.
+Awards Perkville points for every gym check-in, exactly once, and never skips one.
 
-1. **extract_checkin_awards** reads the check-ins of the run's day from the source database
-   connection (`source_conn_id`, any SQL connection; the query is the `checkins_sql` Param).
-   The day is the calendar day of the data interval's start in `business_timezone`.
-   Each check-in becomes an award of `perk_id` whose `trans_source_id` is built from the source
-   system, the club and the check-in id (`MYGYM:DT:CHECKIN:12345`), the pattern Perkville's own
-   integrations use: Perkville refuses a second award with the same id, so re-running or
-   backfilling a day awards nothing twice, and a check-in exported twice is reported as a
-   duplicate. The awards are cut into chunks of `chunk_size` (larger if needed to stay within
-   `[core] max_map_length` mapped tasks).
-2. **award_checkin_points** (`PerkvilleAwardPointsOperator`, one mapped task per chunk) sends
-   them with `limit_to_once_per_calendar_day`: a member's second check-in of the day is reported
-   as daily-limited. Rows that cannot be sent (no member, a missing or malformed email...) are
-   reported with the reason and never stop the others.
-3. **report** adds up the chunks' summaries into one table (awarded, points, duplicates,
-   daily-limited, invalid, failed) and fails the run loudly over `max_failure_ratio`.
+1. **extract_checkin_awards** picks the run's **day** (in `business_timezone`): the `day` Param
+   when given; else the day of the data interval; else, for a run without a logical date (CLI,
+   REST or UI trigger with no logical date), yesterday. It reads the check-ins of that day **and of
+   the `lookback_days` before it** from the source database (`source_conn_id`, query `checkins_sql`),
+   so a check-in uploaded late, or a day whose run failed or never ran, is awarded by the next run.
+   When runs were missed for longer than the lookback, the window widens back to the day after
+   the last day a successful run covered, by at most `max_catchup_days`; past that bound the run
+   awards what it can and its report **fails with the exact `airflow backfill create` command** for
+   the days left out (widening without bound could make one run re-read months).
+   Each check-in becomes an award keyed `MYGYM:DT:CHECKIN:12345` (`trans_source_id`): Perkville
+   refuses a second award with the same id, so re-reading a day awards nothing twice. Rows that
+   earlier runs' reports (on object storage) show as already settled are not re-sent
+   (`skip_known_awards`). The awards are staged as JSON Lines under `staging_root`, one file per
+   chunk of `chunk_size`; only the paths travel by XCom.
+2. **upsert_checkin_members** makes sure every member with a check-in in the window exists in
+   Perkville before any award: the extract also stages the members not yet sent by a successful
+   member sync (changed since its watermark, or all of them before the first sync), and this task
+   upserts just those. So the first day of a fresh deployment, or a member who joins and checks in
+   within the hour, is awarded, not refused with `pv_user_not_found`. (Scheduling on the members
+   Asset instead would not help a member who joined after the last sync; creating members inside
+   the award operator would mix two API resources in one operator.)
+3. **award_checkin_points** (`PerkvilleAwardPointsOperator`, one mapped task per staged chunk)
+   sends them with `limit_to_once_per_calendar_day`: a member's second check-in of a day is
+   `daily_limited`, however many runs re-read it.
+4. **report** logs one table per day: the run's own day, and the earlier days re-read ("late":
+   check-ins awarded after their day's run; re-read rows and the duplicates among them); it fails
+   the run over `max_failure_ratio` (judged on the days no earlier successful run covered) and
+   records the last covered day on the Asset `perkville://<business_id>/checkin_awards`.
+5. **cleanup_staging** deletes staged runs older than `staging_retention_days`.
+
+Why not `catchup=True`: it creates one run per missed day only when the scheduler was down, not
+for a failed run nobody cleared, nor for late rows; and on a fresh deployment it would start
+hundreds of runs back to `start_date`. The lookback covers all three.
 """
 
 from __future__ import annotations
@@ -26,21 +44,22 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
+from perkville_example_awards import AWARDS_ASSET, extract_awards, report_awards
 from perkville_example_common import (
     BUSINESS_TIMEZONE,
     DEFAULT_ARGS,
-    as_utc_iso,
+    MEMBER_COLUMNS,
+    MEMBERS_ASSET,
+    cleanup_staging,
     common_params,
-    fetch_rows,
-    report,
-    require_data_interval,
-    source_time,
+    operator_settings,
     sql_param,
+    staging_params,
 )
 
-from perkville_provider.batch import chunked
 from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
-from perkville_provider.records import RecordValidationError, build_trans_source_id
+from perkville_provider.operators.sync_members import PerkvilleSyncMembersOperator
+from perkville_provider.staging import REPORTS_DIR, chunk_in_current_run, run_staging_dir
 
 CHECKIN_PERK_ID = 501
 
@@ -51,39 +70,21 @@ SELECT c.checkin_id,
        m.email AS user_email
 FROM checkins AS c
 LEFT JOIN members AS m ON m.member_id = c.member_id
-WHERE c.checked_in_at >= :day_start AND c.checked_in_at < :day_end
+WHERE c.checked_in_at >= :window_start AND c.checked_in_at < :window_end
 ORDER BY c.checked_in_at, c.checkin_id"""
 
-
-def award_day(data_interval_start: pendulum.DateTime, timezone: str) -> pendulum.Date:
-    """The business day a run awards: the data interval's start, as a date in the business's timezone."""
-    return pendulum.instance(data_interval_start).in_timezone(timezone).date()
-
-
-def to_award(row: dict[str, Any], *, source_system: str, club_locations: dict[str, int]) -> dict[str, Any]:
-    """A check-in row as an award record keyed by ``SOURCE:CLUB:CHECKIN:<id>``.
-
-    A row whose key cannot be built keeps an empty ``trans_source_id``, so the operator reports
-    it as invalid instead of this task failing the whole day.
-    """
-    try:
-        trans_source_id = build_trans_source_id(source_system, row["club_code"], "CHECKIN", row["checkin_id"])
-    except RecordValidationError:
-        trans_source_id = None
-    return {
-        "trans_source_id": trans_source_id,
-        "user_email": row.get("user_email"),
-        "location_id": club_locations.get(row.get("club_code") or ""),
-        "transaction_dt": as_utc_iso(row.get("checked_in_at")),
-    }
+MEMBERS_TO_UPSERT_SQL = f"""\
+SELECT {MEMBER_COLUMNS}
+FROM members
+WHERE updated_at >= :changed_since
+  AND member_id IN (SELECT member_id FROM checkins
+                    WHERE checked_in_at >= :window_start AND checked_in_at < :window_end)
+ORDER BY member_id"""  # noqa: S608 (a constant column list; values are binds)
 
 
-def chunk_size_for(count: int, wanted: int) -> int:
-    """``wanted``, or larger when needed to stay within Airflow's limit on mapped task instances."""
-    from airflow.sdk.configuration import conf
-
-    max_chunks = conf.getint("core", "max_map_length", fallback=1024)
-    return max(wanted, -(-count // max_chunks))
+def staged_report_path(root: str, dag_id: str, run_id: str, map_index: int) -> str:
+    """Where a chunk writes its per-record report: read by later runs to skip settled rows."""
+    return str(run_staging_dir(root, dag_id, run_id) / REPORTS_DIR / f"awards-{int(map_index):05d}.jsonl")
 
 
 @dag(
@@ -94,8 +95,38 @@ def chunk_size_for(count: int, wanted: int) -> int:
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     render_template_as_native_obj=True,
+    user_defined_macros={"staged_report_path": staged_report_path},
     params={
         **common_params(max_failure_ratio=0.2),
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Day to award",
+            description="A date in the business timezone. Empty: the data interval's day, or yesterday.",
+        ),
+        "lookback_days": Param(
+            3,
+            type="integer",
+            minimum=0,
+            maximum=14,
+            title="Lookback (days)",
+            description="Also re-read this many days before the day: late check-ins, missed runs.",
+        ),
+        "max_catchup_days": Param(
+            14,
+            type="integer",
+            minimum=0,
+            maximum=60,
+            title="Catch-up bound (days)",
+            description="After missed runs, widen the window back this far at most; beyond, fail with "
+            "the backfill command.",
+        ),
+        "skip_known_awards": Param(
+            True,
+            type="boolean",
+            title="Skip rows earlier runs' reports show as settled",
+        ),
         "perk_id": Param(CHECKIN_PERK_ID, type="integer", minimum=1, title="Perk awarded per check-in"),
         "business_timezone": Param(
             BUSINESS_TIMEZONE,
@@ -104,49 +135,53 @@ def chunk_size_for(count: int, wanted: int) -> int:
             description="The calendar day of a run is taken in this timezone (IANA name).",
         ),
         "chunk_size": Param(500, type="integer", minimum=1, maximum=10_000, title="Awards per mapped task"),
-        "checkins_sql": sql_param(CHECKINS_SQL, binds=":day_start, :day_end (UTC)"),
+        "checkins_sql": sql_param(CHECKINS_SQL, binds=":window_start, :window_end (UTC)"),
+        "members_sql": sql_param(
+            MEMBERS_TO_UPSERT_SQL, binds=":changed_since, :window_start, :window_end (UTC)"
+        ),
+        **staging_params(),
     },
     doc_md=__doc__,
     tags=["perkville", "example"],
 )
 def perkville_daily_checkin_awards() -> None:
-    @task
-    def extract_checkin_awards(
-        params: dict[str, Any], data_interval_start: Any = None, data_interval_end: Any = None
-    ) -> list[list[dict]]:
-        start, _ = require_data_interval(data_interval_start, data_interval_end)
-        day = award_day(start, params["business_timezone"])
-        start = pendulum.datetime(day.year, day.month, day.day, tz=params["business_timezone"])
-        rows = fetch_rows(
-            params["source_conn_id"],
-            params["checkins_sql"],
-            {"day_start": source_time(start), "day_end": source_time(start.add(days=1))},
-        )
-        awards = [
-            to_award(row, source_system=params["external_system_id"], club_locations=params["club_locations"])
-            for row in rows
-        ]
-        return chunked(awards, chunk_size_for(len(awards), params["chunk_size"]))
+    @task(inlets=[MEMBERS_ASSET, AWARDS_ASSET])
+    def extract_checkin_awards(**context: Any) -> list[str]:
+        # Airflow maps only over a return value: the chunk names; the rest under its own keys.
+        staged = extract_awards(context)
+        context["ti"].xcom_push(key="members", value=staged["members"])
+        context["ti"].xcom_push(key="plan", value=staged["plan"])
+        return staged["award_chunks"]
+
+    extracted = extract_checkin_awards()
+
+    members = PerkvilleSyncMembersOperator(
+        task_id="upsert_checkin_members",
+        members=extracted["members"],
+        external_system_id="{{ params.external_system_id }}",
+        **operator_settings(),
+    )
 
     awarded = PerkvilleAwardPointsOperator.partial(
         task_id="award_checkin_points",
         perk_id="{{ params.perk_id }}",
         limit_to_once_per_calendar_day=True,
-        perkville_conn_id="{{ params.perkville_conn_id }}",
-        business_id="{{ params.business_id }}",
-        max_workers="{{ params.max_workers }}",
-        # The threshold is judged by the report over the whole run; a chunk only asks for a
-        # retry when records failed transiently (resending is safe).
-        max_failure_ratio=1.0,
-        retry_transient_failures=True,
-        dry_run="{{ params.dry_run }}",
-    ).expand(awards=extract_checkin_awards())
+        report_path="{{ staged_report_path(params.staging_root, dag.dag_id, run_id, ti.map_index) }}",
+        **operator_settings(),
+    ).expand(awards=extracted.map(chunk_in_current_run))  # short names in XCom, full paths here
+    members >> awarded
 
-    @task(task_id="report", retries=0, trigger_rule=TriggerRule.NONE_FAILED)
-    def report_awards(summaries: Any, params: dict[str, Any]) -> dict[str, Any]:
-        return report(summaries, max_failure_ratio=params["max_failure_ratio"])
+    @task(task_id="report", retries=0, trigger_rule=TriggerRule.NONE_FAILED, outlets=[AWARDS_ASSET])
+    def report(summaries: Any, members_summary: Any, plan: dict[str, Any], **context: Any) -> dict[str, Any]:
+        return report_awards(summaries, members_summary, plan, context)
 
-    report_awards(awarded.output)
+    done = report(awarded.output, members.output, extracted["plan"])
+
+    @task(task_id="cleanup_staging", trigger_rule=TriggerRule.ALL_DONE)
+    def cleanup(params: dict[str, Any], dag: Any = None) -> list[str]:
+        return cleanup_staging(params["staging_root"], dag.dag_id, params["staging_retention_days"])
+
+    done >> cleanup().as_teardown()
 
 
 perkville_daily_checkin_awards()

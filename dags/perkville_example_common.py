@@ -4,8 +4,8 @@ and the report step.
 The source is any database Airflow has a SQL connection for: the extract asks the connection for
 its hook (a common-sql ``DbApiHook``) and runs the query through SQLAlchemy with named binds
 (``:name``), so the same query text works on SQLite, PostgreSQL or MySQL; switching the source
-means changing the connection, not the DAG. Rows leave the extract as plain JSON values, since
-they travel by XCom.
+means changing the connection, not the DAG. Rows leave the extract as plain JSON values, staged as
+JSON Lines under the ``staging_root`` Param; only paths and counts travel by XCom.
 
 This file holds no DAG (it is listed in ``.airflowignore``); Airflow puts the DAG folder on
 ``sys.path``, which is how the DAG files import it.
@@ -16,13 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import Asset, Param
 
+from perkville_provider import staging
 from perkville_provider.batch import format_summary, merge_summaries
 from perkville_provider.operators.base import raise_for_failure_ratio
 
@@ -33,6 +34,8 @@ SOURCE_CONN_ID = "gym_source_db"
 SOURCE_SYSTEM = "MYGYM"
 CLUB_LOCATIONS = {"DT": 101, "WS": 102}
 """The gym's club codes and the Perkville location ids they map to."""
+MEMBERS_ASSET = Asset(uri=f"perkville://{BUSINESS_ID}/members", name="perkville_members")
+"""Updated by the member sync; its asset state holds the sync's watermark (``synced_until``)."""
 
 SOURCE_TIME_FORMAT = "YYYY-MM-DD HH:mm:ss"
 """How times are bound into the source queries: UTC, comparable with a TIMESTAMP or sortable text."""
@@ -45,7 +48,62 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
 }
 
+STAGING_ROOT_ENV_VAR = "PERKVILLE_STAGING_ROOT"
+MEMBERS_PER_FILE = 10_000
+"""Members per staged file (the sync operator reads the list of files, one line at a time)."""
+MEMBER_COLUMNS = """\
+member_id         AS external_member_id,
+       email             AS user_email,
+       first_name,
+       last_name,
+       membership_type   AS external_membership_type,
+       membership_status AS external_membership_status,
+       join_date         AS external_join_dt,
+       cancel_date       AS external_cancel_dt,
+       home_club"""
+"""The member fields both DAGs read (the sync, and the awards for members not yet synced)."""
+
 log = logging.getLogger(__name__)
+
+
+def default_staging_root() -> str:
+    """``$PERKVILLE_STAGING_ROOT``, else ``file://$AIRFLOW_HOME/perkville-staging`` (one machine)."""
+    configured = os.environ.get(STAGING_ROOT_ENV_VAR, "").strip()
+    if configured:
+        return configured if "://" in configured else f"file://{os.path.abspath(configured)}"
+    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+    return f"file://{os.path.abspath(home)}/perkville-staging"
+
+
+def staging_params() -> dict[str, Param]:
+    """Where the extract steps stage records (see ``perkville_provider.staging``), and for how long."""
+    return {
+        "staging_root": Param(
+            default_staging_root(),
+            type="string",
+            title="Staging root",
+            description=(
+                "Object storage URL every worker can read (file:// on a shared folder, s3://, gs://, "
+                "abfs://...). Records are staged there as JSON Lines; only paths travel by XCom."
+            ),
+        ),
+        "staging_retention_days": Param(
+            30,
+            type="integer",
+            minimum=1,
+            title="Staging retention (days)",
+            description="Staged runs older than this are deleted by the run's cleanup step.",
+        ),
+    }
+
+
+def cleanup_staging(root: str, dag_id: str, retention_days: int) -> list[str]:
+    """Delete the staged runs of ``dag_id`` past their retention; return what was removed."""
+    removed = staging.remove_expired_runs(
+        root, dag_id, retention_days=int(retention_days), now=pendulum.now("UTC")
+    )
+    log.info("Removed %d staged runs older than %s days from %s", len(removed), retention_days, root)
+    return removed
 
 
 def common_params(*, max_failure_ratio: float) -> dict[str, Param]:
@@ -84,6 +142,22 @@ def common_params(*, max_failure_ratio: float) -> dict[str, Param]:
     }
 
 
+def operator_settings() -> dict[str, Any]:
+    """The operator arguments both DAGs take from their Params.
+
+    The failure threshold is judged by the report over the whole run (``max_failure_ratio=1.0``
+    here); a task only asks for a retry when records failed transiently (resending is safe).
+    """
+    return {
+        "perkville_conn_id": "{{ params.perkville_conn_id }}",
+        "business_id": "{{ params.business_id }}",
+        "max_workers": "{{ params.max_workers }}",
+        "max_failure_ratio": 1.0,
+        "retry_transient_failures": True,
+        "dry_run": "{{ params.dry_run }}",
+    }
+
+
 def sql_param(default: str, *, binds: str) -> Param:
     """A query Param; ``binds`` documents the named binds the DAG supplies."""
     return Param(
@@ -95,15 +169,11 @@ def sql_param(default: str, *, binds: str) -> Param:
     )
 
 
-def require_data_interval(start: Any, end: Any) -> tuple[pendulum.DateTime, pendulum.DateTime]:
-    """The run's data interval. A run triggered without a logical date has none, and retrying
-    cannot give it one: fail at once, saying how to trigger it."""
-    if start is None or end is None:
-        raise AirflowFailException(
-            "this run has no data interval (it was triggered without a logical date); trigger it "
-            "with one, e.g. `airflow dags trigger <dag_id> --logical-date 2026-11-21T00:00:00+00:00`"
-        )
-    return pendulum.instance(start), pendulum.instance(end)
+def to_member(row: dict[str, Any], club_locations: dict[str, int]) -> dict[str, Any]:
+    """A source member row as a member record: the home club becomes its Perkville location id."""
+    member = {name: value for name, value in row.items() if name != "home_club"}
+    member["home_location_id"] = club_locations.get(row.get("home_club") or "")
+    return member
 
 
 def source_time(moment: dt.datetime) -> str:
@@ -160,3 +230,36 @@ def report(summaries: Iterable[Mapping[str, Any] | None], *, max_failure_ratio: 
     log.info("\n%s", format_summary(merged))
     raise_for_failure_ratio(merged, float(max_failure_ratio))
     return merged
+
+
+def stage_changed_members(context: Mapping[str, Any], synced_until: str | None) -> dict[str, Any]:
+    """The member sync's extract: read the run's change window, stage the members as JSON Lines.
+
+    :return: ``members`` (the staged paths) and ``window`` (since, until, why, how many)
+    """
+    from perkville_example_windows import member_window, run_end
+
+    params, dag_run = context["params"], context["dag_run"]
+    window = member_window(
+        full_sync=bool(params["full_sync"]),
+        synced_until=synced_until,
+        data_interval_start=context.get("data_interval_start"),
+        until=run_end(context.get("data_interval_end"), dag_run.run_after),
+    )
+    log.info("Reading %s: [%s, %s)", window.reason, window.since, window.until)
+    rows = fetch_rows(
+        params["source_conn_id"],
+        params["members_sql"],
+        {"changed_since": source_time(window.since), "changed_until": source_time(window.until)},
+    )
+    run_dir = staging.run_staging_dir(params["staging_root"], dag_run.dag_id, dag_run.run_id)
+    members = (to_member(row, params["club_locations"]) for row in rows)
+    chunks = staging.stage_in_chunks(run_dir, "members", members, MEMBERS_PER_FILE)
+    staging.write_manifest(run_dir, dag_id=dag_run.dag_id, run_id=dag_run.run_id, since=window.since)
+    summary = {
+        "since": window.since.isoformat(),
+        "until": window.until.isoformat(),
+        "reason": window.reason,
+        "members": sum(count for _, count in chunks),
+    }
+    return {"members": [str(run_dir / name) for name, _ in chunks], "window": summary}

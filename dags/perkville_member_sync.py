@@ -1,18 +1,27 @@
 """
 ### Perkville member sync (hourly)
 
-Keeps the gym's members in Perkville in step with the membership system.
+Keeps the gym's members in Perkville in step with the membership system; no change is skipped.
 
-1. **extract_changed_members** reads the members changed in the run's data interval
-   (`updated_at` in `[data_interval_start, data_interval_end)`) from the source database
-   connection (`source_conn_id`, any SQL connection). Tick `full_sync` to send every member,
-   e.g. for the first load. The query is the `members_sql` Param.
+1. **extract_changed_members** reads the members changed since the **watermark**: the end of the
+   window the last successful sync covered (less 5 minutes, since upserts are safe to repeat), up
+   to this run's end (its data interval's end, or, for a run without a logical date, the moment it
+   was queued). So hours whose runs failed or never ran (scheduler down, a failed run nobody
+   cleared) are covered by the next successful run. The first sync ever, or `full_sync`, sends
+   every member. The watermark lives in Airflow's **asset state store** on the Asset
+   `perkville://<business_id>/members` (key `synced_until`), Airflow 3.3's home for a producer's
+   watermark: it belongs to the data, survives any run, and needs no Variable. (The previous
+   successful run's `prev_data_interval_end_success` is not enough: a run without a logical date
+   has no data interval, and a full sync triggered by hand would not move it.) The rows are staged
+   as JSON Lines under `staging_root`; only the paths travel by XCom.
 2. **sync_members** upserts them as Perkville external members (`PerkvilleSyncMembersOperator`):
    a member is created in Perkville (user and connection) the first time, updated afterwards.
    Rows that cannot be sent (no member id, a missing or malformed email...) are reported, never
    sent, and never stop the others.
-3. **report** logs one table (created, updated, invalid with the reason for each row...) and fails
-   the run loudly when more than `max_failure_ratio` of the rows failed.
+3. **report** logs one table (created, updated, invalid with the reason for each row...), fails
+   the run loudly when more than `max_failure_ratio` of the rows failed, and otherwise moves the
+   watermark to this run's end (never backwards).
+4. **cleanup_staging** deletes staged runs older than `staging_retention_days`.
 
 Updates the Asset `perkville://<business_id>/members`. Re-running a window is safe (upserts).
 """
@@ -22,44 +31,28 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
 from perkville_example_common import (
-    BUSINESS_ID,
     DEFAULT_ARGS,
+    MEMBER_COLUMNS,
+    MEMBERS_ASSET,
+    cleanup_staging,
     common_params,
-    fetch_rows,
+    operator_settings,
     report,
-    require_data_interval,
-    source_time,
     sql_param,
+    stage_changed_members,
+    staging_params,
 )
+from perkville_example_windows import SYNCED_UNTIL, later_watermark
 
 from perkville_provider.operators.sync_members import PerkvilleSyncMembersOperator
 
-MEMBERS_ASSET = Asset(uri=f"perkville://{BUSINESS_ID}/members", name="perkville_members")
-
-MEMBERS_SQL = """\
-SELECT member_id         AS external_member_id,
-       email             AS user_email,
-       first_name,
-       last_name,
-       membership_type   AS external_membership_type,
-       membership_status AS external_membership_status,
-       join_date         AS external_join_dt,
-       cancel_date       AS external_cancel_dt,
-       home_club
+MEMBERS_SQL = f"""\
+SELECT {MEMBER_COLUMNS}
 FROM members
 WHERE updated_at >= :changed_since AND updated_at < :changed_until
-ORDER BY updated_at, member_id"""
-
-FULL_SYNC_SINCE = pendulum.datetime(1970, 1, 1, tz="UTC")
-
-
-def to_member(row: dict[str, Any], club_locations: dict[str, int]) -> dict[str, Any]:
-    """A source row as a member record: the home club becomes its Perkville location id."""
-    member = {name: value for name, value in row.items() if name != "home_club"}
-    member["home_location_id"] = club_locations.get(row.get("home_club") or "")
-    return member
+ORDER BY updated_at, member_id"""  # noqa: S608 (a constant column list; values are binds)
 
 
 @dag(
@@ -74,44 +67,42 @@ def to_member(row: dict[str, Any], club_locations: dict[str, int]) -> dict[str, 
         **common_params(max_failure_ratio=0.2),
         "full_sync": Param(False, type="boolean", title="Full sync: every member, not only the changed"),
         "members_sql": sql_param(MEMBERS_SQL, binds=":changed_since, :changed_until (UTC)"),
+        **staging_params(),
     },
     doc_md=__doc__,
     tags=["perkville", "example"],
 )
 def perkville_member_sync() -> None:
-    @task
-    def extract_changed_members(
-        params: dict[str, Any], data_interval_start: Any = None, data_interval_end: Any = None
-    ) -> list[dict[str, Any]]:
-        start, end = require_data_interval(data_interval_start, data_interval_end)
-        since = FULL_SYNC_SINCE if params["full_sync"] else start
-        rows = fetch_rows(
-            params["source_conn_id"],
-            params["members_sql"],
-            {"changed_since": source_time(since), "changed_until": source_time(end)},
-        )
-        return [to_member(row, params["club_locations"]) for row in rows]
+    @task(multiple_outputs=True, inlets=[MEMBERS_ASSET])
+    def extract_changed_members(**context: Any) -> dict[str, Any]:
+        return stage_changed_members(context, context["asset_state_store"][MEMBERS_ASSET].get(SYNCED_UNTIL))
+
+    extracted = extract_changed_members()
 
     sync = PerkvilleSyncMembersOperator(
         task_id="sync_members",
-        members=extract_changed_members(),
+        members=extracted["members"],
         external_system_id="{{ params.external_system_id }}",
-        perkville_conn_id="{{ params.perkville_conn_id }}",
-        business_id="{{ params.business_id }}",
-        max_workers="{{ params.max_workers }}",
-        # The threshold is judged by the report over the whole run; a chunk only asks for a
-        # retry when records failed transiently (resending is safe).
-        max_failure_ratio=1.0,
-        retry_transient_failures=True,
-        dry_run="{{ params.dry_run }}",
+        **operator_settings(),
         outlets=[MEMBERS_ASSET],
     )
 
-    @task(task_id="report", retries=0)
-    def report_sync(summary: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-        return report([summary], max_failure_ratio=params["max_failure_ratio"])
+    @task(task_id="report", retries=0, inlets=[MEMBERS_ASSET])
+    def report_sync(summary: dict[str, Any], window: dict[str, Any], **context: Any) -> dict[str, Any]:
+        params = context["params"]
+        merged = report([summary], max_failure_ratio=params["max_failure_ratio"])
+        if not params["dry_run"]:
+            state = context["asset_state_store"][MEMBERS_ASSET]
+            state.set(SYNCED_UNTIL, later_watermark(state.get(SYNCED_UNTIL), pendulum.parse(window["until"])))
+        return {**merged, "window": window}
 
-    report_sync(sync.output)
+    done = report_sync(sync.output, extracted["window"])
+
+    @task(task_id="cleanup_staging", trigger_rule=TriggerRule.ALL_DONE)
+    def cleanup(params: dict[str, Any], dag: Any = None) -> list[str]:
+        return cleanup_staging(params["staging_root"], dag.dag_id, params["staging_retention_days"])
+
+    done >> cleanup().as_teardown()
 
 
 perkville_member_sync()

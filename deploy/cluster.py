@@ -142,14 +142,17 @@ def airflow_env(state: State) -> dict[str, str]:
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_SECONDS),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-        # A busy api-server (each mapped chunk pulls the whole day's XCom, issue 11) answers the
-        # tasks slowly on 2 loaded cores; the default 5 s made healthy chunks fail at start.
+        # A busy api-server answers the tasks slowly on 2 loaded cores; the default 5 s made
+        # healthy chunks fail at start (before staging, each chunk pulled the whole day's XCom).
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(state.schedules),
         # Task logs: one folder on the machine, read by the api-server from disk; no log server.
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(state.ports["worker_log_server"]),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(state.ports["trigger_log_server"]),
+        # The DAGs stage their records here and pass only chunk names by XCom (issue 11): one
+        # folder both workers read, as an s3:// or gs:// bucket would be across machines.
+        "PERKVILLE_STAGING_ROOT": staging_root(state),
         "AIRFLOW_CONN_PERKVILLE_DEFAULT": _perkville_conn(state),
         "AIRFLOW_CONN_GYM_SOURCE_DB": json.dumps(
             {
@@ -162,6 +165,11 @@ def airflow_env(state: State) -> dict[str, str]:
             }
         ),
     }
+
+
+def staging_root(state: State) -> str:
+    """The object-storage root the example DAGs stage records under (``file://``: one machine)."""
+    return (state.root / "staging").resolve().as_uri()
 
 
 def _perkville_conn(state: State) -> str:

@@ -47,6 +47,7 @@ from cluster import (  # noqa: E402
     airflow_env,
     launch_worker,
     running_cluster,
+    staging_root,
     wait_for_worker,
 )
 from cluster_state import State  # noqa: E402
@@ -217,6 +218,7 @@ def item2_daily_awards(sc: Scenario) -> None:
         set(WORKERS) <= set(hosts),
         f"{len(tis)} mapped chunks: " + ", ".join(f"{h} {n}" for h, n in sorted(hosts.items())),
     )
+    check_records_staged(sc, "day1", len(tis))
     ledger = sc.sandbox.ledger()
     day_awards = check_day_exactly_once(sc, "2", DAYS[0], ledger)
     report = sc.api.xcom(AWARDS_DAG, "day1", "report")
@@ -234,21 +236,38 @@ def item2_daily_awards(sc: Scenario) -> None:
     )
 
 
-def source_chunks(day: pendulum.Date, chunk_size: int) -> list[set[str]]:
-    """The ``trans_source_id``s of each mapped chunk of the day, as the DAG cuts them: the
-    extract's order (check-in time, then id), in slices of ``chunk_size``."""
-    start, end = day_bounds(day)
-    sql = """SELECT c.checkin_id, c.club_code FROM checkins c
-             WHERE c.checked_in_at >= %s AND c.checked_in_at < %s
-             ORDER BY c.checked_in_at, c.checkin_id"""
-    with connect() as conn, conn.cursor() as cursor:
-        cursor.execute(sql, (start.in_timezone("UTC").naive(), end.in_timezone("UTC").naive()))
-        keys = [f"{SOURCE_SYSTEM}:{club}:CHECKIN:{checkin_id}" for checkin_id, club in cursor.fetchall()]
-    return [set(keys[i : i + chunk_size]) for i in range(0, len(keys), chunk_size)]
+def staged_run_dir(sc: Scenario, run_id: str) -> Path:
+    return Path(staging_root(sc.state).removeprefix("file://")) / AWARDS_DAG / run_id
+
+
+def check_records_staged(sc: Scenario, run_id: str, mapped: int) -> None:
+    """Issue 11: the extract's XCom holds one short chunk name per mapped task, and the records
+    are in JSON Lines files under the shared staging root, one per chunk."""
+    names = sc.api.xcom(AWARDS_DAG, run_id, "extract_checkin_awards")
+    run_dir = staged_run_dir(sc, run_id)
+    staged = [run_dir / name for name in names]
+    sc.check(
+        "2",
+        "records staged on object storage, chunk names in XCom",
+        len(names) == mapped and all(path.is_file() for path in staged),
+        f"{len(names)} chunk names in XCom ({len(json.dumps(names))} bytes) for {mapped} mapped chunks; "
+        f"{sum(path.is_file() for path in staged)} staged files under {run_dir}",
+    )
+
+
+def staged_chunks(sc: Scenario, run_id: str) -> list[set[str]]:
+    """The ``trans_source_id``s of each mapped chunk of the run, read from the files its extract
+    staged (chunk ``i`` of the XCom list is map index ``i``)."""
+    run_dir = staged_run_dir(sc, run_id)
+    names = sc.api.xcom(AWARDS_DAG, run_id, "extract_checkin_awards")
+    return [
+        {json.loads(line)["trans_source_id"] for line in (run_dir / name).read_text().splitlines() if line}
+        for name in names
+    ]
 
 
 def _in_flight_on(
-    sc: Scenario, run_id: str, worker: str, chunks: list[set[str]]
+    sc: Scenario, run_id: str, worker: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Chunks running on ``worker``, and those of them already awarding: the ledger holds some of
     their awards (so their requests are in flight, not still being prepared)."""
@@ -259,6 +278,7 @@ def _in_flight_on(
     ]
     if not running:
         return [], []
+    chunks = staged_chunks(sc, run_id)
     awarded = {t["trans_source_id"] for t in sc.sandbox.ledger()["transactions"]}
     sending = [ti for ti in running if chunks[ti["map_index"]] & awarded]
     return running, sending
@@ -270,13 +290,12 @@ def item3_worker_killed(sc: Scenario) -> None:
     sc.api.trigger(AWARDS_DAG, "day2_kill", start, end, {"chunk_size": sc.chunk_size})
     sc.perkville_runs.append((AWARDS_DAG, "day2_kill", AWARD_TASK))
     deadline = time.monotonic() + RUN_TIMEOUT
-    chunks = source_chunks(DAYS[1], sc.chunk_size)
     killed: list[dict[str, Any]] = []
     sending: list[dict[str, Any]] = []
     while not killed and time.monotonic() < deadline:
         if sc.api.run(AWARDS_DAG, "day2_kill")["state"] in ("success", "failed"):
             break  # every chunk finished before one was seen awarding on the victim
-        running, sending = _in_flight_on(sc, "day2_kill", victim, chunks)
+        running, sending = _in_flight_on(sc, "day2_kill", victim)
         if sending:
             victims = sc.state.component(victim).kill_tree()
             killed = running

@@ -172,16 +172,20 @@ def run_dag(
     dags_folder: Path,
     dag_id: str,
     label: str,
-    logical_date: pendulum.DateTime,
+    logical_date: pendulum.DateTime | None,
     conf: Mapping[str, Any] | None = None,
+    *,
+    run_after: pendulum.DateTime | None = None,
 ) -> RunResult:
     """``dag.test()`` one run of a freshly parsed DAG and collect its summary.
 
+    ``logical_date=None`` makes a run without a logical date (and without a data interval), as
+    ``airflow dags trigger`` without ``--logical-date`` does; ``run_after`` is when it was queued.
     Parsed afresh for each run because an in-process ``dag.test()`` writes the run's conf into
     the DAG object's Params, where it would leak into the next run of the same object.
     """
     dag = load_example_dags(dags_folder)[dag_id]
-    run = dag.test(logical_date=logical_date, run_conf=dict(conf or {}))
+    run = dag.test(logical_date=logical_date, run_after=run_after, run_conf=dict(conf or {}))
     state = str(getattr(run.state, "value", run.state))
     return RunResult(dag_id, label, state, report_summary(dag_id, run.run_id), run.run_id)
 
@@ -277,15 +281,24 @@ def print_report(
         )
         if _reasons(s):
             print("    rows not sent:", *_reasons(s), sep="\n", file=out)
-    print("\nDaily check-in awards (perkville_daily_checkin_awards)", file=out)
+    print(
+        "\nDaily check-in awards (perkville_daily_checkin_awards): the run's own day, then what its", file=out
+    )
+    print("lookback found on earlier days (late rows awarded, rows skipped as already settled)", file=out)
     columns = ("total", "awarded", "points", "duplicate", "daily_limited", "invalid", "failed")
-    print(f"  {'day':<10}  {'state':<8}" + "".join(f"{c:>14}" for c in columns), file=out)
+    extra = ("late", "skipped_known")
+    print(f"  {'day':<10}  {'state':<8}" + "".join(f"{c:>14}" for c in (*columns, *extra)), file=out)
     for run in (r for r in results.runs if r.dag_id == AWARDS_DAG_ID):
-        counts = "".join(f"{_count(run.summary, c):>14}" for c in columns)
+        own_day = (run.summary or {}).get("own_day") or run.summary
+        counts = "".join(f"{_count(own_day, c):>14}" for c in columns)
+        counts += "".join(f"{_count(run.summary, c):>14}" for c in extra)
         print(f"  {run.label:<10}  {run.state:<8}{counts}", file=out)
+    shown: set[str] = set()  # the lookback re-reads earlier days' bad rows: list each once
     for run in (r for r in results.runs if r.dag_id == AWARDS_DAG_ID):
-        if _reasons(run.summary):
-            print(f"    {run.label} rows not awarded:", *_reasons(run.summary), sep="\n", file=out)
+        reasons = [line for line in _reasons(run.summary) if line not in shown]
+        shown.update(reasons)
+        if reasons:
+            print(f"    {run.label} rows not awarded:", *reasons, sep="\n", file=out)
     print(
         f"\nSandbox ledger: {after.transactions} transactions, {after.points} points, "
         f"{after.external_members} external members, {after.connections} connections",
@@ -296,7 +309,8 @@ def print_report(
         print(f"This run awarded {new_awards} check-ins ({new_points} points).", file=out)
     else:
         print(
-            "This run awarded nothing new: every check-in was already awarded (counted as duplicates).",
+            "This run awarded nothing new: every check-in was already awarded (skipped as settled by "
+            "earlier runs' reports, or counted as duplicates).",
             file=out,
         )
     verdict = "all runs succeeded" if results.succeeded else "SOME RUNS FAILED"

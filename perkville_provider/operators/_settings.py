@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from perkville_provider import staging
 from perkville_provider.records import RecordValidationError, validate_positive_int, validate_ref
 
 _TRUE = frozenset({"true", "yes", "1", "on"})
@@ -64,13 +65,22 @@ def as_text(value: Any, name: str) -> str:
 
 
 def as_records(value: Any, name: str) -> Iterable[Any]:
-    """Records given inline, by XCom (a list, or the lazy sequence of a mapped task) or by a template.
+    """Records given inline, by XCom, by a template, or staged on object storage.
+
+    Inline or by XCom: a list, or the lazy sequence of a mapped task. Staged: an
+    ``ObjectStoragePath`` or a path/URL of a JSON Lines file, or a list of them (read lazily by
+    :mod:`perkville_provider.staging`).
 
     A template renders to text unless the DAG renders native objects, so a string is read back
     as JSON or as a Python literal. A lone mapping is refused: it is almost surely a mistake.
     """
     if value is None:
         return []
+    if staging.is_staged_reference(value):
+        try:
+            return staging.read_staged_records(value)
+        except staging.StagedRecordsNotFoundError as error:
+            raise setting_error(name, str(error)) from None
     if isinstance(value, str):
         value = _parse_rendered(value, name)
     if isinstance(value, Mapping | str | bytes) or not isinstance(value, Iterable):

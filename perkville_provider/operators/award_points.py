@@ -41,6 +41,8 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
     the README ("Counts against the ledger") for what reconciles exactly.
 
     :param awards: the award records: a list, an XCom (``XComArg``) or a template rendering to one
+        (inline, for small batches), or staged JSON Lines: an ``ObjectStoragePath``, a path/URL
+        string, or a list of them, read lazily (see :mod:`perkville_provider.staging`)
     :param perk_id: the perk of every award that does not name its own
     :param limit_to_once_per_calendar_day: ask Perkville to award each perk at most once per user
         and calendar day

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from perkville_provider import staging
 from perkville_provider.batch import (
     DEFAULT_MAX_WORKERS,
     BatchJob,
@@ -216,6 +217,7 @@ class PerkvilleBatchOperator(BaseOperator):
         hook = self._hook = self.make_hook(settings)
         settings = self._with_business(context, hook, settings)
         job = self.build_job(hook, settings)
+        job = dataclasses.replace(job, prepare=staging.rejecting_bad_lines(job.prepare))
         self._stop_sending = threading.Event()
         summary = run_batch(
             self.records(),

@@ -25,6 +25,7 @@ from perkville_provider.records import (
     validate_member,
     validate_positive_int,
 )
+from perkville_provider.staging import BadLine
 
 if TYPE_CHECKING:
     from perkville_provider.hooks.perkville import PerkvilleHook
@@ -87,7 +88,8 @@ class PerkvilleGetConnectionsOperator(PerkvilleBatchOperator):
     ``point_balance``. ``results`` holds the first 100 lookups; the full list is in the report
     (``report_path``), so the XCom stays small for any number of lookups.
 
-    :param emails: customer emails: a list, an XCom or a template rendering to one
+    :param emails: customer emails: a list, an XCom or a template rendering to one, or staged
+        JSON Lines of ``{"email": ...}`` objects (a path/URL or ``ObjectStoragePath``, or a list)
     :param user_ids: Perkville user ids: a list, an XCom or a template rendering to one
     """
 
@@ -102,7 +104,8 @@ class PerkvilleGetConnectionsOperator(PerkvilleBatchOperator):
     def records(self) -> Iterator[dict[str, Any]]:
         """One lookup per email and per user id."""
         for email in as_records(self.emails, "emails"):
-            yield {"email": email}
+            # A staged file holds {"email": ...} objects (or bad lines), a list holds the emails.
+            yield email if isinstance(email, Mapping | BadLine) else {"email": email}
         for user_id in as_records(self.user_ids, "user_ids"):
             yield {"user_id": user_id}
 

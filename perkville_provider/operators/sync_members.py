@@ -37,6 +37,8 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
     first failures.
 
     :param members: the member records: a list, an XCom (``XComArg``) or a template rendering to one
+        (inline, for small batches), or staged JSON Lines: an ``ObjectStoragePath``, a path/URL
+        string, or a list of them, read lazily (see :mod:`perkville_provider.staging`)
     :param external_system_id: the source system, e.g. ``MY_MEMBERSHIP_SYS`` (must match what an
         existing Perkville integration uses, or members are duplicated)
     """

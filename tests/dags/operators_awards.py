@@ -1,7 +1,8 @@
 """Test DAG: award points mapped over chunks, then merge the mapped summaries.
 
 Everything a test varies comes through ``dag.test(run_conf=...)`` into the Params, so one DAG
-file serves every award scenario.
+file serves every award scenario (records inline, or staged file paths: one chunk each with
+``chunk_size=1``).
 """
 
 from __future__ import annotations

@@ -22,6 +22,24 @@ from tests.helpers.e2e import (
 )
 
 
+@pytest.fixture(autouse=True)
+def fresh_pipeline_state(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test starts as a fresh deployment: its own staging root (the DAGs' Param default) and
+    no watermark on the example DAGs' Assets (the metadata database is shared by the session)."""
+    staging_root = tmp_path / "staging"
+    monkeypatch.setenv("PERKVILLE_STAGING_ROOT", str(staging_root))
+    if "airflow_db" in request.fixturenames:
+        from airflow.models.asset_state_store import AssetStateStoreModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import delete
+
+        with create_session() as session:
+            session.execute(delete(AssetStateStoreModel))
+    return staging_root
+
+
 @pytest.fixture(scope="session")
 def example_dags(airflow_db) -> dict[str, Any]:
     """The example DAGs, parsed the way Airflow's DAG processor does."""

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 
-import pendulum
 import pytest
 
 from perkville_provider.demo import export, runner
@@ -47,11 +46,11 @@ def test_importing_a_file_in_dags_opens_no_database_and_no_socket(path):
 
 def test_the_member_sync_runs_hourly_extract_sync_report_and_updates_the_members_asset(example_dags):
     dag = example_dags[runner.MEMBER_SYNC_DAG_ID]
-    assert set(dag.task_ids) == {"extract_changed_members", "sync_members", "report"}
+    assert set(dag.task_ids) == {"extract_changed_members", "sync_members", "report", "cleanup_staging"}
     sync = dag.get_task("sync_members")
     assert type(sync).__name__ == "PerkvilleSyncMembersOperator"
     assert sync.upstream_task_ids == {"extract_changed_members"}
-    assert dag.get_task("report").upstream_task_ids == {"sync_members"}
+    assert dag.get_task("report").upstream_task_ids == {"sync_members", "extract_changed_members"}
     assert [asset.uri for asset in sync.outlets] == ["perkville://9823/members"]
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 * * * *", "UTC")
     assert "external members" in dag.doc_md
@@ -59,7 +58,18 @@ def test_the_member_sync_runs_hourly_extract_sync_report_and_updates_the_members
 
 def test_the_awards_dag_runs_daily_and_maps_the_award_operator_over_chunks(example_dags):
     dag = example_dags[runner.AWARDS_DAG_ID]
-    assert set(dag.task_ids) == {"extract_checkin_awards", "award_checkin_points", "report"}
+    assert set(dag.task_ids) == {
+        "extract_checkin_awards",
+        "upsert_checkin_members",
+        "award_checkin_points",
+        "report",
+        "cleanup_staging",
+    }
+    assert dag.get_task("award_checkin_points").upstream_task_ids == {
+        "extract_checkin_awards",
+        "upsert_checkin_members",
+    }
+    assert dag.get_task("cleanup_staging").is_teardown
     award = dag.get_task("award_checkin_points")
     assert type(award).__name__ == "MappedOperator"
     assert award.operator_class.__name__ == "PerkvilleAwardPointsOperator"
@@ -90,26 +100,11 @@ def test_each_dag_offers_its_settings_as_params_with_defaults(example_dags, dag_
 )
 def test_a_big_day_is_cut_into_no_more_chunks_than_airflow_can_map(count, wanted, expected, monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLE_DAGS))
-    from perkville_daily_checkin_awards import chunk_size_for
+    from perkville_example_awards import chunk_size_for
 
     size = chunk_size_for(count, wanted)
     assert size == expected
     assert -(-count // size) <= 1024
-
-
-def test_a_run_without_a_data_interval_fails_at_once_saying_how_to_trigger_it(monkeypatch):
-    from airflow.sdk.exceptions import AirflowFailException
-
-    monkeypatch.syspath_prepend(str(EXAMPLE_DAGS))
-    from perkville_example_common import require_data_interval
-
-    with pytest.raises(AirflowFailException, match="triggered without a logical date"):
-        require_data_interval(None, None)
-    start, end = require_data_interval(
-        pendulum.datetime(2026, 11, 20, tz="America/New_York"),
-        pendulum.datetime(2026, 11, 21, tz="America/New_York"),
-    )
-    assert (end - start).in_hours() == 24
 
 
 def test_the_balance_export_runs_nightly_two_exports_each_updating_its_tables_asset(example_dags):

@@ -18,8 +18,10 @@ def _synced_members(sandbox) -> dict[str, dict]:
     }
 
 
-def sync(logical_date: pendulum.DateTime, **conf):
-    return runner.run_dag(EXAMPLE_DAGS, runner.MEMBER_SYNC_DAG_ID, "sync", logical_date, conf)
+def sync(logical_date: pendulum.DateTime | None, *, run_after: pendulum.DateTime | None = None, **conf):
+    return runner.run_dag(
+        EXAMPLE_DAGS, runner.MEMBER_SYNC_DAG_ID, "sync", logical_date, conf, run_after=run_after
+    )
 
 
 def _member_posts(sandbox) -> int:
@@ -64,12 +66,64 @@ def test_member_sync_creates_every_valid_member_then_sends_only_the_changed_ones
     assert unchanged == {k: v for k, v in synced.items() if k != "M00010"}
 
 
-def test_an_hour_with_no_changed_member_sends_nothing(airflow_db, sandbox, gym):
-    run = sync(pendulum.datetime(2026, 11, 20, 15, tz="UTC"))
+def test_without_a_logical_date_the_first_sync_sends_everyone_and_the_next_only_what_changed(
+    airflow_db, sandbox, gym
+):
+    """`airflow dags trigger perkville_member_sync` (no --logical-date), first as a full sync."""
+    first = sync(None, run_after=pendulum.datetime(2026, 11, 20, 6, 30, tz="UTC"), full_sync=True)
+
+    assert first.state == "success"
+    assert set(_synced_members(sandbox)) == set(gym.valid_members())
+    assert first.summary["window"]["until"] == "2026-11-20T06:30:00+00:00"
+
+    posts_before = _member_posts(sandbox)
+    quiet = sync(None, run_after=pendulum.datetime(2026, 11, 20, 7, 30, tz="UTC"))
+
+    assert quiet.state == "success"
+    assert quiet.summary["total"] == 0
+    assert _member_posts(sandbox) == posts_before
+
+
+def _change(gym, member_id: str, at: pendulum.DateTime, **values: str) -> None:
+    assignments = ", ".join(f"{name} = ?" for name in values)
+    gym.execute(
+        f"UPDATE members SET {assignments}, updated_at = ? WHERE member_id = ?",  # noqa: S608
+        *values.values(),
+        at.format("YYYY-MM-DD HH:mm:ss"),
+        member_id,
+    )
+
+
+def test_after_three_skipped_hourly_runs_the_next_run_sends_every_change_with_its_latest_values(
+    airflow_db, sandbox, gym
+):
+    assert sync(pendulum.datetime(2026, 11, 20, 10, tz="UTC"), full_sync=True).state == "success"
+    _change(gym, "M00011", pendulum.datetime(2026, 11, 20, 10, 20, tz="UTC"), last_name="First")
+    _change(gym, "M00012", pendulum.datetime(2026, 11, 20, 11, 30, tz="UTC"), membership_status="FROZEN")
+    _change(gym, "M00011", pendulum.datetime(2026, 11, 20, 12, 40, tz="UTC"), last_name="Latest")
+    _change(gym, "M00013", pendulum.datetime(2026, 11, 20, 13, 10, tz="UTC"), membership_type="Annual")
+    # The runs of 11:00, 12:00 and 13:00 never ran; the 14:00 run's own interval is 13:00-14:00.
+
+    run = sync(pendulum.datetime(2026, 11, 20, 14, tz="UTC"))
 
     assert run.state == "success"
-    assert _member_posts(sandbox) == 0
-    assert _synced_members(sandbox) == {}
+    assert run.summary["total"] == 3
+    synced = _synced_members(sandbox)
+    assert synced["M00011"]["last_name"] == "Latest"
+    assert synced["M00012"]["external_membership_status"] == "FROZEN"
+    assert synced["M00013"]["external_membership_type"] == "Annual"
+
+    again = sync(pendulum.datetime(2026, 11, 20, 14, tz="UTC"))
+
+    assert again.state == "success"
+    assert _without_mod_time(_synced_members(sandbox)) == _without_mod_time(synced), (
+        "same members, same values"
+    )
+
+
+def _without_mod_time(members: dict[str, dict]) -> dict[str, dict]:
+    """A repeated upsert touches ``last_mod_dt`` and nothing else."""
+    return {key: {k: v for k, v in record.items() if k != "last_mod_dt"} for key, record in members.items()}
 
 
 def test_more_failures_than_the_threshold_fail_the_run_after_sending_every_valid_member(

@@ -44,9 +44,10 @@ AWARDS = "perkville_daily_checkin_awards"
 FULL_SYNC_LOGICAL_DATE = "2026-11-17T05:00:00Z"
 """Before the first demo check-in (2026-11-17 in New York): every member exists by then."""
 AWARDS_LOGICAL_DATE = "2026-11-20T05:00:00Z"
-"""Midnight of 2026-11-20 in New York: the run awards 2026-11-19, the last demo day."""
+"""Midnight of 2026-11-20 in New York: the run awards 2026-11-19, the last demo day, and re-reads
+the three days before it (the lookback), which the demo's first awards run awards too."""
 AWARDS_CHUNK_SIZE = 10
-"""Small chunks, so that the day's 29 check-ins map to three task instances."""
+"""Small chunks, so that each day's check-ins map to several task instances."""
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -152,7 +153,7 @@ def _run_to_success(stack: Stack, dag_id: str, logical_date: str, conf: dict, af
 def demo_runs(stack: Stack) -> Iterator[DemoRuns]:
     """Unpause both DAGs (runs of a paused DAG never start), then: the first load, a member sync
     with ``full_sync``, so that every demo member is in Perkville; then the awards of 2026-11-19
-    in chunks of ten."""
+    (and its lookback) in chunks of ten."""
     for dag_id in (MEMBER_SYNC, AWARDS):
         stack.api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="demo-runs") as pool:

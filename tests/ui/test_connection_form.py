@@ -83,7 +83,10 @@ def test_connection_saved_through_the_form_tests_ok_and_says_why_when_not(page: 
 
     toast = press_test(page, stack)
     expect(toast).to_contain_text("Test Connection Successful")
-    expect(toast).to_contain_text(f"Connected to Perkville at {stack.sandbox_url} as {seed.ADMIN_USERNAME}")
+    # The hook's message names the check it made: the business read with the connection's token.
+    expect(toast).to_contain_text(
+        f"Connected to Perkville at {stack.sandbox_url}: read business {seed.BUSINESS_ID}"
+    )
     screenshot(page, "connection-test-ok")
 
     row = page.get_by_role("row").filter(has_text=CONN_ID)
