@@ -76,3 +76,9 @@ def load_dag(path: Path, dag_id: str):
     bag = DagBag(dag_folder=str(path))
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag(dag_id)
+
+
+@pytest.fixture(autouse=True)
+def own_rate_budget_state(tmp_path_factory, monkeypatch):
+    """Each test paces on its own machine-wide state, so one test's 429s never slow the next."""
+    monkeypatch.setenv("PERKVILLE_RATE_LIMIT_DIR", str(tmp_path_factory.mktemp("rate-budget")))
