@@ -248,6 +248,7 @@ class RedisSchedule:
         self.rules = rules
         self._redis = self.storage.storage
         self._lock = threading.Lock()
+        self._next_local = 0.0
 
     def _read(self) -> Pace:
         raw = self._redis.get(self.state_key)
@@ -262,12 +263,24 @@ class RedisSchedule:
             return result
 
     def wait_turn(self, sleep: Callable[[float], None]) -> float:
-        """Wait until the shared window has room at the current pace; the start time."""
+        """Wait until the shared window has room at the current pace; the start time.
+
+        A moving window admits a whole second's worth at once; this process's own starts are
+        first spaced at the pace too (in memory), so a burst in the window is at most one start
+        per worker process, and a start sent late by a busy process is not followed at once
+        by the next.
+        """
         pace = self._read()
         self.window.hit(self.counting, self.key)
         rate = self.rules.rate(pace, time.time())
         if rate is None:
             return time.time()
+        with self._lock:
+            now = time.monotonic()
+            local_start = max(now, self._next_local)
+            self._next_local = local_start + 1.0 / rate
+        if local_start > now:
+            sleep(local_start - now)
         cost = max(1, math.ceil(self.UNITS / rate))
         while not self.window.hit(self.spacing, self.key, cost=cost):
             reset = self.window.get_window_stats(self.spacing, self.key).reset_time
