@@ -51,6 +51,8 @@ def test_two_worker_processes_share_the_budget_through_redis(sandbox_control):
 
 
 def _pace_of(hook) -> tuple[Pace, float | None]:
+    """The connection's shared pace as this hook sees it (wiring the hook sends no request)."""
+    hook.conventions()
     limiter = hook.limiter
     return limiter.schedule.update(lambda pace, now: (Pace(**pace.as_dict()), limiter.rules.rate(pace, now)))
 
