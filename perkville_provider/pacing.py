@@ -40,10 +40,12 @@ class Pace:
     counted_at: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        """The state as a JSON-ready mapping."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> Pace:
+        """The state from a stored mapping (unknown keys, from another release, are ignored)."""
         known = {key: value for key, value in (values or {}).items() if key in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -108,7 +110,9 @@ class PaceRules:
 
     def throttled(self, pace: Pace, sent_at: float, now: float) -> PaceChange | None:
         """Halve the pace after a 429 to a request sent at ``sent_at``; None when nothing changed."""
-        if not self.adaptive or sent_at < pace.decreased_at or now - pace.decreased_at < self.refractory_seconds:
+        if not self.adaptive or sent_at < pace.decreased_at:
+            return None
+        if now - pace.decreased_at < self.refractory_seconds:
             return None
         before = self.rate(pace, now)
         if before is None:

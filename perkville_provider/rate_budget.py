@@ -114,8 +114,11 @@ class RateBudget:
     def from_extras(
         cls, conn_id: str, extra: Mapping[str, Any], *, max_requests_per_second: float | None = None
     ) -> RateBudget:
-        """Read ``max_requests_per_second``, ``rate_limit_sharing``, ``adaptive_pacing``,
-        ``rate_limit_redis_url`` and ``rate_limit_dir``; a bad value names its extra."""
+        """The settings from a connection's extras; a bad value is an error naming its extra.
+
+        Reads ``max_requests_per_second``, ``rate_limit_sharing``, ``adaptive_pacing``,
+        ``rate_limit_redis_url`` and ``rate_limit_dir``.
+        """
         budget = _positive(max_requests_per_second, "max_requests_per_second", conn_id)
         if budget is None:
             budget = _positive(extra.get("max_requests_per_second"), "max_requests_per_second", conn_id)
@@ -139,6 +142,7 @@ class RateBudget:
         return self.max_requests_per_second is not None or self.adaptive
 
     def rules(self) -> PaceRules:
+        """The pacing rules: the ceiling is the budget less the headroom."""
         ceiling = self.max_requests_per_second * HEADROOM if self.max_requests_per_second else None
         return PaceRules(ceiling=ceiling, adaptive=self.adaptive)
 
@@ -161,8 +165,11 @@ class RateBudget:
 
 
 def state_dir(configured: str | None = None) -> Path:
-    """The machine's state directory: the ``rate_limit_dir`` extra, ``$PERKVILLE_RATE_LIMIT_DIR``,
-    else ``airflow-provider-perkville-rate`` in the system's temporary directory."""
+    """The machine's state directory, created when missing.
+
+    The ``rate_limit_dir`` extra, else ``$PERKVILLE_RATE_LIMIT_DIR``, else
+    ``airflow-provider-perkville-rate`` in the system's temporary directory.
+    """
     chosen = configured or os.environ.get(STATE_DIR_ENV)
     path = Path(chosen) if chosen else Path(tempfile.gettempdir()) / "airflow-provider-perkville-rate"
     path.mkdir(parents=True, exist_ok=True)
@@ -178,6 +185,7 @@ class ProcessSchedule:
         self.clock = clock
 
     def update(self, rule: Update[T]) -> T:
+        """Apply ``rule`` to the pace under the thread lock."""
         with self._lock:
             return rule(self._pace, self.clock())
 
@@ -205,6 +213,7 @@ class MachineSchedule:
                 os.close(fd)
 
     def update(self, rule: Update[T]) -> T:
+        """Read the pace, apply ``rule``, write it back, all under the file's lock."""
         with self._locked() as fd:
             raw = os.pread(fd, 4096, 0)
             try:
@@ -288,6 +297,7 @@ class RedisSchedule:
         return time.time()
 
     def measured_rate(self) -> float:
+        """Starts per second of every worker over the last second (the counting window)."""
         stats = self.window.get_window_stats(self.counting, self.key)
         return float(self.COUNT_LIMIT - stats.remaining)
 

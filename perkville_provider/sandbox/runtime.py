@@ -34,7 +34,8 @@ def build_app(
     stats = Stats()
     admin = Admin(store, fault_state, stats, dict(settings or {}))
     app = create_app(store, admin.routes(), stats.count_token_grant)
-    moded = ModesMiddleware(FaultMiddleware(app, fault_state, rate_key_for(store)), store.get_settings, RAW_SEND_KEY)
+    faulty = FaultMiddleware(app, fault_state, rate_key_for(store))
+    moded = ModesMiddleware(faulty, store.get_settings, RAW_SEND_KEY)
     return StatsMiddleware(moded, stats, app.state.api_routes), store
 
 

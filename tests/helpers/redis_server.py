@@ -25,7 +25,7 @@ def redis_server() -> Iterator[str]:
     if binary is None:
         raise RuntimeError("redis-server is not installed: apt-get install -y redis-server (make test does)")
     port = _free_port()
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 - the installed redis-server, fixed arguments
         [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
