@@ -5,11 +5,15 @@ over it, with no clock, lock or storage of their own, so the same rules run on a
 thread lock, a machine-wide lock file or Redis (see :mod:`perkville_provider.rate_budget`).
 
 * Starts are spaced evenly at the current rate (a GCRA: the state is the next free start).
-* On a 429 the rate is halved for everyone sharing the state (multiplicative decrease), once per
-  congestion: answers to requests sent before the last decrease, and 429s within a second of it,
-  change nothing, since they report the pace that was already cut.
+* On a 429 the rate is cut to 70% for everyone sharing the state (multiplicative decrease, TCP
+  CUBIC's factor), once per congestion: answers to requests sent before the last decrease, and
+  429s while the server's window is still full (within its ``Retry-After``, at least a second, of
+  the decrease), change nothing, since they report the pace that was already cut. A lone 429
+  changes nothing either: a decrease needs a second within a second of the first.
 * While answers succeed the rate climbs back along a cubic curve (TCP CUBIC's): quickly at first,
-  flat near the rate that was throttled, then probing above it; it never exceeds the budget.
+  flat near the rate that was throttled, then probing above it; it never exceeds the budget. A
+  429 below the last throttled rate lowers that mark further (CUBIC's fast convergence), so the
+  pace settles quickly under a limit that dropped.
 * Without a budget nothing is paced until the first 429; the rate then starts from the rate of
   starts measured over the last second (a decayed count kept in the state), and pacing stops
   again once it has climbed far above the throttled rate without another 429.
@@ -36,6 +40,9 @@ class Pace:
     next_start: float = 0.0
     throttled_rate: float | None = None
     decreased_at: float = 0.0
+    quiet_until: float = 0.0
+    resumed_rate: float = 0.0
+    suspected_at: float = 0.0
     starts: float = 0.0
     counted_at: float = 0.0
 
@@ -68,15 +75,20 @@ class PaceRules:
     :param decrease: the share of the rate kept after a 429
     :param recovery_seconds: seconds to climb back to the throttled rate after a decrease
     :param floor: the slowest pace in requests per second
-    :param refractory_seconds: after a decrease, 429s within this time change nothing more
+    :param refractory_seconds: after a decrease, 429s within this time (or the ``Retry-After``
+        of the 429 that caused it, if longer) change nothing more
+    :param confirm_seconds: a decrease needs a second 429 within this time of a first one (0: the
+        first is enough); a lone 429 is the server's window catching two starts a thread sent
+        late, not a limit below the pace, and its request is retried after ``Retry-After`` anyway
     """
 
     ceiling: float | None
     adaptive: bool = True
-    decrease: float = 0.5
-    recovery_seconds: float = 5.0
+    decrease: float = 0.7
+    recovery_seconds: float = 3.0
     floor: float = 0.5
     refractory_seconds: float = 1.0
+    confirm_seconds: float = 1.0
 
     def rate(self, pace: Pace, now: float) -> float | None:
         """The current pace in requests per second, or None for no pacing at all."""
@@ -84,7 +96,7 @@ class PaceRules:
             return self.ceiling
         peak = pace.throttled_rate
         k = self.recovery_seconds
-        scale = peak * (1 - self.decrease) / k**3
+        scale = (peak - pace.resumed_rate) / k**3
         rate = peak + scale * (now - pace.decreased_at - k) ** 3
         if self.ceiling is not None:
             rate = min(rate, self.ceiling)
@@ -108,18 +120,26 @@ class PaceRules:
         pace.next_start = start + 1.0 / rate
         return start
 
-    def throttled(self, pace: Pace, sent_at: float, now: float) -> PaceChange | None:
-        """Halve the pace after a 429 to a request sent at ``sent_at``; None when nothing changed."""
-        if not self.adaptive or sent_at < pace.decreased_at:
+    def throttled(
+        self, pace: Pace, sent_at: float, now: float, retry_after: float | None = None
+    ) -> PaceChange | None:
+        """Cut the pace after a 429 to a request sent at ``sent_at``; None when nothing changed."""
+        if not self.adaptive or sent_at < pace.decreased_at or now < pace.quiet_until:
             return None
-        if now - pace.decreased_at < self.refractory_seconds:
+        if self.confirm_seconds and now - pace.suspected_at > self.confirm_seconds:
+            pace.suspected_at = now
             return None
+        pace.suspected_at = 0.0
         before = self.rate(pace, now)
         if before is None:
             before = max(self.floor, self.measured_rate(pace, now))
-        pace.throttled_rate = before
+        previous = pace.throttled_rate
+        fast = previous is not None and before < previous and pace.decreased_at > 0
+        pace.throttled_rate = before * (1 + self.decrease) / 2 if fast else before
         pace.decreased_at = now
-        after = self.rate(pace, now) or before
+        pace.quiet_until = now + max(self.refractory_seconds, retry_after or 0.0)
+        after = max(self.floor, before * self.decrease)
+        pace.resumed_rate = after
         pace.next_start = max(pace.next_start, now + 1.0 / after)
         return PaceChange(before, after)
 

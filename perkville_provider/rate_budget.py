@@ -12,7 +12,7 @@ number. Where the budget's schedule is kept decides who shares it (``rate_limit_
 * ``"process"``: each task alone (the provider's behaviour before the shared budget).
 
 Whatever the sharing, the pace adapts (:mod:`perkville_provider.pacing`) unless
-``adaptive_pacing`` is false: a 429 halves it for all who share it, success brings it back.
+``adaptive_pacing`` is false: a 429 cuts it for all who share it, success brings it back.
 """
 
 from __future__ import annotations
@@ -344,13 +344,17 @@ class SharedPace:
         return start
 
     def throttled(self, sent_at: float, retry_after: float | None) -> PaceChange | None:
-        """A 429 answered the request that started at ``sent_at``: slow everyone down, once."""
+        """A 429 answered the request that started at ``sent_at``: slow everyone down, once.
+
+        The server's ``Retry-After`` says how long its window stays full: 429s within it report
+        the same congestion and change nothing more.
+        """
         schedule = self.schedule
 
         def rule(pace: Pace, now: float) -> PaceChange | None:
             if isinstance(schedule, RedisSchedule) and pace.throttled_rate is None and not self.rules.ceiling:
                 pace.starts, pace.counted_at = schedule.measured_rate(), now
-            return self.rules.throttled(pace, sent_at, now)
+            return self.rules.throttled(pace, sent_at, now, retry_after)
 
         change = schedule.update(rule)
         if change is not None:
