@@ -9,7 +9,8 @@ thread lock, a machine-wide lock file or Redis (see :mod:`perkville_provider.rat
   CUBIC's factor), once per congestion: answers to requests sent before the last decrease, and
   429s while the server's window is still full (within its ``Retry-After``, at least a second, of
   the decrease), change nothing, since they report the pace that was already cut. A lone 429
-  changes nothing either: a decrease needs a second within a second of the first.
+  changes nothing either: a decrease needs a second within a second (plus its
+  ``Retry-After``) of the first.
 * While answers succeed the rate climbs back along a cubic curve (TCP CUBIC's): quickly at first,
   flat near the rate that was throttled, then probing above it; it never exceeds the budget. A
   429 below the last throttled rate lowers that mark further (CUBIC's fast convergence), so the
@@ -42,7 +43,7 @@ class Pace:
     decreased_at: float = 0.0
     quiet_until: float = 0.0
     resumed_rate: float = 0.0
-    suspected_at: float = 0.0
+    suspect_until: float = 0.0
     starts: float = 0.0
     counted_at: float = 0.0
 
@@ -77,8 +78,9 @@ class PaceRules:
     :param floor: the slowest pace in requests per second
     :param refractory_seconds: after a decrease, 429s within this time (or the ``Retry-After``
         of the 429 that caused it, if longer) change nothing more
-    :param confirm_seconds: a decrease needs a second 429 within this time of a first one (0: the
-        first is enough); a lone 429 is the server's window catching two starts a thread sent
+    :param confirm_seconds: a decrease needs a second 429 within this time (plus the first's
+        ``Retry-After``, so that the retry of a lone request can confirm it) of a first one (0:
+        the first is enough); a lone 429 is the server's window catching two starts a thread sent
         late, not a limit below the pace, and its request is retried after ``Retry-After`` anyway
     """
 
@@ -126,10 +128,10 @@ class PaceRules:
         """Cut the pace after a 429 to a request sent at ``sent_at``; None when nothing changed."""
         if not self.adaptive or sent_at < pace.decreased_at or now < pace.quiet_until:
             return None
-        if self.confirm_seconds and now - pace.suspected_at > self.confirm_seconds:
-            pace.suspected_at = now
+        if self.confirm_seconds and now > pace.suspect_until:
+            pace.suspect_until = now + self.confirm_seconds + (retry_after or 0.0)
             return None
-        pace.suspected_at = 0.0
+        pace.suspect_until = 0.0
         before = self.rate(pace, now)
         if before is None:
             before = max(self.floor, self.measured_rate(pace, now))

@@ -35,11 +35,19 @@ def test_a_second_429_within_a_second_cuts_the_pace_and_the_next_start_waits_for
     assert rules.reserve(pace, 100.31) == pytest.approx(100.3 + 1 / 14)
 
 
-def test_429s_more_than_a_second_apart_are_each_a_lone_429():
+def test_429s_more_than_a_second_and_a_retry_after_apart_are_each_a_lone_429():
     rules = PaceRules(ceiling=20.0)
     pace = Pace()
-    assert [rules.throttled(pace, t, t + 0.05) for t in (100.0, 101.5, 103.0)] == [None, None, None]
-    assert rules.rate(pace, 104.0) == 20.0
+    lone = [rules.throttled(pace, t, t + 0.05, retry_after=1.0) for t in (100.0, 102.5, 105.0)]
+    assert lone == [None, None, None]
+    assert rules.rate(pace, 106.0) == 20.0
+
+
+def test_the_retry_of_a_throttled_request_answered_429_again_confirms_the_congestion():
+    rules = PaceRules(ceiling=20.0)
+    pace = Pace()
+    assert rules.throttled(pace, 100.0, 100.05, retry_after=1.0) is None
+    assert rules.throttled(pace, 101.1, 101.15, retry_after=1.0) is not None
 
 
 def test_without_a_budget_the_first_decrease_cuts_the_rate_measured_over_the_last_second():
