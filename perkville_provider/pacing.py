@@ -10,7 +10,8 @@ thread lock, a machine-wide lock file or Redis (see :mod:`perkville_provider.rat
   429s while the server's window is still full (within its ``Retry-After``, at least a second, of
   the decrease), change nothing, since they report the pace that was already cut. A lone 429
   changes nothing either: a decrease needs a second within a second (plus its
-  ``Retry-After``) of the first.
+  ``Retry-After``) of the first. A decrease also holds every new start back for the
+  ``Retry-After``: until then the server's window is full, and a start would only earn a 429.
 * While answers succeed the rate climbs back along a cubic curve (TCP CUBIC's): quickly at first,
   flat near the rate that was throttled, then probing above it; it never exceeds the budget. A
   429 below the last throttled rate lowers that mark further (CUBIC's fast convergence), so the
@@ -142,7 +143,7 @@ class PaceRules:
         pace.quiet_until = now + max(self.refractory_seconds, retry_after or 0.0)
         after = max(self.floor, before * self.decrease)
         pace.resumed_rate = after
-        pace.next_start = max(pace.next_start, now + 1.0 / after)
+        pace.next_start = max(pace.next_start, now + max(1.0 / after, retry_after or 0.0))
         return PaceChange(before, after)
 
     def recovered(self, pace: Pace, now: float) -> bool:

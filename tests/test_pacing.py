@@ -35,6 +35,13 @@ def test_a_second_429_within_a_second_cuts_the_pace_and_the_next_start_waits_for
     assert rules.reserve(pace, 100.31) == pytest.approx(100.3 + 1 / 14)
 
 
+def test_a_decrease_holds_new_starts_back_for_the_retry_after():
+    rules = PaceRules(ceiling=20.0, confirm_seconds=0)
+    pace = Pace()
+    rules.throttled(pace, 100.0, 100.05, retry_after=1.0)
+    assert rules.reserve(pace, 100.1) == pytest.approx(101.05)
+
+
 def test_429s_more_than_a_second_and_a_retry_after_apart_are_each_a_lone_429():
     rules = PaceRules(ceiling=20.0)
     pace = Pace()
