@@ -124,6 +124,7 @@ def test_the_pace_never_falls_below_the_floor():
 
 
 def test_the_state_round_trips_as_plain_numbers():
-    pace = Pace(next_start=1.5, throttled_rate=3.0, decreased_at=2.0, starts=4.0, counted_at=5.0, quiet_until=6.0)
+    pace = Pace(next_start=1.5, throttled_rate=3.0, decreased_at=2.0, starts=4.0, counted_at=5.0)
+    pace.quiet_until, pace.resumed_rate, pace.suspect_until = 6.0, 2.0, 7.0
     assert Pace.from_dict({**pace.as_dict(), "unknown": 1}) == pace
     assert Pace.from_dict(None) == Pace()
