@@ -10,6 +10,7 @@ LOCK := constraints/py3.11.txt
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 EXTRAS ?= test
+REDIS_SERVER := /usr/bin/redis-server
 
 .PHONY: demo test test-ui lint bench sandbox clean lock cluster cluster-stop cluster-test
 
@@ -37,7 +38,9 @@ lock: | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/python -m perkville_provider.demo
 
+# The shared rate budget's tests start their own redis-server (127.0.0.1, a free port, stopped by PID).
 test: $(STAMP)
+	test -x $(REDIS_SERVER) || apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -1,5 +1,9 @@
 """How one logical request reaches Perkville: rate limit, timeouts, retries, User-Agent.
 
+The rate limit is the connection's shared budget (:mod:`perkville_provider.rate_budget`): the
+transport waits for its turn before each attempt and reports each 429 to it, so the pace of
+everyone sharing the budget comes down together.
+
 The retry policy (its rules live in :mod:`perkville_provider.retries`) is applied here and only
 here. It retries what a later attempt can fix: 429 (after the server's ``Retry-After``),
 500/502/503/504, connection errors and timeouts; never another 4xx. Every write the hook sends is
@@ -17,9 +21,8 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,9 +37,9 @@ from perkville_provider.deadline import Deadlines
 from perkville_provider.exceptions import (
     PerkvilleAnswerError,
     PerkvilleAnswerTooLargeError,
-    PerkvilleConfigurationError,
     PerkvilleNetworkError,
 )
+from perkville_provider.rate_budget import RateLimiter, SharedPace
 from perkville_provider.retries import RetryPolicy
 
 __all__ = [
@@ -88,44 +91,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
-class RateLimiter:
-    """Spaces request starts evenly across all threads that share it, a little under the limit.
-
-    Threads wake from ``sleep`` a few milliseconds late and unevenly, so starts spaced exactly
-    ``1/max_per_second`` apart still bunch now and then, and a server counting a strict one-second
-    window answers 429. Pacing at ``HEADROOM`` of the limit costs a few percent of throughput and
-    saves those retries, each of which costs a whole ``Retry-After``.
-    """
-
-    HEADROOM = 0.95
-
-    def __init__(
-        self,
-        max_per_second: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if max_per_second <= 0:
-            raise PerkvilleConfigurationError(
-                f"max_requests_per_second must be positive, got {max_per_second!r}"
-            )
-        self.interval = 1.0 / (max_per_second * self.HEADROOM)
-        self._next_start = 0.0
-        self._lock = threading.Lock()
-        self._clock = clock
-        self._sleep = sleep
-
-    def acquire(self) -> None:
-        """Wait until this request may start."""
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next_start)
-            self._next_start = start + self.interval
-        if start > now:
-            self._sleep(start - now)
-
-
 @dataclass(frozen=True)
 class Delivery:
     """The final answer to a request, and whether an earlier attempt may have been applied unseen."""
@@ -144,14 +109,18 @@ class _Cut(Exception):
 
 
 class Transport:
-    """Sends requests through one shared session with the retry policy and the rate limiter."""
+    """Sends requests through one shared session with the retry policy and the rate limiter.
+
+    :param limiter: the connection's shared pace (asked before every attempt, retries included,
+        and told of every 429), or None for no client-side limit
+    """
 
     def __init__(
         self,
         session: requests.Session,
         *,
         policy: RetryPolicy | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: SharedPace | None = None,
         limits: Limits | None = None,
     ) -> None:
         self.session = session
@@ -186,8 +155,7 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            if self.limiter is not None:
-                self.limiter.acquire()
+            sent_at = self.limiter.acquire() if self.limiter is not None else None
             if self.deadlines.stopped.is_set():
                 raise self._stopped(method, path)
             seconds = max(_MIN_ATTEMPT_SECONDS, min(self.limits.deadline, self._time_left(started)))
@@ -220,6 +188,8 @@ class Transport:
                     return Delivery(response, maybe_committed)
                 failure = str(response.status_code)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if response.status_code == 429 and self.limiter is not None and sent_at is not None:
+                    self.limiter.throttled(sent_at, retry_after)
                 delay = self._next_delay(attempt, started, retry_after)
                 if delay is None:
                     return Delivery(response, maybe_committed)

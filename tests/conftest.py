@@ -87,3 +87,9 @@ def hostile_server() -> Iterator[HostileServer]:
     server = HostileServer()
     yield server
     server.close()
+
+
+@pytest.fixture(autouse=True)
+def own_rate_budget_state(tmp_path_factory, monkeypatch):
+    """Each test paces on its own machine-wide state, so one test's 429s never slow the next."""
+    monkeypatch.setenv("PERKVILLE_RATE_LIMIT_DIR", str(tmp_path_factory.mktemp("rate-budget")))

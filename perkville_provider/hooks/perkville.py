@@ -41,13 +41,13 @@ from perkville_provider.hooks.resources import (
 )
 from perkville_provider.origin import Origin, describe_origin
 from perkville_provider.pagination import walk_pages
+from perkville_provider.rate_budget import RateBudget, SharedPace
 from perkville_provider.records import validate_ref
 from perkville_provider.redaction import redact_text
 from perkville_provider.retries import RetryPolicy
 from perkville_provider.session import DEFAULT_API_URL, base_url_of, build_session
 from perkville_provider.transport import (
     Delivery,
-    RateLimiter,
     Timeout,
     Transport,
     parse_retry_after,
@@ -102,7 +102,9 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
     they share its pooled session, its rate limiter and its token.
 
     :param perkville_conn_id: the Airflow connection (type ``perkville``)
-    :param max_requests_per_second: a client-side cap on request starts, across all threads
+    :param max_requests_per_second: the connection's budget of request starts per second, shared by
+        every task using the connection (overrides its ``max_requests_per_second`` extra; who shares
+        it is the ``rate_limit_sharing`` extra's choice, see :mod:`perkville_provider.rate_budget`)
     :param pool_size: connections kept open to the API; at least the number of worker threads
     :param timeout: read timeout in seconds, or a (connect, read) pair; overrides the ``timeout`` extra
     :param retry_policy: attempts, backoff and time caps for retriable failures
@@ -129,7 +131,12 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         )
         super().__init__(method="GET", http_conn_id=perkville_conn_id, adapter=adapter)
         self.perkville_conn_id = perkville_conn_id
-        self.limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
+        if max_requests_per_second is not None and not float(max_requests_per_second) > 0:
+            raise PerkvilleConfigurationError(
+                f"max_requests_per_second must be positive, got {max_requests_per_second!r}"
+            )
+        self.max_requests_per_second = max_requests_per_second
+        self.limiter: SharedPace | None = None
         self.timeout = timeout
         self.retry_policy = retry_policy or RetryPolicy()
         self._wiring: _Wiring | None = None
@@ -160,12 +167,19 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         session = build_session(connection.extra_dejson, adapter=self.adapter, auth=_BearerAuth(self))
         session.headers["User-Agent"] = user_agent()
         session.headers["Accept"] = "application/json"
+        credentials = settings.credentials
+        budget = RateBudget.from_extras(
+            self.perkville_conn_id,
+            connection.extra_dejson,
+            max_requests_per_second=self.max_requests_per_second,
+        )
+        self.limiter = budget.limiter(f"{base_url}\n{credentials.client_id}\n{credentials.username}")
         transport = Transport(session, policy=self.retry_policy, limiter=self.limiter, limits=settings.limits)
         return _Wiring(
             base_url,
             settings.business_id,
             settings.api,
-            settings.credentials,
+            credentials,
             tokens,
             session,
             transport,

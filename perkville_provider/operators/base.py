@@ -122,7 +122,9 @@ class PerkvilleBatchOperator(BaseOperator):
     :param perkville_conn_id: the Perkville connection
     :param business_id: the business; defaults to the connection's ``business_id`` extra
     :param max_workers: records sent concurrently (one pooled session shared by all)
-    :param max_requests_per_second: client-side cap on requests (retries included), or None
+    :param max_requests_per_second: the connection's budget of requests per second (retries
+        included), shared by every task using the connection; None: the connection's extra, else
+        adaptive pacing (see :mod:`perkville_provider.rate_budget`)
     :param max_failure_ratio: share of records (0 to 1) allowed to end ``invalid`` or ``failed``
         before the task fails; the whole batch is attempted first either way
     :param dry_run: validate and report what would be sent, send no write

@@ -1,4 +1,5 @@
-"""Seeded fault injection for the sandbox: latency, 5xx answers, a per-token rate limit, connection
+"""Seeded fault injection for the sandbox: latency, 5xx answers, a rate limit (per token, API client or
+business), connection
 resets before processing, and the response lost after the write committed.
 
 Every faulted request draws the same five numbers from one ``random.Random(seed)``, whatever the
@@ -35,9 +36,22 @@ FAULT_KEY = "sandbox.fault"
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 RETRY_AFTER_FORMATS = ("seconds", "http-date")
 LOST_AFTER_COMMIT_MODES = ("reset", "502")
+RATE_LIMIT_SCOPES = ("token", "client", "business")
 
 
-CHOICES = {"retry_after_format": RETRY_AFTER_FORMATS, "lost_after_commit_mode": LOST_AFTER_COMMIT_MODES}
+CHOICES = {
+    "retry_after_format": RETRY_AFTER_FORMATS,
+    "lost_after_commit_mode": LOST_AFTER_COMMIT_MODES,
+    "rate_limit_scope": RATE_LIMIT_SCOPES,
+}
+
+#: (scope, Authorization header or None, client address) -> the key the rate limit counts under.
+RateKey = Callable[[str, str | None, str], str]
+
+
+def key_per_header(scope: str, authorization: str | None, client: str) -> str:
+    """Count per Authorization header value (one bearer token), else per client address."""
+    return authorization or f"address:{client}"
 
 
 def _fault_value(name: str, value: Any) -> Any:
@@ -90,9 +104,12 @@ class FaultConfig:
     error_statuses: list[int] = field(default_factory=lambda: [500, 502, 503])
     rate_limit_per_second: float = _setting(
         0.0,
-        "requests per second allowed per token; over it: 429 with Retry-After",
+        "requests per second allowed per token, API client or business; over it: 429 with Retry-After",
         flag="rate_limit",
         injects=True,
+    )
+    rate_limit_scope: str = _setting(
+        "token", "what the rate limit counts together: 'token' (default), 'client' or 'business'"
     )
     throttle_rate: float = _setting(
         0.0, "share of API requests answered 429 with Retry-After 1, at random", injects=True
@@ -265,9 +282,10 @@ def _fault_body(code: str, message: str, error_type: str = "server_error") -> di
 class FaultMiddleware:
     """ASGI middleware applying ``Faults`` to the Perkville API paths."""
 
-    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+    def __init__(self, app: ASGIApp, faults: Faults, rate_key: RateKey = key_per_header) -> None:
         self.app = app
         self.faults = faults
+        self.rate_key = rate_key
 
     @staticmethod
     def applies_to(path: str) -> bool:
@@ -342,13 +360,12 @@ class FaultMiddleware:
         body = _fault_body("rate_limited", message, "rate_limited")
         await send_json(send, 429, body, [(b"retry-after", header.encode())])
 
-    @staticmethod
-    def _rate_key(scope: Scope) -> str:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                return value.decode("latin-1")
+    def _rate_key(self, scope: Scope) -> str:
+        authorization = next(
+            (value.decode("latin-1") for name, value in scope["headers"] if name == b"authorization"), None
+        )
         client = scope.get("client")
-        return f"client:{client[0] if client else '?'}"
+        return self.rate_key(self.faults.config.rate_limit_scope, authorization, client[0] if client else "?")
 
     async def _reset(self, scope: Scope, send: Send, kind: str) -> None:
         """Reset the connection; where that is impossible, answer 502 and count the fallback."""

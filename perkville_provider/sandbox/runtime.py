@@ -19,6 +19,7 @@ from perkville_provider.sandbox.admin import Admin, Stats, StatsMiddleware
 from perkville_provider.sandbox.app import create_app
 from perkville_provider.sandbox.faults import RAW_SEND_KEY, ASGIApp, FaultConfig, FaultMiddleware, Faults
 from perkville_provider.sandbox.modes import ModesMiddleware
+from perkville_provider.sandbox.rate_scope import rate_key_for
 from perkville_provider.sandbox.store import Store
 
 
@@ -33,7 +34,8 @@ def build_app(
     stats = Stats()
     admin = Admin(store, fault_state, stats, dict(settings or {}))
     app = create_app(store, admin.routes(), stats.count_token_grant)
-    moded = ModesMiddleware(FaultMiddleware(app, fault_state), store.get_settings, RAW_SEND_KEY)
+    faulty = FaultMiddleware(app, fault_state, rate_key_for(store))
+    moded = ModesMiddleware(faulty, store.get_settings, RAW_SEND_KEY)
     return StatsMiddleware(moded, stats, app.state.api_routes), store
 
 

@@ -69,6 +69,7 @@ def test_serve_prints_the_url_credentials_and_a_ready_connection_export(tmp_path
 def test_serve_flags_set_the_faults_and_settings(tmp_path):
     flags = [
         "--latency-ms", "5", "--jitter-ms", "2", "--error-rate", "0.1", "--rate-limit", "50",
+        "--rate-limit-scope", "client",
         "--throttle-rate", "0.03", "--retry-after-format", "http-date", "--reset-rate", "0.05",
         "--lost-after-commit-rate", "0.2",
         "--lost-after-commit-mode", "502", "--seed", "9", "--duplicate-mode", "return_existing",
@@ -85,6 +86,7 @@ def test_serve_flags_set_the_faults_and_settings(tmp_path):
         "error_rate": 0.1,
         "error_statuses": [500, 502, 503],
         "rate_limit_per_second": 50,
+        "rate_limit_scope": "client",
         "throttle_rate": 0.03,
         "retry_after_format": "http-date",
         "reset_rate": 0.05,
