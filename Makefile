@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 
 # The local cluster needs the [cluster] extra too (its own stamp: the default install lacks it).
 CLUSTER_STAMP := $(VENV)/.installed-cluster
-CLUSTER_TIMEOUT ?= 1140
+CLUSTER_TIMEOUT ?= 1080
 
 $(CLUSTER_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(UV) pip install --quiet --python $(BIN)/python --constraints $(LOCK) -e ".[test,cluster]"

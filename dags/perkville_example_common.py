@@ -138,6 +138,17 @@ def common_params(*, max_failure_ratio: float) -> dict[str, Param]:
             description="Share of records that may fail (invalid rows included) before the run fails.",
         ),
         "max_workers": Param(8, type="integer", minimum=1, maximum=64, title="Concurrent requests"),
+        "max_requests_per_second": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            title="Requests per second, for the whole Perkville connection",
+            description="One budget shared by every chunk task of this run and every other task on the "
+            "connection, on every worker: never multiplied by the chunks. Empty: the connection's "
+            "max_requests_per_second extra, else adaptive pacing that slows down on 429. Shared by the "
+            "processes of one machine by default; the connection's rate_limit_redis_url extra shares "
+            "it across workers. See README 'Rate limits'.",
+        ),
         "dry_run": Param(False, type="boolean", title="Dry run: validate and report, send nothing"),
     }
 
@@ -152,6 +163,7 @@ def operator_settings() -> dict[str, Any]:
         "perkville_conn_id": "{{ params.perkville_conn_id }}",
         "business_id": "{{ params.business_id }}",
         "max_workers": "{{ params.max_workers }}",
+        "max_requests_per_second": "{{ params.max_requests_per_second }}",
         "max_failure_ratio": 1.0,
         "retry_transient_failures": True,
         "dry_run": "{{ params.dry_run }}",

@@ -117,3 +117,18 @@ def test_the_balance_export_runs_nightly_two_exports_each_updating_its_tables_as
         assert [asset.uri for asset in operator.outlets] == [f"perkville://9823/{resource}-export"]
     assert dag.get_task("export_transactions").upstream_task_ids == {"export_window"}
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 0 * * *", "America/New_York")
+
+
+@pytest.mark.parametrize("dag_id", [runner.MEMBER_SYNC_DAG_ID, runner.AWARDS_DAG_ID])
+def test_every_perkville_task_draws_on_the_connections_one_budget_named_in_the_params(example_dags, dag_id):
+    """The rate budget is the connection's, shared by every chunk (README "Rate limits"): the DAGs
+    leave it to the connection by default and pass the Param, never a per-task figure."""
+    dag = example_dags[dag_id]
+    param = dag.params.get_param("max_requests_per_second")
+    assert param.value is None
+    assert "never multiplied by the chunks" in param.description
+    perkville_tasks = [task for task in dag.tasks if "Perkville" in getattr(task, "task_type", "")]
+    assert perkville_tasks
+    for task in perkville_tasks:
+        kwargs = getattr(task, "partial_kwargs", None) or vars(task)
+        assert kwargs["max_requests_per_second"] == "{{ params.max_requests_per_second }}", task.task_id
