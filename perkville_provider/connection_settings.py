@@ -181,6 +181,8 @@ def read_settings(connection: Any, conn_id: str, *, timeout: Any = None) -> Conn
             f"connection {conn_id!r}: the extra must be a JSON object of settings, got a JSON "
             f"{type(extra).__name__}"
         )
+    # Airflow's connection form saves a field left empty as null: null means "not set".
+    extra = {name: value for name, value in extra.items() if value is not None}
 
     def setting(name: str, read: Any, value: Any, where: str = "extra") -> Any:
         try:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from perkville_provider.connection_settings import SettingError, flag
 from perkville_provider.exceptions import PerkvilleConfigurationError
 from perkville_provider.pacing import Pace, PaceChange, PaceRules
 
@@ -80,15 +81,14 @@ def _positive(value: Any, name: str, conn_id: str) -> float | None:
     return number
 
 
-def _flag(value: Any, name: str, conn_id: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise PerkvilleConfigurationError(f"connection {conn_id!r}: {name} must be true or false, got {value!r}")
+def _flag(value: Any, name: str, conn_id: str, *, default: bool) -> bool:
+    """A flag extra; null (a form field left empty) is the default."""
+    if value is None:
+        return default
+    try:
+        return flag(value)
+    except SettingError as error:
+        raise PerkvilleConfigurationError(f"connection {conn_id!r}: {name} {error}") from None
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class RateBudget:
             raise PerkvilleConfigurationError(
                 f"connection {conn_id!r}: rate_limit_sharing 'redis' needs the rate_limit_redis_url extra"
             )
-        adaptive = _flag(extra.get("adaptive_pacing", True), "adaptive_pacing", conn_id)
+        adaptive = _flag(extra.get("adaptive_pacing"), "adaptive_pacing", conn_id, default=True)
         return cls(conn_id, budget, sharing, adaptive, redis_url, extra.get("rate_limit_dir") or None)
 
     @property

@@ -7,6 +7,7 @@ off loopback.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
     PerkvilleError,
 )
+from perkville_provider.get_provider_info import get_provider_info
 from tests.helpers.hostile_conn import GRANTED, PASSWORD, TOKEN, derived_forms, grant_script
 from tests.helpers.hostile_server import echo_everything
 
@@ -105,6 +107,7 @@ def test_derived_forms_are_registered_with_airflows_masker(hostile_server, hosti
     hostile_server.route("POST", "/api/token/", grant_script())
     hostile_server.script = lambda exchange: exchange.json(200, BUSINESS)
     hostile_hook(grant=True).get_business()
+    hostile_hook("perkville_pre_issued").get_business()  # the pre-issued token's forms too
     for form in derived_forms():
         assert form not in str(redact(f"seen: {form} ."))
 
@@ -260,3 +263,16 @@ def test_a_new_token_that_served_calls_may_be_replaced_again_when_revoked_later(
     hook.get_business()
     assert hook.get_token() == f"{GRANTED}-2"
     assert len(hostile_server.requests_to("/api/token/")) == 3
+
+
+def test_extras_left_empty_in_the_connection_form_are_not_set(perkville_sandbox, monkeypatch):
+    """Airflow's connection form saves every field left empty as null (the browser test found it:
+    ``allow_insecure_http`` null was refused as "must be true or false")."""
+    value = perkville_sandbox.airflow_connection()
+    form_fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    value["extra"] = {**dict.fromkeys(form_fields), **value["extra"], "adaptive_pacing": None}
+    value["extra"]["allow_insecure_http"] = None
+    monkeypatch.setenv("AIRFLOW_CONN_PERKVILLE_FORM", json.dumps(value))
+    from perkville_provider.hooks.perkville import PerkvilleHook
+
+    assert PerkvilleHook(perkville_conn_id="perkville_form").get_business()["business_id"] == 9823
