@@ -15,18 +15,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from perkville_provider.sandbox.app import json_response, read_body, route_template
+from perkville_provider.sandbox.asgi import ASGIApp, Message, Receive, Scope, Send
 from perkville_provider.sandbox.errors import ValidationFailed
-from perkville_provider.sandbox.faults import (
-    FAULT_KEY,
-    RAW_SEND_KEY,
-    ASGIApp,
-    FaultConfig,
-    Faults,
-    Message,
-    Receive,
-    Scope,
-    Send,
-)
+from perkville_provider.sandbox.faults import FAULT_KEY, RAW_SEND_KEY, FaultConfig, Faults
 from perkville_provider.sandbox.paths import ADMIN_PREFIX
 from perkville_provider.sandbox.store import Store
 

@@ -10,26 +10,25 @@ Faults apply to the Perkville API (``/v2/*`` and the token endpoint), never to `
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import random
-import socket
-import struct
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from email.utils import formatdate
 from typing import Any
 
+from perkville_provider.sandbox.asgi import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    abort_connection,
+    send_json,
+)
 from perkville_provider.sandbox.errors import ErrorCollector
 from perkville_provider.sandbox.hostile import check_origin, hostile_send, wants_rewrite
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 RAW_SEND_KEY = "sandbox.raw_send"
 FAULT_KEY = "sandbox.fault"
@@ -238,41 +237,6 @@ class Faults:
         if self.config.retry_after_format == "http-date":
             return formatdate(time.time() + seconds, usegmt=True)
         return str(seconds)
-
-
-def abort_connection(raw_send: Send | None) -> bool:
-    """Reset the client's TCP connection (RST via SO_LINGER 0). False when the server hides its transport.
-
-    Under uvicorn, the ASGI ``send`` is a bound method of the protocol's request cycle, which holds
-    the asyncio transport; that is the only handle on the socket an ASGI app gets.
-    """
-    transport = getattr(getattr(raw_send, "__self__", None), "transport", None)
-    if transport is None or not hasattr(transport, "abort"):
-        return False
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-    return True
-
-
-async def send_json(
-    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()
-) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
 
 
 def _fault_body(code: str, message: str, error_type: str = "server_error") -> dict[str, Any]:

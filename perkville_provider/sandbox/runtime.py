@@ -17,7 +17,8 @@ from typing import Any
 from perkville_provider.sandbox import seed
 from perkville_provider.sandbox.admin import Admin, Stats, StatsMiddleware
 from perkville_provider.sandbox.app import create_app
-from perkville_provider.sandbox.faults import RAW_SEND_KEY, ASGIApp, FaultConfig, FaultMiddleware, Faults
+from perkville_provider.sandbox.asgi import ASGIApp
+from perkville_provider.sandbox.faults import RAW_SEND_KEY, FaultConfig, FaultMiddleware, Faults
 from perkville_provider.sandbox.modes import ModesMiddleware
 from perkville_provider.sandbox.rate_scope import rate_key_for
 from perkville_provider.sandbox.store import Store
