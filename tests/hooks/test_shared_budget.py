@@ -12,8 +12,8 @@ import time
 import pytest
 
 from perkville_provider.exceptions import PerkvilleConfigurationError
-from perkville_provider.pacing import Pace
-from perkville_provider.rate_budget import RateBudget
+from perkville_provider.pacing import Pace, PaceRules
+from perkville_provider.rate_budget import ProcessSchedule, RateBudget, SharedPace
 from tests.helpers.hook_sandbox import connection_value
 from tests.helpers.redis_server import redis_server
 from tests.helpers.worker_processes import WorkerTask, run_workers
@@ -131,3 +131,19 @@ def test_a_redis_url_makes_redis_the_default_sharing_and_the_hook_argument_overr
     )  # fmt: skip
     assert (budget.sharing, budget.max_requests_per_second) == ("redis", 9.0)
     assert RateBudget.from_extras("c", {}).sharing == "machine"
+
+
+def test_a_start_booked_before_a_decrease_waits_out_the_retry_after_with_the_new_ones():
+    clock = [100.0]
+    rules = PaceRules(ceiling=10.0, confirm_seconds=0)
+    limiter = SharedPace(rules, ProcessSchedule(lambda: clock[0]), label="c")
+
+    def sleep(seconds: float) -> None:
+        if clock[0] < 100.05:  # while the second start waits, the first is answered 429
+            clock[0] = 100.05
+            limiter.throttled(100.0, 1.0)
+        clock[0] += seconds
+
+    limiter._sleep = sleep
+    assert limiter.acquire() == 100.0
+    assert limiter.acquire() >= 101.05
