@@ -123,7 +123,7 @@ class PaceRules:
             rate = target - (target - min(pace.resumed_rate, target)) * (1 - since / k) ** 3
         else:
             probing = max(0.0, since - k - self.probe_after_seconds)
-            rate = target * (1 + min(1.0, self.probe_per_second * probing))
+            rate = target * (1 + min(1.0, self.probe_per_second * probing))  # at most twice it
         if self.ceiling is not None:
             rate = min(rate, self.ceiling)
         return max(self.floor, rate)
@@ -134,14 +134,19 @@ class PaceRules:
 
     def reserve(self, pace: Pace, now: float) -> float:
         """Book the next start; the returned time is when the caller may send (``now`` or later)."""
-        if pace.throttled_rate is not None and now - pace.counted_at > self.idle_seconds:
-            pace.decreased_at = now - self.recovery_seconds  # a new run: at the learned limit
+        if now - pace.counted_at > self.idle_seconds:
+            self.new_run(pace, now)
         rate = self.rate(pace, now)
         start = now if rate is None else max(now, pace.next_start)
         pace.next_start = start if rate is None else start + 1.0 / rate
         if start <= now:
             self._count(pace, now)
         return start
+
+    def new_run(self, pace: Pace, now: float) -> None:
+        """Start a run after a quiet spell at the learned limit, not where the last probe had climbed."""
+        if pace.throttled_rate is not None and now - pace.decreased_at > self.recovery_seconds:
+            pace.decreased_at = now - self.recovery_seconds
 
     def sent(self, pace: Pace, now: float, *, booked_at: float) -> bool:
         """A start booked ahead is due: count it, or False when a decrease came since (book it again).

@@ -258,6 +258,7 @@ class RedisSchedule:
         self._redis = self.storage.storage
         self._lock = threading.Lock()
         self._next_local = 0.0
+        self._started = False
 
     def _read(self) -> Pace:
         raw = self._redis.get(self.state_key)
@@ -277,8 +278,13 @@ class RedisSchedule:
         A moving window admits a whole second's worth at once; this process's own starts are
         first spaced at the pace too (in memory), so a burst in the window is at most one start
         per worker process, and a start sent late by a busy process is not followed at once
-        by the next.
+        by the next. A process's first start, when nobody has started for a second, begins a new
+        run (:meth:`PaceRules.new_run`).
         """
+        if not self._started:
+            self._started = True
+            if self.measured_rate() == 0:
+                self.update(self.rules.new_run)
         pace = self._read()
         self.window.hit(self.counting, self.key)
         rate = self.rules.rate(pace, time.time())

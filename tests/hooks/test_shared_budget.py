@@ -12,8 +12,8 @@ import time
 import pytest
 
 from perkville_provider.exceptions import PerkvilleConfigurationError
-from perkville_provider.pacing import Pace, PaceRules
-from perkville_provider.rate_budget import ProcessSchedule, RateBudget, SharedPace
+from perkville_provider.pacing import HEADROOM, Pace, PaceRules
+from perkville_provider.rate_budget import ProcessSchedule, RateBudget, RedisSchedule, SharedPace
 from tests.helpers.hook_sandbox import connection_value
 from tests.helpers.redis_server import redis_server
 from tests.helpers.worker_processes import WorkerTask, run_workers
@@ -147,3 +147,16 @@ def test_a_start_booked_before_a_decrease_waits_out_the_retry_after_with_the_new
     limiter._sleep = sleep
     assert limiter.acquire() == 100.0
     assert limiter.acquire() >= 101.05
+
+
+def test_a_process_starting_after_a_quiet_spell_begins_at_the_learned_limit_through_redis():
+    rules = PaceRules(ceiling=None)
+    with redis_server() as url:
+        schedule = RedisSchedule(url, "quiet-spell", rules)
+        yesterday = time.time() - 86400
+        schedule.update(lambda pace, now: pace.__init__(throttled_rate=40.0, decreased_at=yesterday))
+        assert schedule.update(rules.rate) == pytest.approx(80.0 * HEADROOM)  # yesterday's probe, capped
+
+        schedule.wait_turn(time.sleep)
+
+        assert schedule.update(rules.rate) == pytest.approx(40.0 * HEADROOM, rel=0.01)
