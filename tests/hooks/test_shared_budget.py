@@ -7,6 +7,7 @@ most likely does; its stats, not the workers' counters, show whether the limit w
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import pytest
@@ -75,7 +76,9 @@ def test_429s_cut_the_pace_for_every_hook_on_the_connection_and_success_brings_i
     assert rate < pace.throttled_rate
     decreases = [r.getMessage() for r in caplog.records if "answered 429" in r.getMessage()]
     assert 1 <= len(decreases) < throttled + 1
-    assert "pacing 19.4 -> 13.6 requests/s" in decreases[0]
+    cut = re.search(r"pacing 19\.4 -> ([0-9.]+) requests/s", decreases[0])
+    assert cut is not None
+    assert float(cut.group(1)) <= 13.6  # 70% of the pace, or of the less the server accepted
 
     sandbox_control.faults()
     deadline = time.monotonic() + 30
@@ -83,7 +86,8 @@ def test_429s_cut_the_pace_for_every_hook_on_the_connection_and_success_brings_i
         other.get_business()
         time.sleep(0.2)
     assert any("is back to" in r.getMessage() for r in caplog.records)
-    assert _pace_of(other)[1] >= _pace_of(other)[0].throttled_rate
+    pace, rate = _pace_of(other)
+    assert rate == pytest.approx(pace.throttled_rate * HEADROOM)  # just under the rate refused
 
 
 def test_without_a_budget_the_first_429_starts_pacing_below_the_rate_that_was_refused(
