@@ -14,10 +14,11 @@ thread lock, a machine-wide lock file or Redis (see :mod:`perkville_provider.rat
   ``Retry-After``: until then the server's window is full, and a start would only earn a 429;
   starts booked before the decrease are booked again.
 * The rate a 429 refused is the connection's **learned limit** (kept in the state, so every
-  process and every later run shares it), at most what the server accepted: the starts of the
-  second before the decrease less those of them answered 429. The 429s of one congestion
-  episode (answers to requests sent in that second) so each lower it to what the server let
-  through, instead of each cutting the pace again: an unpaced burst learns the limit at once.
+  process and every later run shares it), at most what the server accepted: the starts before
+  the decrease less those of them answered 429, each weighed by its age like the count of starts
+  (about the last second). The 429s of one congestion episode (answers to requests sent before
+  its decrease) so each lower it to what the server let through, instead of each cutting the
+  pace again: an unpaced burst learns the limit at once.
 * While answers succeed the rate climbs back along a cubic curve (TCP CUBIC's concave part) to
   just under the learned limit (97% of it, the budget's headroom), stays there, and only after
   ``probe_after_seconds`` there without a 429 probes slowly above it (a limit is usually fixed;
@@ -170,10 +171,9 @@ class PaceRules:
         """Cut the pace after a 429 to a request sent at ``sent_at``; None when nothing changed."""
         if not self.adaptive:
             return None
-        if sent_at < pace.decreased_at:
-            if sent_at >= pace.decreased_at - MEASURE_SECONDS:  # one of the episode's starts
-                pace.episode_refused += 1.0
-                self._learn(pace)
+        if sent_at < pace.decreased_at:  # one of the episode's starts
+            pace.episode_refused += _decayed(1.0, sent_at, pace.decreased_at)
+            self._learn(pace)
             return None
         if now < pace.quiet_until:
             return None
@@ -190,7 +190,8 @@ class PaceRules:
         pace.decreased_at = now
         pace.quiet_until = now + max(self.refractory_seconds, retry_after or 0.0)
         pace.resumed_rate = max(self.floor, before * self.decrease)
-        pace.episode_starts, pace.episode_refused = self.measured_rate(pace, now), 1.0
+        pace.episode_starts = self.measured_rate(pace, now)
+        pace.episode_refused = _decayed(1.0, sent_at, now)
         self._learn(pace)
         after = pace.resumed_rate
         pace.next_start = max(pace.next_start, now + max(1.0 / after, retry_after or 0.0))
