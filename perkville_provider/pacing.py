@@ -15,8 +15,8 @@ thread lock, a machine-wide lock file or Redis (see :mod:`perkville_provider.rat
   starts booked before the decrease are booked again.
 * The rate a 429 refused is the connection's **learned limit** (kept in the state, so every
   process and every later run shares it), at most what the server accepted: the starts before
-  the decrease less those of them answered 429, each weighed by its age like the count of starts
-  (about the last second). The 429s of one congestion episode (answers to requests sent before
+  the decrease over the last second less those of them answered 429 (a sliding-window counter,
+  as a server counts). The 429s of one congestion episode (answers to requests sent before
   its decrease) so each lower it to what the server let through, instead of each cutting the
   pace again: an unpaced burst learns the limit at once.
 * While answers succeed the rate climbs back along a cubic curve (TCP CUBIC's concave part) to
@@ -57,9 +57,12 @@ class Pace:
     resumed_rate: float = 0.0
     suspect_until: float = 0.0
     starts: float = 0.0
+    previous_starts: float = 0.0
+    bucket_at: float = 0.0
     counted_at: float = 0.0
     episode_starts: float = 0.0
     episode_refused: float = 0.0
+    episode_bucket_at: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The state as a JSON-ready mapping."""
@@ -130,8 +133,19 @@ class PaceRules:
         return max(self.floor, rate)
 
     def measured_rate(self, pace: Pace, now: float) -> float:
-        """Starts per second over about the last second (a decayed count)."""
-        return _decayed(pace.starts, pace.counted_at, now) / MEASURE_SECONDS
+        """Starts per second over the last second.
+
+        Two one-second buckets (a sliding-window counter): all of this second's starts, and the
+        share of the last second's that the window still covers.
+        """
+        _roll(pace, now)
+        return (pace.starts + pace.previous_starts * _overlap(pace.bucket_at, now)) / MEASURE_SECONDS
+
+    @staticmethod
+    def measured_elsewhere(pace: Pace, starts: float, now: float) -> None:
+        """Take the starts of the last second as counted elsewhere (Redis's counting window)."""
+        pace.starts, pace.previous_starts, pace.counted_at = starts, 0.0, now
+        pace.bucket_at = now - MEASURE_SECONDS * 0.999
 
     def reserve(self, pace: Pace, now: float) -> float:
         """Book the next start; the returned time is when the caller may send (``now`` or later)."""
@@ -162,7 +176,8 @@ class PaceRules:
 
     @staticmethod
     def _count(pace: Pace, now: float) -> None:
-        pace.starts = _decayed(pace.starts, pace.counted_at, now) + 1.0
+        _roll(pace, now)
+        pace.starts += 1.0
         pace.counted_at = now
 
     def throttled(
@@ -172,7 +187,7 @@ class PaceRules:
         if not self.adaptive:
             return None
         if sent_at < pace.decreased_at:  # one of the episode's starts
-            pace.episode_refused += _decayed(1.0, sent_at, pace.decreased_at)
+            pace.episode_refused += _weight(sent_at, pace.episode_bucket_at, pace.decreased_at)
             self._learn(pace)
             return None
         if now < pace.quiet_until:
@@ -191,7 +206,8 @@ class PaceRules:
         pace.quiet_until = now + max(self.refractory_seconds, retry_after or 0.0)
         pace.resumed_rate = max(self.floor, before * self.decrease)
         pace.episode_starts = self.measured_rate(pace, now)
-        pace.episode_refused = _decayed(1.0, sent_at, now)
+        pace.episode_bucket_at = pace.bucket_at
+        pace.episode_refused = _weight(sent_at, pace.bucket_at, now)
         self._learn(pace)
         after = pace.resumed_rate
         pace.next_start = max(pace.next_start, now + max(1.0 / after, retry_after or 0.0))
@@ -211,5 +227,23 @@ class PaceRules:
         return pace.throttled_rate is not None and now - pace.decreased_at >= self.recovery_seconds
 
 
-def _decayed(count: float, counted_at: float, now: float) -> float:
-    return count * math.exp(-max(0.0, now - counted_at) / MEASURE_SECONDS)
+def _roll(pace: Pace, now: float) -> None:
+    """Move the buckets on to the one-second bucket that holds ``now``."""
+    elapsed = now - pace.bucket_at
+    if elapsed < MEASURE_SECONDS:
+        return
+    pace.previous_starts = pace.starts if elapsed < 2 * MEASURE_SECONDS else 0.0
+    pace.starts = 0.0
+    pace.bucket_at += math.floor(elapsed / MEASURE_SECONDS) * MEASURE_SECONDS
+
+
+def _overlap(bucket_at: float, now: float) -> float:
+    """The share of the previous bucket that the second before ``now`` still covers."""
+    return max(0.0, 1.0 - (now - bucket_at) / MEASURE_SECONDS)
+
+
+def _weight(sent_at: float, bucket_at: float, now: float) -> float:
+    """How much a start sent at ``sent_at`` counts in :meth:`PaceRules.measured_rate` at ``now``."""
+    if sent_at >= bucket_at:
+        return 1.0
+    return _overlap(bucket_at, now) if sent_at >= bucket_at - MEASURE_SECONDS else 0.0

@@ -370,7 +370,7 @@ class SharedPace:
 
         def rule(pace: Pace, now: float) -> PaceChange | None:
             if isinstance(schedule, RedisSchedule):  # its starts are counted in a window of their own
-                pace.starts, pace.counted_at = schedule.measured_rate(), now
+                self.rules.measured_elsewhere(pace, schedule.measured_rate(), now)
             return self.rules.throttled(pace, sent_at, now, retry_after)
 
         change = schedule.update(rule)

@@ -110,7 +110,7 @@ def test_success_brings_the_pace_back_just_under_the_refused_rate_and_never_abov
     _steady(rules, pace, 20.0, 95.0, 100.0)
     rules.throttled(pace, 100.0, 100.0)
     refused = pace.throttled_rate  # 20, or what the server took: 20 less the one refused
-    assert 18.0 < refused <= 20.0
+    assert 17.5 < refused <= 20.0
     rates = [rules.rate(pace, 100.0 + t) for t in (0, 1, 2.5, 4, 5, 8, 30, 600)]
     assert rates[0] == pytest.approx(0.7 * refused)
     assert rates == sorted(rates)
@@ -133,6 +133,22 @@ def test_the_429s_of_one_congestion_episode_lower_the_learned_limit_to_what_the_
         assert rules.throttled(pace, sent, 100.06, retry_after=1.0) is None  # one episode, one decrease
     assert pace.throttled_rate == pytest.approx(40.0, rel=0.1)
     assert rules.rate(pace, 100.06) == pytest.approx(0.7 * pace.throttled_rate, rel=0.01)
+
+
+def test_a_burst_spread_over_half_a_second_learns_the_limit_it_met_not_less():
+    """Workers start over half a second; a server allowing 40 in any second refuses all after the 40th."""
+    rules = PaceRules(ceiling=None)
+    pace = Pace()
+    sends = [100.0 + i / 160 for i in range(80)]
+    answers = sorted((sent + 0.05, sent) for sent in sends[40:])  # 429s, 50 ms after each refused start
+    for sent in sends:
+        while answers and answers[0][0] <= sent:
+            rules.throttled(pace, answers.pop(0)[1], sent, retry_after=1.0)
+        if pace.throttled_rate is None:
+            assert rules.reserve(pace, sent) == sent  # unpaced until the decrease
+    for at, sent in answers:
+        rules.throttled(pace, sent, at, retry_after=1.0)
+    assert pace.throttled_rate == pytest.approx(40.0, rel=0.05)
 
 
 def test_the_pace_holds_just_under_the_learned_limit_and_probes_above_it_only_after_a_long_quiet():
@@ -179,7 +195,8 @@ def test_the_pace_never_falls_below_the_floor():
 def test_the_state_round_trips_as_plain_numbers():
     pace = Pace(next_start=1.5, throttled_rate=3.0, decreased_at=2.0, starts=4.0, counted_at=5.0)
     pace.quiet_until, pace.resumed_rate, pace.suspect_until = 6.0, 2.0, 7.0
-    pace.episode_starts, pace.episode_refused = 8.0, 9.0
+    pace.episode_starts, pace.episode_refused, pace.episode_bucket_at = 8.0, 9.0, 10.0
+    pace.previous_starts, pace.bucket_at = 11.0, 12.0
     assert Pace.from_dict({**pace.as_dict(), "unknown": 1}) == pace
     assert Pace.from_dict(None) == Pace()
 
