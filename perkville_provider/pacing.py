@@ -23,8 +23,8 @@ thread lock, a machine-wide lock file or Redis (see :mod:`perkville_provider.rat
   just under the learned limit (97% of it, the budget's headroom), stays there, and only after
   ``probe_after_seconds`` there without a 429 probes slowly above it (a limit is usually fixed;
   each probe that finds it costs a few 429s and a ``Retry-After``). It never exceeds the budget. A
-  429 below the learned limit lowers it further (CUBIC's fast convergence), so the pace settles
-  quickly under a limit that dropped.
+  429 below the learned limit lowers it to what the server accepted (a measure, where CUBIC's
+  fast convergence guesses a factor), so the pace settles quickly under a limit that dropped.
 * Without a budget nothing is paced until the first 429 (nothing is known yet); from then on the
   learned limit paces every start. A run that starts after ``idle_seconds`` without a start
   begins at the learned limit again, not where the last run's probe had climbed to.
@@ -199,9 +199,7 @@ class PaceRules:
         before = self.rate(pace, now)
         if before is None:
             before = max(self.floor, self.measured_rate(pace, now))
-        previous = pace.throttled_rate
-        fast = previous is not None and before < previous and pace.decreased_at > 0
-        pace.throttled_rate = before * (1 + self.decrease) / 2 if fast else before
+        pace.throttled_rate = before
         pace.decreased_at = now
         pace.quiet_until = now + max(self.refractory_seconds, retry_after or 0.0)
         pace.resumed_rate = max(self.floor, before * self.decrease)

@@ -95,13 +95,17 @@ def test_429s_to_requests_sent_before_the_decrease_or_within_its_retry_after_cha
     assert rules.rate(pace, 104.1) == pytest.approx(again.after)
 
 
-def test_a_429_below_the_last_throttled_rate_lowers_that_mark_so_the_pace_settles_under_it():
+def test_a_429_below_the_learned_limit_lowers_it_to_what_the_server_accepted():
     rules = PaceRules(ceiling=40.0, confirm_seconds=0)
     pace = Pace()
-    rules.throttled(pace, 100.0, 100.0)  # at 40: the mark is 40
-    rules.throttled(pace, 100.5, 101.0)  # climbing back, still under 40: the mark drops
-    assert pace.throttled_rate < 40.0
-    assert rules.rate(pace, 101.0 + rules.recovery_seconds) == pytest.approx(pace.throttled_rate)
+    _steady(rules, pace, 40.0, 95.0, 100.0)
+    rules.throttled(pace, 99.95, 100.0)  # at 40: the learned limit is about 40
+    assert pace.throttled_rate > 37.0
+    _steady(rules, pace, 40.0, 100.0, 102.0)  # climbing back: about 34 a second by 102
+    rules.throttled(pace, 101.95, 102.0)
+    assert pace.throttled_rate == pytest.approx(rules.measured_rate(pace, 102.0) - 1.0)
+    assert pace.throttled_rate < 37.0
+    assert rules.rate(pace, 102.0 + rules.recovery_seconds) == pytest.approx(pace.throttled_rate * HEADROOM)
 
 
 def test_success_brings_the_pace_back_just_under_the_refused_rate_and_never_above_the_budget():
