@@ -8,7 +8,7 @@ Each case runs twice in the same run: the shared budget (this provider), and tod
 during the run; failures from the operators' summaries, awards from the ledger.
 
 Case 2 (no budget) runs as long as a day's chunked awards (``--unknown-seconds``, 60 s of work at
-the limit: 2,400 awards, about 3,000 requests): with no budget the first second's burst of
+the limit: 2,400 awards, about 2,450 requests): with no budget the first second's burst of
 unpaced starts costs a few dozen 429s once, and a run of a dozen seconds would measure little
 else. A later run then starts paced at the limit the first one learned (same state), shown too.
 
