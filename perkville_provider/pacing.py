@@ -42,7 +42,7 @@ __all__ = ["HEADROOM", "Pace", "PaceChange", "PaceRules"]
 #: unevenly, and a server counting a strict window answers 429 to starts that bunch; each such
 #: retry costs a whole ``Retry-After``.
 HEADROOM = 0.97
-#: Seconds over which the rates of starts and of 429s are measured (the decay of the counts).
+#: Seconds over which starts are counted (the sliding window a server most likely counts over).
 MEASURE_SECONDS = 1.0
 
 
