@@ -11,14 +11,23 @@ thread lock, a machine-wide lock file or Redis (see :mod:`perkville_provider.rat
   the decrease), change nothing, since they report the pace that was already cut. A lone 429
   changes nothing either: a decrease needs a second within a second (plus its
   ``Retry-After``) of the first. A decrease also holds every new start back for the
-  ``Retry-After``: until then the server's window is full, and a start would only earn a 429.
-* While answers succeed the rate climbs back along a cubic curve (TCP CUBIC's): quickly at first,
-  flat near the rate that was throttled, then probing above it; it never exceeds the budget. A
-  429 below the last throttled rate lowers that mark further (CUBIC's fast convergence), so the
-  pace settles quickly under a limit that dropped.
-* Without a budget nothing is paced until the first 429; the rate then starts from the rate of
-  starts measured over the last second (a decayed count kept in the state), and pacing stops
-  again once it has climbed far above the throttled rate without another 429.
+  ``Retry-After``: until then the server's window is full, and a start would only earn a 429;
+  starts booked before the decrease are booked again.
+* The rate a 429 refused is the connection's **learned limit** (kept in the state, so every
+  process and every later run shares it), at most what the server accepted: the starts before
+  the decrease over the last second less those of them answered 429 (a sliding-window counter,
+  as a server counts). The 429s of one congestion episode (answers to requests sent before
+  its decrease) so each lower it to what the server let through, instead of each cutting the
+  pace again: an unpaced burst learns the limit at once.
+* While answers succeed the rate climbs back along a cubic curve (TCP CUBIC's concave part) to
+  just under the learned limit (97% of it, the budget's headroom), stays there, and only after
+  ``probe_after_seconds`` there without a 429 probes slowly above it (a limit is usually fixed;
+  each probe that finds it costs a few 429s and a ``Retry-After``). It never exceeds the budget. A
+  429 below the learned limit lowers it to what the server accepted (a measure, where CUBIC's
+  fast convergence guesses a factor), so the pace settles quickly under a limit that dropped.
+* Without a budget nothing is paced until the first 429 (nothing is known yet); from then on the
+  learned limit paces every start. A run that starts after ``idle_seconds`` without a start
+  begins at the learned limit again, not where the last run's probe had climbed to.
 """
 
 from __future__ import annotations
@@ -27,12 +36,14 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Pace", "PaceChange", "PaceRules"]
+__all__ = ["HEADROOM", "Pace", "PaceChange", "PaceRules"]
 
-#: Seconds over which the rate of starts is measured (the decay of the count).
+#: Paced a little under a known limit (a budget, or the learned one): sleeps wake late and
+#: unevenly, and a server counting a strict window answers 429 to starts that bunch; each such
+#: retry costs a whole ``Retry-After``.
+HEADROOM = 0.97
+#: Seconds over which starts are counted (the sliding window a server most likely counts over).
 MEASURE_SECONDS = 1.0
-#: Without a budget, pacing stops once the pace has climbed to this multiple of the throttled rate.
-UNPACED_ABOVE = 4.0
 
 
 @dataclass
@@ -46,7 +57,12 @@ class Pace:
     resumed_rate: float = 0.0
     suspect_until: float = 0.0
     starts: float = 0.0
+    previous_starts: float = 0.0
+    bucket_at: float = 0.0
     counted_at: float = 0.0
+    episode_starts: float = 0.0
+    episode_refused: float = 0.0
+    episode_bucket_at: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The state as a JSON-ready mapping."""
@@ -75,7 +91,11 @@ class PaceRules:
         None when no budget is set
     :param adaptive: whether a 429 slows the pace down (False: a fixed pace, the budget's)
     :param decrease: the share of the rate kept after a 429
-    :param recovery_seconds: seconds to climb back to the throttled rate after a decrease
+    :param recovery_seconds: seconds to climb back to just under the learned limit after a decrease
+    :param probe_after_seconds: seconds just under the learned limit, without a 429, before the
+        pace probes above it
+    :param probe_per_second: how fast a probe climbs, as a share of the learned limit per second
+    :param idle_seconds: a start after this long without one begins a new run (at the learned limit)
     :param floor: the slowest pace in requests per second
     :param refractory_seconds: after a decrease, 429s within this time (or the ``Retry-After``
         of the 429 that caused it, if longer) change nothing more
@@ -89,6 +109,9 @@ class PaceRules:
     adaptive: bool = True
     decrease: float = 0.7
     recovery_seconds: float = 3.0
+    probe_after_seconds: float = 30.0
+    probe_per_second: float = 0.01
+    idle_seconds: float = 60.0
     floor: float = 0.5
     refractory_seconds: float = 1.0
     confirm_seconds: float = 1.0
@@ -97,37 +120,77 @@ class PaceRules:
         """The current pace in requests per second, or None for no pacing at all."""
         if not self.adaptive or pace.throttled_rate is None:
             return self.ceiling
-        peak = pace.throttled_rate
+        target = pace.throttled_rate * HEADROOM
+        since = now - pace.decreased_at
         k = self.recovery_seconds
-        scale = (peak - pace.resumed_rate) / k**3
-        rate = peak + scale * (now - pace.decreased_at - k) ** 3
+        if since < k:
+            rate = target - (target - min(pace.resumed_rate, target)) * (1 - since / k) ** 3
+        else:
+            probing = max(0.0, since - k - self.probe_after_seconds)
+            rate = target * (1 + min(1.0, self.probe_per_second * probing))  # at most twice it
         if self.ceiling is not None:
             rate = min(rate, self.ceiling)
-        elif rate >= UNPACED_ABOVE * peak:
-            return None
         return max(self.floor, rate)
 
     def measured_rate(self, pace: Pace, now: float) -> float:
-        """Starts per second over about the last second (a decayed count)."""
-        return self._decayed(pace, now) / MEASURE_SECONDS
+        """Starts per second over the last second.
+
+        Two one-second buckets (a sliding-window counter): all of this second's starts, and the
+        share of the last second's that the window still covers.
+        """
+        _roll(pace, now)
+        return (pace.starts + pace.previous_starts * _overlap(pace.bucket_at, now)) / MEASURE_SECONDS
+
+    @staticmethod
+    def measured_elsewhere(pace: Pace, starts: float, now: float) -> None:
+        """Take the starts of the last second as counted elsewhere (Redis's counting window)."""
+        pace.starts, pace.previous_starts, pace.counted_at = starts, 0.0, now
+        pace.bucket_at = now - MEASURE_SECONDS * 0.999
 
     def reserve(self, pace: Pace, now: float) -> float:
         """Book the next start; the returned time is when the caller may send (``now`` or later)."""
-        pace.starts = self._decayed(pace, now) + 1.0
-        pace.counted_at = now
+        if now - pace.counted_at > self.idle_seconds:
+            self.new_run(pace, now)
         rate = self.rate(pace, now)
-        if rate is None:
-            pace.next_start = now
-            return now
-        start = max(now, pace.next_start)
-        pace.next_start = start + 1.0 / rate
+        start = now if rate is None else max(now, pace.next_start)
+        pace.next_start = start if rate is None else start + 1.0 / rate
+        if start <= now:
+            self._count(pace, now)
         return start
+
+    def new_run(self, pace: Pace, now: float) -> None:
+        """Start a run after a quiet spell at the learned limit, not where the last probe had climbed."""
+        if pace.throttled_rate is not None and now - pace.decreased_at > self.recovery_seconds:
+            pace.decreased_at = now - self.recovery_seconds
+
+    def sent(self, pace: Pace, now: float, *, booked_at: float) -> bool:
+        """A start booked ahead is due: count it, or False when a decrease came since (book it again).
+
+        Many threads book starts ahead at the old pace (64 threads at 40/s book up to 1.6 s
+        ahead); sent anyway, they would fill the server's window the decrease holds back for.
+        """
+        if pace.decreased_at > booked_at:
+            return False
+        self._count(pace, now)
+        return True
+
+    @staticmethod
+    def _count(pace: Pace, now: float) -> None:
+        _roll(pace, now)
+        pace.starts += 1.0
+        pace.counted_at = now
 
     def throttled(
         self, pace: Pace, sent_at: float, now: float, retry_after: float | None = None
     ) -> PaceChange | None:
         """Cut the pace after a 429 to a request sent at ``sent_at``; None when nothing changed."""
-        if not self.adaptive or sent_at < pace.decreased_at or now < pace.quiet_until:
+        if not self.adaptive:
+            return None
+        if sent_at < pace.decreased_at:  # one of the episode's starts
+            pace.episode_refused += _weight(sent_at, pace.episode_bucket_at, pace.decreased_at)
+            self._learn(pace)
+            return None
+        if now < pace.quiet_until:
             return None
         if self.confirm_seconds and now > pace.suspect_until:
             pace.suspect_until = now + self.confirm_seconds + (retry_after or 0.0)
@@ -136,20 +199,49 @@ class PaceRules:
         before = self.rate(pace, now)
         if before is None:
             before = max(self.floor, self.measured_rate(pace, now))
-        previous = pace.throttled_rate
-        fast = previous is not None and before < previous and pace.decreased_at > 0
-        pace.throttled_rate = before * (1 + self.decrease) / 2 if fast else before
+        pace.throttled_rate = before
         pace.decreased_at = now
         pace.quiet_until = now + max(self.refractory_seconds, retry_after or 0.0)
-        after = max(self.floor, before * self.decrease)
-        pace.resumed_rate = after
+        pace.resumed_rate = max(self.floor, before * self.decrease)
+        pace.episode_starts = self.measured_rate(pace, now)
+        pace.episode_bucket_at = pace.bucket_at
+        pace.episode_refused = _weight(sent_at, pace.bucket_at, now)
+        self._learn(pace)
+        after = pace.resumed_rate
         pace.next_start = max(pace.next_start, now + max(1.0 / after, retry_after or 0.0))
         return PaceChange(before, after)
 
+    def _learn(self, pace: Pace) -> None:
+        """Lower the learned limit to what the server accepted in the episode, if that is below it."""
+        if pace.throttled_rate is None:
+            return
+        accepted = max(self.floor, (pace.episode_starts - pace.episode_refused) / MEASURE_SECONDS)
+        if accepted < pace.throttled_rate:
+            pace.throttled_rate = accepted
+            pace.resumed_rate = max(self.floor, min(pace.resumed_rate, accepted * self.decrease))
+
     def recovered(self, pace: Pace, now: float) -> bool:
-        """Whether the pace is back at the throttled rate (or the ceiling) since the last decrease."""
+        """Whether the pace is back just under the learned limit (or the ceiling) since the last decrease."""
         return pace.throttled_rate is not None and now - pace.decreased_at >= self.recovery_seconds
 
-    @staticmethod
-    def _decayed(pace: Pace, now: float) -> float:
-        return pace.starts * math.exp(-max(0.0, now - pace.counted_at) / MEASURE_SECONDS)
+
+def _roll(pace: Pace, now: float) -> None:
+    """Move the buckets on to the one-second bucket that holds ``now``."""
+    elapsed = now - pace.bucket_at
+    if elapsed < MEASURE_SECONDS:
+        return
+    pace.previous_starts = pace.starts if elapsed < 2 * MEASURE_SECONDS else 0.0
+    pace.starts = 0.0
+    pace.bucket_at += math.floor(elapsed / MEASURE_SECONDS) * MEASURE_SECONDS
+
+
+def _overlap(bucket_at: float, now: float) -> float:
+    """The share of the previous bucket that the second before ``now`` still covers."""
+    return max(0.0, 1.0 - (now - bucket_at) / MEASURE_SECONDS)
+
+
+def _weight(sent_at: float, bucket_at: float, now: float) -> float:
+    """How much a start sent at ``sent_at`` counts in :meth:`PaceRules.measured_rate` at ``now``."""
+    if sent_at >= bucket_at:
+        return 1.0
+    return _overlap(bucket_at, now) if sent_at >= bucket_at - MEASURE_SECONDS else 0.0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -35,7 +36,7 @@ from typing import Any, Protocol, TypeVar
 
 from perkville_provider.connection_settings import SettingError, flag
 from perkville_provider.exceptions import PerkvilleConfigurationError
-from perkville_provider.pacing import Pace, PaceChange, PaceRules
+from perkville_provider.pacing import HEADROOM, Pace, PaceChange, PaceRules
 
 __all__ = [
     "HEADROOM",
@@ -51,9 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Paced a little under the budget: sleeps wake late and unevenly, and a server counting a strict
-#: window answers 429 to starts that bunch; each such retry costs a whole ``Retry-After``.
-HEADROOM = 0.97
 SHARINGS = ("machine", "redis", "process")
 STATE_DIR_ENV = "PERKVILLE_RATE_LIMIT_DIR"
 
@@ -231,12 +229,14 @@ class RedisSchedule:
     """The pace across machines: spacing by a ``limits`` moving window, the adaptive state in a hash.
 
     The window holds ``UNITS`` per second and each start costs ``UNITS / rate`` of them, so the
-    one window follows the pace as it changes. Without a budget and before any 429, starts are
-    only counted (a second window), to know the aggregate rate a 429 halves.
+    one window follows the pace as it changes. Starts are also counted (a second window), to know
+    the aggregate rate a 429 measures.
     """
 
     UNITS = 1000
     COUNT_LIMIT = 1_000_000
+    #: The learned limit outlives a run: the next day's run starts paced at it.
+    KEEP_SECONDS = 7 * 24 * 3600
 
     def __init__(self, url: str, key: str, rules: PaceRules) -> None:
         try:
@@ -258,6 +258,7 @@ class RedisSchedule:
         self._redis = self.storage.storage
         self._lock = threading.Lock()
         self._next_local = 0.0
+        self._started = False
 
     def _read(self) -> Pace:
         raw = self._redis.get(self.state_key)
@@ -268,7 +269,7 @@ class RedisSchedule:
         with self._lock, self._redis.lock(f"{self.state_key}:lock", timeout=5, blocking_timeout=5):
             pace = self._read()
             result = rule(pace, time.time())
-            self._redis.set(self.state_key, json.dumps(pace.as_dict()), ex=3600)
+            self._redis.set(self.state_key, json.dumps(pace.as_dict()), ex=self.KEEP_SECONDS)
             return result
 
     def wait_turn(self, sleep: Callable[[float], None]) -> float:
@@ -277,8 +278,13 @@ class RedisSchedule:
         A moving window admits a whole second's worth at once; this process's own starts are
         first spaced at the pace too (in memory), so a burst in the window is at most one start
         per worker process, and a start sent late by a busy process is not followed at once
-        by the next.
+        by the next. A process's first start, when nobody has started for a second, begins a new
+        run (:meth:`PaceRules.new_run`).
         """
+        if not self._started:
+            self._started = True
+            if self.measured_rate() == 0:
+                self.update(self.rules.new_run)
         pace = self._read()
         self.window.hit(self.counting, self.key)
         rate = self.rules.rate(pace, time.time())
@@ -325,9 +331,22 @@ class SharedPace:
         self._recovery_logged = 0.0
 
     def acquire(self) -> float:
-        """Wait until this request may start; the start time, to hand back with a 429."""
+        """Wait until this request may start; the start time, to hand back with a 429.
+
+        A start booked ahead is booked again when a decrease came while it waited.
+        """
         if isinstance(self.schedule, RedisSchedule):
             return self.schedule.wait_turn(self._sleep)
+        while True:
+            start, booked_at = self._book()
+            if start <= booked_at:
+                return start
+            self._sleep(start - booked_at)
+            if self.schedule.update(functools.partial(self.rules.sent, booked_at=booked_at)):
+                return start
+
+    def _book(self) -> tuple[float, float]:
+        """Book the next start on the shared pace; the start and when it was booked."""
         rules = self.rules
 
         def rule(pace: Pace, now: float) -> tuple[float, float, float | None, float]:
@@ -335,13 +354,11 @@ class SharedPace:
             recovered_from = pace.decreased_at if rules.recovered(pace, now) else 0.0
             return start, recovered_from, pace.throttled_rate, now
 
-        start, recovered_from, rate, now = self.schedule.update(rule)
+        start, recovered_from, rate, booked_at = self.schedule.update(rule)
         if recovered_from > self._recovery_logged:
             self._recovery_logged = recovered_from
             log.info("Perkville pace on connection %s is back to %.1f requests/s", self.label, rate or 0.0)
-        if start > now:
-            self._sleep(start - now)
-        return start
+        return start, booked_at
 
     def throttled(self, sent_at: float, retry_after: float | None) -> PaceChange | None:
         """A 429 answered the request that started at ``sent_at``: slow everyone down, once.
@@ -352,8 +369,8 @@ class SharedPace:
         schedule = self.schedule
 
         def rule(pace: Pace, now: float) -> PaceChange | None:
-            if isinstance(schedule, RedisSchedule) and pace.throttled_rate is None and not self.rules.ceiling:
-                pace.starts, pace.counted_at = schedule.measured_rate(), now
+            if isinstance(schedule, RedisSchedule):  # its starts are counted in a window of their own
+                self.rules.measured_elsewhere(pace, schedule.measured_rate(), now)
             return self.rules.throttled(pace, sent_at, now, retry_after)
 
         change = schedule.update(rule)

@@ -1,10 +1,20 @@
-"""The pacing rules: a 429 halves the pace once per congestion, success brings it back, a budget caps it."""
+"""The pacing rules: a 429 cuts the pace once per congestion, success brings it back, a budget caps it."""
 
 from __future__ import annotations
 
 import pytest
 
-from perkville_provider.pacing import Pace, PaceRules
+from perkville_provider.pacing import HEADROOM, Pace, PaceRules
+
+
+def _steady(rules: PaceRules, pace: Pace, per_second: float, start: float, end: float) -> None:
+    """Send at ``per_second``, or the pace if slower, from ``start`` to ``end`` (before a 429)."""
+    now = start
+    while now < end - 1e-9:
+        sent = rules.reserve(pace, now)
+        if sent > now:
+            assert rules.sent(pace, sent, booked_at=now)
+        now = max(now + 1 / per_second, sent)
 
 
 def test_with_a_budget_starts_are_spaced_at_the_ceiling():
@@ -26,18 +36,22 @@ def test_without_a_budget_nothing_is_paced_until_a_429():
 def test_a_second_429_within_a_second_cuts_the_pace_and_the_next_start_waits_for_the_new_spacing():
     rules = PaceRules(ceiling=20.0)
     pace = Pace()
+    _steady(rules, pace, 20.0, 95.0, 100.0)
     sent = rules.reserve(pace, 100.0)
     assert rules.throttled(pace, sent, 100.05) is None  # a lone 429: a late start, not a limit
     assert rules.rate(pace, 100.05) == 20.0
+    _steady(rules, pace, 20.0, 100.05, 100.3)
     change = rules.throttled(pace, sent, 100.3)
-    assert (change.before, change.after) == pytest.approx((20.0, 14.0))
-    assert rules.rate(pace, 100.3) == pytest.approx(14.0)
-    assert rules.reserve(pace, 100.31) == pytest.approx(100.3 + 1 / 14)
+    assert change.before == 20.0
+    assert 0.6 * 20.0 < change.after <= 0.7 * 20.0  # 70% of it, or of the less the server took
+    assert rules.rate(pace, 100.3) == pytest.approx(change.after)
+    assert rules.reserve(pace, 100.31) == pytest.approx(100.3 + 1 / change.after)
 
 
 def test_a_decrease_holds_new_starts_back_for_the_retry_after():
     rules = PaceRules(ceiling=20.0, confirm_seconds=0)
     pace = Pace()
+    _steady(rules, pace, 20.0, 95.0, 100.0)
     rules.throttled(pace, 100.0, 100.05, retry_after=1.0)
     assert rules.reserve(pace, 100.1) == pytest.approx(101.05)
 
@@ -70,42 +84,100 @@ def test_without_a_budget_the_first_decrease_cuts_the_rate_measured_over_the_las
 def test_429s_to_requests_sent_before_the_decrease_or_within_its_retry_after_change_nothing():
     rules = PaceRules(ceiling=20.0, confirm_seconds=0)
     pace = Pace()
+    _steady(rules, pace, 20.0, 95.0, 100.1)
     assert rules.throttled(pace, 100.0, 100.1, retry_after=2.0) is not None
     assert rules.throttled(pace, 100.05, 100.2) is None  # sent before the decrease
     assert rules.throttled(pace, 100.3, 101.6) is None  # the server's window is still full
-    again = rules.throttled(pace, 100.3, 102.2)  # a new congestion: cut again
+    _steady(rules, pace, 18.0, 100.2, 104.1)
+    again = rules.throttled(pace, 104.0, 104.1)  # a new congestion: cut again
     assert again.before > 14.0  # it had begun to climb back
-    assert rules.rate(pace, 102.2) == pytest.approx(again.before * 0.7)
+    assert 0.6 * again.before < again.after <= 0.7 * again.before
+    assert rules.rate(pace, 104.1) == pytest.approx(again.after)
 
 
-def test_a_429_below_the_last_throttled_rate_lowers_that_mark_so_the_pace_settles_under_it():
+def test_a_429_below_the_learned_limit_lowers_it_to_what_the_server_accepted():
     rules = PaceRules(ceiling=40.0, confirm_seconds=0)
     pace = Pace()
-    rules.throttled(pace, 100.0, 100.0)  # at 40: the mark is 40
-    rules.throttled(pace, 100.5, 101.0)  # climbing back, still under 40: the mark drops
-    assert pace.throttled_rate < 40.0
-    assert rules.rate(pace, 101.0 + rules.recovery_seconds) == pytest.approx(pace.throttled_rate)
+    _steady(rules, pace, 40.0, 95.0, 100.0)
+    rules.throttled(pace, 99.95, 100.0)  # at 40: the learned limit is about 40
+    assert pace.throttled_rate > 37.0
+    _steady(rules, pace, 40.0, 100.0, 102.0)  # climbing back: about 34 a second by 102
+    rules.throttled(pace, 101.95, 102.0)
+    assert pace.throttled_rate == pytest.approx(rules.measured_rate(pace, 102.0) - 1.0)
+    assert pace.throttled_rate < 37.0
+    assert rules.rate(pace, 102.0 + rules.recovery_seconds) == pytest.approx(pace.throttled_rate * HEADROOM)
 
 
-def test_success_brings_the_pace_back_to_the_throttled_rate_and_never_above_the_budget():
+def test_success_brings_the_pace_back_just_under_the_refused_rate_and_never_above_the_budget():
     rules = PaceRules(ceiling=20.0, recovery_seconds=5.0, confirm_seconds=0)
     pace = Pace()
+    _steady(rules, pace, 20.0, 95.0, 100.0)
     rules.throttled(pace, 100.0, 100.0)
-    rates = [rules.rate(pace, 100.0 + t) for t in (0, 1, 2.5, 4, 5, 8, 60)]
-    assert rates[0] == pytest.approx(14.0)
+    refused = pace.throttled_rate  # 20, or what the server took: 20 less the one refused
+    assert 17.5 < refused <= 20.0
+    rates = [rules.rate(pace, 100.0 + t) for t in (0, 1, 2.5, 4, 5, 8, 30, 600)]
+    assert rates[0] == pytest.approx(0.7 * refused)
     assert rates == sorted(rates)
-    assert rates[2] > 18.0  # most of the way back in half the recovery time
-    assert rates[4:] == pytest.approx([20.0, 20.0, 20.0])
+    assert rates[2] > 0.9 * refused  # most of the way back in half the recovery time
+    assert rates[4:7] == pytest.approx([refused * HEADROOM] * 3)
+    assert rates[7] == 20.0
     assert not rules.recovered(pace, 104.0)
     assert rules.recovered(pace, 105.0)
 
 
-def test_without_a_budget_the_pace_climbs_past_the_throttled_rate_and_then_stops_pacing():
-    rules = PaceRules(ceiling=None, recovery_seconds=5.0)
+def test_the_429s_of_one_congestion_episode_lower_the_learned_limit_to_what_the_server_accepted():
+    """64 unpaced threads start at once against a limit of 40: 24 are refused, and all 24 say so."""
+    rules = PaceRules(ceiling=None)
+    pace = Pace()
+    starts = [rules.reserve(pace, 100.0 + i / 6400) for i in range(64)]
+    rules.throttled(pace, starts[40], 100.05, retry_after=1.0)
+    change = rules.throttled(pace, starts[41], 100.051, retry_after=1.0)
+    assert change.before > 60.0  # the starts measured: the server's limit is not known yet
+    for sent in starts[42:]:
+        assert rules.throttled(pace, sent, 100.06, retry_after=1.0) is None  # one episode, one decrease
+    assert pace.throttled_rate == pytest.approx(40.0, rel=0.1)
+    assert rules.rate(pace, 100.06) == pytest.approx(0.7 * pace.throttled_rate, rel=0.01)
+
+
+def test_a_burst_spread_over_half_a_second_learns_the_limit_it_met_not_less():
+    """Workers start over half a second; a server allowing 40 in any second refuses all after the 40th."""
+    rules = PaceRules(ceiling=None)
+    pace = Pace()
+    sends = [100.0 + i / 160 for i in range(80)]
+    answers = sorted((sent + 0.05, sent) for sent in sends[40:])  # 429s, 50 ms after each refused start
+    for sent in sends:
+        while answers and answers[0][0] <= sent:
+            rules.throttled(pace, answers.pop(0)[1], sent, retry_after=1.0)
+        if pace.throttled_rate is None:
+            assert rules.reserve(pace, sent) == sent  # unpaced until the decrease
+    for at, sent in answers:
+        rules.throttled(pace, sent, at, retry_after=1.0)
+    assert pace.throttled_rate == pytest.approx(40.0, rel=0.05)
+
+
+def test_the_pace_holds_just_under_the_learned_limit_and_probes_above_it_only_after_a_long_quiet():
+    rules = PaceRules(ceiling=None)
     pace = Pace(throttled_rate=40.0, decreased_at=100.0, resumed_rate=28.0)
-    assert rules.rate(pace, 105.0) == pytest.approx(40.0)
-    assert rules.rate(pace, 108.0) > 40.0
-    assert rules.rate(pace, 200.0) is None
+    held = [rules.rate(pace, 100.0 + t) for t in (3, 10, 20, 33)]
+    assert held == pytest.approx([40.0 * HEADROOM] * 4)
+    probing = [rules.rate(pace, 100.0 + t) for t in (34, 36, 40)]
+    assert 40.0 * HEADROOM < probing[0] < probing[1] < probing[2] < 44.0  # slowly
+
+
+def test_without_a_budget_the_pace_keeps_pacing_once_a_limit_was_learned():
+    rules = PaceRules(ceiling=None)
+    pace = Pace(throttled_rate=40.0, decreased_at=100.0, resumed_rate=28.0)
+    assert rules.rate(pace, 100.0 + 3600) == pytest.approx(80.0 * HEADROOM)
+
+
+def test_a_run_after_an_idle_spell_starts_at_the_learned_limit_not_where_the_probe_had_climbed():
+    rules = PaceRules(ceiling=None)
+    pace = Pace(throttled_rate=40.0, decreased_at=100.0, resumed_rate=28.0, starts=50.0, counted_at=160.0)
+    rules.reserve(pace, 165.0)  # still the same run: probing
+    assert rules.rate(pace, 165.0) > 40.0
+    tomorrow = 165.0 + 86400
+    assert rules.reserve(pace, tomorrow) == tomorrow
+    assert rules.reserve(pace, tomorrow) == pytest.approx(tomorrow + 1 / (40.0 * HEADROOM))
 
 
 def test_a_fixed_pace_ignores_429s():
@@ -118,6 +190,7 @@ def test_a_fixed_pace_ignores_429s():
 def test_the_pace_never_falls_below_the_floor():
     rules = PaceRules(ceiling=1.0, floor=0.5, refractory_seconds=0.0, confirm_seconds=0)
     pace = Pace()
+    _steady(rules, pace, 1.0, 96.0, 100.0)
     for step in range(5):
         rules.throttled(pace, 100.0 + step, 100.0 + step)
     assert rules.rate(pace, 104.0) == 0.5
@@ -126,5 +199,19 @@ def test_the_pace_never_falls_below_the_floor():
 def test_the_state_round_trips_as_plain_numbers():
     pace = Pace(next_start=1.5, throttled_rate=3.0, decreased_at=2.0, starts=4.0, counted_at=5.0)
     pace.quiet_until, pace.resumed_rate, pace.suspect_until = 6.0, 2.0, 7.0
+    pace.episode_starts, pace.episode_refused, pace.episode_bucket_at = 8.0, 9.0, 10.0
+    pace.previous_starts, pace.bucket_at = 11.0, 12.0
     assert Pace.from_dict({**pace.as_dict(), "unknown": 1}) == pace
     assert Pace.from_dict(None) == Pace()
+
+
+def test_a_start_booked_before_a_decrease_is_booked_again_and_only_a_start_sent_is_counted():
+    rules = PaceRules(ceiling=10.0, confirm_seconds=0)
+    pace = Pace()
+    booked = [rules.reserve(pace, 100.0) for _ in range(5)]  # five threads book ahead at once
+    assert booked == pytest.approx([100.0, 100.1, 100.2, 100.3, 100.4])
+    assert rules.measured_rate(pace, 100.0) == 1.0  # the first is sent now; the others not yet
+    assert rules.sent(pace, 100.1, booked_at=100.0)
+    rules.throttled(pace, 100.1, 100.15, retry_after=1.0)
+    assert not rules.sent(pace, 100.2, booked_at=100.0)  # booked at the old pace: book it again
+    assert rules.reserve(pace, 100.2) >= 101.15
