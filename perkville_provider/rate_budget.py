@@ -254,6 +254,7 @@ class RedisSchedule:
         self.counting = RateLimitItemPerSecond(self.COUNT_LIMIT, namespace="perkville-count")
         self.key = key
         self.state_key = f"perkville:pace:{key}"
+        self.total_key = f"perkville:starts:{key}"
         self.rules = rules
         self._redis = self.storage.storage
         self._lock = threading.Lock()
@@ -287,6 +288,7 @@ class RedisSchedule:
                 self.update(self.rules.new_run)
         pace = self._read()
         self.window.hit(self.counting, self.key)
+        self._redis.incr(self.total_key)
         rate = self.rules.rate(pace, time.time())
         if rate is None:
             return time.time()
@@ -301,6 +303,10 @@ class RedisSchedule:
             reset = self.window.get_window_stats(self.spacing, self.key).reset_time
             sleep(min(0.25, max(0.002, reset - time.time())) + random.uniform(0, 0.002))
         return time.time()
+
+    def total_starts(self) -> float:
+        """Starts of every worker ever counted (to compare 429s with the starts they answer)."""
+        return float(self._redis.get(self.total_key) or 0)
 
     def measured_rate(self) -> float:
         """Starts per second of every worker over the last second (the counting window)."""
@@ -370,7 +376,7 @@ class SharedPace:
 
         def rule(pace: Pace, now: float) -> PaceChange | None:
             if isinstance(schedule, RedisSchedule):  # its starts are counted in a window of their own
-                self.rules.measured_elsewhere(pace, schedule.measured_rate(), now)
+                self.rules.measured_elsewhere(pace, schedule.measured_rate(), schedule.total_starts(), now)
             return self.rules.throttled(pace, sent_at, now, retry_after)
 
         change = schedule.update(rule)

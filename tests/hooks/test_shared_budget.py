@@ -139,7 +139,7 @@ def test_a_redis_url_makes_redis_the_default_sharing_and_the_hook_argument_overr
 
 def test_a_start_booked_before_a_decrease_waits_out_the_retry_after_with_the_new_ones():
     clock = [100.0]
-    rules = PaceRules(ceiling=10.0, confirm_seconds=0)
+    rules = PaceRules(ceiling=10.0, congestion_refused=1, random_share=0.0)
     limiter = SharedPace(rules, ProcessSchedule(lambda: clock[0]), label="c")
 
     def sleep(seconds: float) -> None:
