@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from perkville_provider.exceptions import PerkvilleConfigurationError
-from perkville_provider.pacing import HEADROOM, Pace, PaceRules
+from perkville_provider.pacing import HEADROOM, MAX_DOUBLINGS, Pace, PaceRules
 from perkville_provider.rate_budget import ProcessSchedule, RateBudget, RedisSchedule, SharedPace
 from tests.helpers.hook_sandbox import connection_value
 from tests.helpers.redis_server import redis_server
@@ -51,6 +52,12 @@ def test_two_worker_processes_share_the_budget_through_redis(sandbox_control):
         assert _two_workers(sandbox_control, max_requests_per_second=LIMIT, rate_limit_redis_url=url) == 0
 
 
+def _read_in_threads(hook, reads: int, threads: int = 4) -> None:
+    """Read the business ``reads`` times from ``threads`` threads, as a chunk task sends its records."""
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda _: hook.get_business(), range(reads)))
+
+
 def _pace_of(hook) -> tuple[Pace, float | None]:
     """The connection's shared pace as this hook sees it (wiring the hook sends no request)."""
     hook.conventions()
@@ -66,8 +73,7 @@ def test_429s_cut_the_pace_for_every_hook_on_the_connection_and_success_brings_i
     other = make_hook(extra={"max_requests_per_second": 20})  # as another process would build it
     hook.get_token()
     sandbox_control.faults(rate_limit_per_second=5, rate_limit_scope="client")
-    for _ in range(12):
-        hook.get_business()
+    _read_in_threads(hook, 40)
 
     throttled = sandbox_control.requests_to(BUSINESS, "429")
     assert throttled >= 1
@@ -97,13 +103,12 @@ def test_without_a_budget_the_first_429_starts_pacing_below_the_rate_that_was_re
     hook.get_token()
     assert _pace_of(hook)[1] is None
     sandbox_control.faults(rate_limit_per_second=4, rate_limit_scope="client")
-    for _ in range(10):
-        hook.get_business()
+    _read_in_threads(hook, 32)
 
     pace, rate = _pace_of(hook)
     assert pace.throttled_rate is not None
     assert rate < pace.throttled_rate
-    assert sandbox_control.requests_to(BUSINESS, "200") == 10
+    assert sandbox_control.requests_to(BUSINESS, "200") == 32
 
 
 def test_with_adaptive_pacing_off_and_no_budget_nothing_is_paced(make_hook):
@@ -159,7 +164,8 @@ def test_a_process_starting_after_a_quiet_spell_begins_at_the_learned_limit_thro
         schedule = RedisSchedule(url, "quiet-spell", rules)
         yesterday = time.time() - 86400
         schedule.update(lambda pace, now: pace.__init__(throttled_rate=40.0, decreased_at=yesterday))
-        assert schedule.update(rules.rate) == pytest.approx(80.0 * HEADROOM)  # yesterday's probe, capped
+        yesterday_probe = 40.0 * HEADROOM * 2**MAX_DOUBLINGS  # long past any limit
+        assert schedule.update(rules.rate) == pytest.approx(yesterday_probe)
 
         schedule.wait_turn(time.sleep)
 
