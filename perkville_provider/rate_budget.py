@@ -29,6 +29,7 @@ import random
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,16 +200,30 @@ class MachineSchedule:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()  # flock excludes processes; threads share one descriptor
+        self._fd: int | None = None
+        self._fd_pid = 0
+
+    def _descriptor(self) -> int:
+        """The state file's descriptor, opened once per process.
+
+        A forked child opens its own: ``flock`` belongs to the open file, so a descriptor
+        inherited across a fork would hold the parent's lock, not one of its own.
+        """
+        if self._fd is None or self._fd_pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd_pid = os.getpid()
+            weakref.finalize(self, os.close, self._fd)
+        return self._fd
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
         with self._lock:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._descriptor()
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
                 yield fd
             finally:
-                os.close(fd)
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def update(self, rule: Update[T]) -> T:
         """Read the pace, apply ``rule``, write it back, all under the file's lock."""
