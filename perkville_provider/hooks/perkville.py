@@ -22,7 +22,7 @@ import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
 
-from perkville_provider.answers import CreationWitness, LookupGuard, read_object
+from perkville_provider.answers import CreationWitness, LookupGuard
 from perkville_provider.api_conventions import ApiConventions
 from perkville_provider.auth import Credentials, TokenProvider, token_provider
 from perkville_provider.connection_settings import Limits, read_settings
@@ -329,31 +329,6 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         response = self._deliver(method.upper(), path, params=params, json=json).response
         self.check_response(response)
         return response
-
-    def request_json(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        allow_empty: bool = False,
-    ) -> dict[str, Any]:
-        """:meth:`request`, returning the answer's JSON object.
-
-        :param method: the HTTP method
-        :param path: the API path (``/v2/...``) or a full URL on the API's origin
-        :param params: the query parameters
-        :param json: the JSON body
-        :param allow_empty: an empty answer (a 202 or 204 to a write) is ``{}`` rather than an error
-        :return: the decoded object
-        :raises PerkvilleMalformedAnswerError: the answer is empty, not JSON, or not a JSON object
-        :raises PerkvilleError: the typed error for a refusal, or ``PerkvilleNetworkError``
-        """
-        response = self.request(method, path, params=params, json=json)
-        if allow_empty and not response.content:
-            return {}
-        return read_object(response)
 
     def abort(self) -> None:
         """End every request of this hook in flight now, from any thread (a killed task).
