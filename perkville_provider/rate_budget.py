@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from perkville_provider.connection_settings import SettingError, flag
+from perkville_provider.connection_settings import SettingError, flag, read_setting
 from perkville_provider.exceptions import PerkvilleConfigurationError
 from perkville_provider.pacing import HEADROOM, Pace, PaceChange, PaceRules
 
@@ -66,7 +66,8 @@ class Schedule(Protocol):
     def update(self, rule: Update[T]) -> T: ...
 
 
-def _positive(value: Any, name: str, conn_id: str) -> float | None:
+def _rate(value: Any) -> float | None:
+    """A budget in requests per second; None when not set."""
     if value in (None, ""):
         return None
     try:
@@ -74,20 +75,8 @@ def _positive(value: Any, name: str, conn_id: str) -> float | None:
     except (TypeError, ValueError):
         number = math.nan
     if not number > 0 or math.isinf(number):
-        raise PerkvilleConfigurationError(
-            f"connection {conn_id!r}: {name} must be a positive number of requests per second, got {value!r}"
-        )
+        raise SettingError(f"must be a positive number of requests per second, got {value!r}")
     return number
-
-
-def _flag(value: Any, name: str, conn_id: str, *, default: bool) -> bool:
-    """A flag extra; null (a form field left empty) is the default."""
-    if value is None:
-        return default
-    try:
-        return flag(value)
-    except SettingError as error:
-        raise PerkvilleConfigurationError(f"connection {conn_id!r}: {name} {error}") from None
 
 
 @dataclass(frozen=True)
@@ -116,11 +105,13 @@ class RateBudget:
         """The settings from a connection's extras; a bad value is an error naming its extra.
 
         Reads ``max_requests_per_second``, ``rate_limit_sharing``, ``adaptive_pacing``,
-        ``rate_limit_redis_url`` and ``rate_limit_dir``.
+        ``rate_limit_redis_url`` and ``rate_limit_dir`` from ``extra`` as
+        :func:`~perkville_provider.connection_settings.connection_extras` reads them (nulls dropped).
         """
-        budget = _positive(max_requests_per_second, "max_requests_per_second", conn_id)
+        name = "max_requests_per_second"
+        budget = read_setting(conn_id, name, _rate, max_requests_per_second, "argument of the hook")
         if budget is None:
-            budget = _positive(extra.get("max_requests_per_second"), "max_requests_per_second", conn_id)
+            budget = read_setting(conn_id, name, _rate, extra.get(name))
         redis_url = extra.get("rate_limit_redis_url") or None
         sharing = str(extra.get("rate_limit_sharing") or ("redis" if redis_url else "machine")).strip()
         if sharing not in SHARINGS:
@@ -132,7 +123,7 @@ class RateBudget:
             raise PerkvilleConfigurationError(
                 f"connection {conn_id!r}: rate_limit_sharing 'redis' needs the rate_limit_redis_url extra"
             )
-        adaptive = _flag(extra.get("adaptive_pacing"), "adaptive_pacing", conn_id, default=True)
+        adaptive = read_setting(conn_id, "adaptive_pacing", flag, extra.get("adaptive_pacing", True))
         return cls(conn_id, budget, sharing, adaptive, redis_url, extra.get("rate_limit_dir") or None)
 
     @property
