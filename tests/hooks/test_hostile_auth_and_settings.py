@@ -258,8 +258,12 @@ def test_a_token_url_on_another_registrable_domain_is_warned_about(hostile_hook,
 
 
 @pytest.mark.parametrize("verify", [None, True], ids=["null", "true"])
-def test_a_verify_extra_left_null_still_verifies_the_servers_certificate(tmp_path, monkeypatch, verify):
+def test_a_verify_extra_left_null_still_verifies_the_servers_certificate(
+    tmp_path, monkeypatch, caplog, verify
+):
     """A null ``verify`` once reached requests as None, which checks no certificate at all.
+
+    A refused certificate is refused again on every retry: it fails at once, saying so.
 
     requests lets ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` override the session's ``verify``;
     most machines set neither, so neither is set here.
@@ -279,9 +283,10 @@ def test_a_verify_extra_left_null_still_verifies_the_servers_certificate(tmp_pat
             monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
             return PerkvilleHook(perkville_conn_id=conn_id, retry_policy=QUICK)
 
-        with pytest.raises(PerkvilleNetworkError, match="SSLError"):
+        with pytest.raises(PerkvilleNetworkError, match=r"TLS certificate was refused \(self.signed"):
             hook("perkville_tls", verify).get_business()
         assert server.seen == []
+        assert "retrying" not in caplog.text
         assert hook("perkville_ca", str(certificate)).get_business() == BUSINESS
     finally:
         server.close()
