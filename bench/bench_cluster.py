@@ -39,7 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "deploy"))
 
 from airflow_rest import AirflowApi  # noqa: E402
-from cluster import Options, airflow_env, running_cluster  # noqa: E402
+from cluster import running_cluster  # noqa: E402
+from cluster_config import Options, airflow_env  # noqa: E402
 from cluster_state import State  # noqa: E402
 from scenario import (  # noqa: E402
     AWARD_TASK,

@@ -37,7 +37,9 @@ DEPLOY = Path(__file__).resolve().parent
 sys.path.insert(0, str(DEPLOY))
 
 from airflow_rest import AirflowApi, Sandbox  # noqa: E402
-from cluster import (  # noqa: E402
+from cluster import running_cluster  # noqa: E402
+from cluster_components import launch_worker, wait_for_worker  # noqa: E402
+from cluster_config import (  # noqa: E402
     ADMIN_USER,
     REPO,
     SANDBOX_JITTER_MS,
@@ -45,10 +47,7 @@ from cluster import (  # noqa: E402
     WORKERS,
     Options,
     airflow_env,
-    launch_worker,
-    running_cluster,
     staging_root,
-    wait_for_worker,
 )
 from cluster_state import State  # noqa: E402
 from gym_source import connect  # noqa: E402
