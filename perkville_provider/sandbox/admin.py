@@ -7,6 +7,7 @@ no-loss from the server's own records, never from the client's counters. No auth
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import Counter, defaultdict
@@ -26,7 +27,7 @@ from perkville_provider.sandbox.store import Store
 
 class Stats:
     """Request counts by ``"METHOD /path-template"`` and status, the number of token grants, and the
-    requests of each second by status.
+    same counts for each second.
 
     The per-second counts let a caller measure the rate the server saw (what a rate limit counts)
     over any span, and when the 429s fell, from the server's side rather than the client's.
@@ -41,7 +42,7 @@ class Stats:
     def clear(self) -> None:
         self.requests: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.token_grants = 0
-        self.seconds: dict[int, Counter[str]] = {}
+        self.seconds: dict[int, defaultdict[str, Counter[str]]] = {}
 
     def record(self, endpoint: str, status: str, arrived: float) -> None:
         """One answered API request; ``arrived``: when it reached the server (epoch seconds)."""
@@ -49,17 +50,18 @@ class Stats:
         second = int(arrived)
         counts = self.seconds.get(second)
         if counts is None:
-            counts = self.seconds[second] = Counter()
+            counts = self.seconds[second] = defaultdict(Counter)
             if len(self.seconds) > self.SECONDS_KEPT:
                 del self.seconds[min(self.seconds)]
-        counts[status] += 1
+        counts[endpoint][status] += 1
 
-    def per_second(self, since: float = 0.0, until: float = float("inf")) -> list[dict[str, Any]]:
-        """The seconds in ``[since, until]`` that saw requests, in order, with counts by status."""
+    def per_second(self, since: float = 0.0, until: float = math.inf) -> list[dict[str, Any]]:
+        """The seconds overlapping ``[since, until]`` that saw requests, in order, each with its
+        counts by endpoint and status (the shape of ``/_sandbox/stats``' ``requests``)."""
         return [
-            {"second": second, "statuses": dict(self.seconds[second])}
+            {"second": second, "requests": {k: dict(v) for k, v in sorted(self.seconds[second].items())}}
             for second in sorted(self.seconds)
-            if since <= second + 1 and second <= until
+            if since < second + 1 and second <= until
         ]
 
     def count_token_grant(self) -> None:
@@ -155,7 +157,7 @@ class Admin:
         )
 
     async def stats_per_second(self, request: Request) -> Response:
-        """``?since=&until=`` (epoch seconds, optional): the API requests of each second by status."""
+        """``?since=&until=`` (epoch seconds, optional): the API requests of each second."""
         bounds = {}
         for name in ("since", "until"):
             raw = request.query_params.get(name)

@@ -78,7 +78,7 @@ class AdminClient:
         return self._call("GET", "stats")
 
     def stats_per_second(self) -> list[dict[str, Any]]:
-        """Each second that saw API requests: ``{"second": epoch, "statuses": {"200": n, "429": m}}``."""
+        """Each second that saw API requests: ``{"second": epoch, "requests": {endpoint: {status: n}}}``."""
         return self._call("GET", "stats/per-second")["seconds"]
 
     def ledger(self) -> dict[str, list[dict[str, Any]]]:
