@@ -77,6 +77,8 @@ def item7_shared_rate_budget(sc: Scenario) -> None:
         "chunk_size": max(1, math.ceil(len(sample) / CHUNKS)),
         "perkville_conn_id": BUDGET_CONN_ID,
         "checkins_sql": sampled_checkins_sql(sc.api, sample_every),
+        # The day alone: the days before it are items 2 to 5's (and the chunks stay CHUNKS).
+        "lookback_days": 0,
     }
     create_budget_connection(sc)
     latency = {"latency_ms": SANDBOX_LATENCY_MS, "jitter_ms": SANDBOX_JITTER_MS}
