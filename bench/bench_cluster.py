@@ -39,16 +39,17 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "deploy"))
 
 from airflow_rest import AirflowApi  # noqa: E402
-from cluster import Options, airflow_env, running_cluster  # noqa: E402
+from cluster import running_cluster  # noqa: E402
+from cluster_config import Options, airflow_env  # noqa: E402
 from cluster_state import State  # noqa: E402
-from scenario import (  # noqa: E402
+from scenario import connect_scenario, item1_member_sync  # noqa: E402
+from scenario_common import (  # noqa: E402
     AWARD_TASK,
     AWARDS_DAG,
     Scenario,
     check_day_exactly_once,
-    connect_scenario,
     day_bounds,
-    item1_member_sync,
+    sampled_checkins_sql,
 )
 
 ANCHOR = pendulum.date(2026, 11, 20)
@@ -133,8 +134,7 @@ def xcom_bytes(state: State, run_id: str) -> int:
 def sampled_conf(api: AirflowApi, chunk_size: int, sample: bool) -> dict[str, Any]:
     conf: dict[str, Any] = {"chunk_size": chunk_size}
     if sample:
-        sql = api.request("GET", f"/dags/{AWARDS_DAG}/details")["params"]["checkins_sql"]["value"]
-        conf["checkins_sql"] = sql.replace("ORDER BY", f"AND c.checkin_id % {SAMPLE_EVERY} = 0\nORDER BY")
+        conf["checkins_sql"] = sampled_checkins_sql(api, SAMPLE_EVERY)
     return conf
 
 

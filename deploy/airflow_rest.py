@@ -130,5 +130,13 @@ class Sandbox:
     def stats(self) -> dict[str, Any]:
         return self._get("stats")
 
+    def per_second(self, since: float, until: float) -> list[dict[str, Any]]:
+        """The API requests of each second in ``[since, until]`` (epoch), by endpoint and status."""
+        answer = requests.get(
+            f"{self.base_url}/_sandbox/stats/per-second", params={"since": since, "until": until}, timeout=60
+        )
+        answer.raise_for_status()
+        return answer.json()["seconds"]
+
     def set_faults(self, faults: dict[str, Any]) -> None:
         requests.put(f"{self.base_url}/_sandbox/faults", json=faults, timeout=30).raise_for_status()

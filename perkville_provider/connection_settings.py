@@ -10,12 +10,13 @@ Plain ``http://`` off loopback is refused unless the connection says ``allow_ins
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from perkville_provider.api_conventions import ApiConventions, ConventionError
@@ -25,6 +26,8 @@ from perkville_provider.origin import insecure, registrable_domain
 from perkville_provider.records import RecordValidationError, validate_positive_int, validate_ref
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
@@ -70,7 +73,11 @@ class Limits:
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """Everything the hook takes from its connection."""
+    """Everything the hook takes from its connection.
+
+    ``extras`` are the extras as :func:`connection_extras` reads them, for the settings read
+    elsewhere (the rate budget, the session); ``repr`` hides them, as they hold secrets.
+    """
 
     conn_id: str
     credentials: Credentials
@@ -78,6 +85,7 @@ class ConnectionSettings:
     api: ApiConventions
     limits: Limits
     allow_insecure_http: bool
+    extras: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def check_urls(self, base_url: str) -> None:
         """Refuse plain HTTP off loopback; warn when the token URL is on another domain than the API."""
@@ -173,22 +181,33 @@ def text_setting(value: Any, *, secret: bool = False) -> str | None:
     return text
 
 
-def read_settings(connection: Any, conn_id: str, *, timeout: Any = None) -> ConnectionSettings:
-    """Check every setting of ``connection``; ``timeout`` (the hook's argument) overrides the extra."""
+def connection_extras(connection: Any, conn_id: str) -> dict[str, Any]:
+    """The connection's extras as settings: a JSON object, its null values dropped.
+
+    Airflow's connection form saves a field left empty as null, which means "not set": every
+    reader of the extras (these settings, the rate budget, the session) sees the setting absent.
+    """
     extra = connection.extra_dejson
     if not isinstance(extra, Mapping):
         raise PerkvilleConfigurationError(
             f"connection {conn_id!r}: the extra must be a JSON object of settings, got a JSON "
             f"{type(extra).__name__}"
         )
-    # Airflow's connection form saves a field left empty as null: null means "not set".
-    extra = {name: value for name, value in extra.items() if value is not None}
+    return {name: value for name, value in extra.items() if value is not None}
 
-    def setting(name: str, read: Any, value: Any, where: str = "extra") -> Any:
-        try:
-            return read(value)
-        except SettingError as error:
-            raise PerkvilleConfigurationError(f"connection {conn_id!r}: the {name} {where} {error}") from None
+
+def read_setting(conn_id: str, name: str, read: Callable[[Any], T], value: Any, where: str = "extra") -> T:
+    """``read(value)``, its :class:`SettingError` raised as an error naming the connection and the setting."""
+    try:
+        return read(value)
+    except SettingError as error:
+        raise PerkvilleConfigurationError(f"connection {conn_id!r}: the {name} {where} {error}") from None
+
+
+def read_settings(connection: Any, conn_id: str, *, timeout: Any = None) -> ConnectionSettings:
+    """Check every setting of ``connection``; ``timeout`` (the hook's argument) overrides the extra."""
+    extra = connection_extras(connection, conn_id)
+    setting = functools.partial(read_setting, conn_id)
 
     credentials = Credentials(
         conn_id=conn_id,
@@ -236,6 +255,7 @@ def read_settings(connection: Any, conn_id: str, *, timeout: Any = None) -> Conn
         api=api,
         limits=limits,
         allow_insecure_http=setting("allow_insecure_http", flag, extra.get("allow_insecure_http", False)),
+        extras=extra,
     )
 
 

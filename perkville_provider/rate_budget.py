@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -28,14 +29,15 @@ import random
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from perkville_provider.connection_settings import SettingError, flag
+from perkville_provider.connection_settings import SettingError, flag, read_setting
 from perkville_provider.exceptions import PerkvilleConfigurationError
-from perkville_provider.pacing import Pace, PaceChange, PaceRules
+from perkville_provider.pacing import HEADROOM, Pace, PaceChange, PaceRules
 
 __all__ = [
     "HEADROOM",
@@ -51,9 +53,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Paced a little under the budget: sleeps wake late and unevenly, and a server counting a strict
-#: window answers 429 to starts that bunch; each such retry costs a whole ``Retry-After``.
-HEADROOM = 0.97
 SHARINGS = ("machine", "redis", "process")
 STATE_DIR_ENV = "PERKVILLE_RATE_LIMIT_DIR"
 
@@ -67,7 +66,8 @@ class Schedule(Protocol):
     def update(self, rule: Update[T]) -> T: ...
 
 
-def _positive(value: Any, name: str, conn_id: str) -> float | None:
+def _rate(value: Any) -> float | None:
+    """A budget in requests per second; None when not set."""
     if value in (None, ""):
         return None
     try:
@@ -75,20 +75,8 @@ def _positive(value: Any, name: str, conn_id: str) -> float | None:
     except (TypeError, ValueError):
         number = math.nan
     if not number > 0 or math.isinf(number):
-        raise PerkvilleConfigurationError(
-            f"connection {conn_id!r}: {name} must be a positive number of requests per second, got {value!r}"
-        )
+        raise SettingError(f"must be a positive number of requests per second, got {value!r}")
     return number
-
-
-def _flag(value: Any, name: str, conn_id: str, *, default: bool) -> bool:
-    """A flag extra; null (a form field left empty) is the default."""
-    if value is None:
-        return default
-    try:
-        return flag(value)
-    except SettingError as error:
-        raise PerkvilleConfigurationError(f"connection {conn_id!r}: {name} {error}") from None
 
 
 @dataclass(frozen=True)
@@ -117,11 +105,13 @@ class RateBudget:
         """The settings from a connection's extras; a bad value is an error naming its extra.
 
         Reads ``max_requests_per_second``, ``rate_limit_sharing``, ``adaptive_pacing``,
-        ``rate_limit_redis_url`` and ``rate_limit_dir``.
+        ``rate_limit_redis_url`` and ``rate_limit_dir`` from ``extra`` as
+        :func:`~perkville_provider.connection_settings.connection_extras` reads them (nulls dropped).
         """
-        budget = _positive(max_requests_per_second, "max_requests_per_second", conn_id)
+        name = "max_requests_per_second"
+        budget = read_setting(conn_id, name, _rate, max_requests_per_second, "argument of the hook")
         if budget is None:
-            budget = _positive(extra.get("max_requests_per_second"), "max_requests_per_second", conn_id)
+            budget = read_setting(conn_id, name, _rate, extra.get(name))
         redis_url = extra.get("rate_limit_redis_url") or None
         sharing = str(extra.get("rate_limit_sharing") or ("redis" if redis_url else "machine")).strip()
         if sharing not in SHARINGS:
@@ -133,7 +123,7 @@ class RateBudget:
             raise PerkvilleConfigurationError(
                 f"connection {conn_id!r}: rate_limit_sharing 'redis' needs the rate_limit_redis_url extra"
             )
-        adaptive = _flag(extra.get("adaptive_pacing"), "adaptive_pacing", conn_id, default=True)
+        adaptive = read_setting(conn_id, "adaptive_pacing", flag, extra.get("adaptive_pacing", True))
         return cls(conn_id, budget, sharing, adaptive, redis_url, extra.get("rate_limit_dir") or None)
 
     @property
@@ -201,16 +191,30 @@ class MachineSchedule:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()  # flock excludes processes; threads share one descriptor
+        self._fd: int | None = None
+        self._fd_pid = 0
+
+    def _descriptor(self) -> int:
+        """The state file's descriptor, opened once per process.
+
+        A forked child opens its own: ``flock`` belongs to the open file, so a descriptor
+        inherited across a fork would hold the parent's lock, not one of its own.
+        """
+        if self._fd is None or self._fd_pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd_pid = os.getpid()
+            weakref.finalize(self, os.close, self._fd)
+        return self._fd
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
         with self._lock:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._descriptor()
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
                 yield fd
             finally:
-                os.close(fd)
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def update(self, rule: Update[T]) -> T:
         """Read the pace, apply ``rule``, write it back, all under the file's lock."""
@@ -231,12 +235,14 @@ class RedisSchedule:
     """The pace across machines: spacing by a ``limits`` moving window, the adaptive state in a hash.
 
     The window holds ``UNITS`` per second and each start costs ``UNITS / rate`` of them, so the
-    one window follows the pace as it changes. Without a budget and before any 429, starts are
-    only counted (a second window), to know the aggregate rate a 429 halves.
+    one window follows the pace as it changes. Starts are also counted (a second window), to know
+    the aggregate rate a 429 measures.
     """
 
     UNITS = 1000
     COUNT_LIMIT = 1_000_000
+    #: The learned limit outlives a run: the next day's run starts paced at it.
+    KEEP_SECONDS = 7 * 24 * 3600
 
     def __init__(self, url: str, key: str, rules: PaceRules) -> None:
         try:
@@ -254,10 +260,12 @@ class RedisSchedule:
         self.counting = RateLimitItemPerSecond(self.COUNT_LIMIT, namespace="perkville-count")
         self.key = key
         self.state_key = f"perkville:pace:{key}"
+        self.total_key = f"perkville:starts:{key}"
         self.rules = rules
         self._redis = self.storage.storage
         self._lock = threading.Lock()
         self._next_local = 0.0
+        self._started = False
 
     def _read(self) -> Pace:
         raw = self._redis.get(self.state_key)
@@ -268,7 +276,7 @@ class RedisSchedule:
         with self._lock, self._redis.lock(f"{self.state_key}:lock", timeout=5, blocking_timeout=5):
             pace = self._read()
             result = rule(pace, time.time())
-            self._redis.set(self.state_key, json.dumps(pace.as_dict()), ex=3600)
+            self._redis.set(self.state_key, json.dumps(pace.as_dict()), ex=self.KEEP_SECONDS)
             return result
 
     def wait_turn(self, sleep: Callable[[float], None]) -> float:
@@ -277,10 +285,16 @@ class RedisSchedule:
         A moving window admits a whole second's worth at once; this process's own starts are
         first spaced at the pace too (in memory), so a burst in the window is at most one start
         per worker process, and a start sent late by a busy process is not followed at once
-        by the next.
+        by the next. A process's first start, when nobody has started for a second, begins a new
+        run (:meth:`PaceRules.new_run`).
         """
+        if not self._started:
+            self._started = True
+            if self.measured_rate() == 0:
+                self.update(self.rules.new_run)
         pace = self._read()
         self.window.hit(self.counting, self.key)
+        self._redis.incr(self.total_key)
         rate = self.rules.rate(pace, time.time())
         if rate is None:
             return time.time()
@@ -295,6 +309,10 @@ class RedisSchedule:
             reset = self.window.get_window_stats(self.spacing, self.key).reset_time
             sleep(min(0.25, max(0.002, reset - time.time())) + random.uniform(0, 0.002))
         return time.time()
+
+    def total_starts(self) -> float:
+        """Starts of every worker ever counted (to compare 429s with the starts they answer)."""
+        return float(self._redis.get(self.total_key) or 0)
 
     def measured_rate(self) -> float:
         """Starts per second of every worker over the last second (the counting window)."""
@@ -325,9 +343,22 @@ class SharedPace:
         self._recovery_logged = 0.0
 
     def acquire(self) -> float:
-        """Wait until this request may start; the start time, to hand back with a 429."""
+        """Wait until this request may start; the start time, to hand back with a 429.
+
+        A start booked ahead is booked again when a decrease came while it waited.
+        """
         if isinstance(self.schedule, RedisSchedule):
             return self.schedule.wait_turn(self._sleep)
+        while True:
+            start, booked_at = self._book()
+            if start <= booked_at:
+                return start
+            self._sleep(start - booked_at)
+            if self.schedule.update(functools.partial(self.rules.sent, booked_at=booked_at)):
+                return start
+
+    def _book(self) -> tuple[float, float]:
+        """Book the next start on the shared pace; the start and when it was booked."""
         rules = self.rules
 
         def rule(pace: Pace, now: float) -> tuple[float, float, float | None, float]:
@@ -335,13 +366,11 @@ class SharedPace:
             recovered_from = pace.decreased_at if rules.recovered(pace, now) else 0.0
             return start, recovered_from, pace.throttled_rate, now
 
-        start, recovered_from, rate, now = self.schedule.update(rule)
+        start, recovered_from, rate, booked_at = self.schedule.update(rule)
         if recovered_from > self._recovery_logged:
             self._recovery_logged = recovered_from
             log.info("Perkville pace on connection %s is back to %.1f requests/s", self.label, rate or 0.0)
-        if start > now:
-            self._sleep(start - now)
-        return start
+        return start, booked_at
 
     def throttled(self, sent_at: float, retry_after: float | None) -> PaceChange | None:
         """A 429 answered the request that started at ``sent_at``: slow everyone down, once.
@@ -352,8 +381,8 @@ class SharedPace:
         schedule = self.schedule
 
         def rule(pace: Pace, now: float) -> PaceChange | None:
-            if isinstance(schedule, RedisSchedule) and pace.throttled_rate is None and not self.rules.ceiling:
-                pace.starts, pace.counted_at = schedule.measured_rate(), now
+            if isinstance(schedule, RedisSchedule):  # its starts are counted in a window of their own
+                self.rules.measured_elsewhere(pace, schedule.measured_rate(), schedule.total_starts(), now)
             return self.rules.throttled(pace, sent_at, now, retry_after)
 
         change = schedule.update(rule)

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -181,6 +182,14 @@ class Transport:
                     "too many redirects (a redirect loop)", method=method, path=path
                 ) from None
             except _NO_ANSWER as error:
+                refused = _certificate_refused(error)
+                if refused is not None:  # a retry meets the same certificate
+                    raise PerkvilleNetworkError(
+                        f"the server's TLS certificate was refused ({refused}); check the "
+                        "connection's verify extra (a CA bundle path, or true)",
+                        method=method,
+                        path=path,
+                    ) from None
                 failure = type(error).__name__
                 never_sent = _never_sent(error)
             else:
@@ -294,13 +303,28 @@ def _never_sent(error: Exception) -> bool:
     """
     if isinstance(error, requests.ConnectTimeout):
         return True
+    return any(isinstance(cause, NewConnectionError) for cause in _causes(error))
+
+
+def _certificate_refused(error: Exception) -> str | None:
+    """Why the server's certificate failed verification, or None when that is not the failure.
+
+    Unlike a dropped connection or an interrupted handshake, a certificate that fails
+    verification fails again on every retry.
+    """
+    for cause in _causes(error):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return str(cause.verify_message or "certificate verify failed")
+    return None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and what it wraps: urllib3's ``reason``, an exception argument, the context."""
     seen: set[int] = set()
     cause: BaseException | None = error
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, NewConnectionError):
-            return True
+        yield cause
         reason = getattr(cause, "reason", None)
         nested = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
         cause = reason if isinstance(reason, BaseException) else nested or cause.__context__
-    return False

@@ -20,13 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.dags import EXAMPLE_DAGS, TEST_DAGS
 from tests.helpers.hostile_server import HostileServer
 
 pytest_plugins = ["perkville_provider.sandbox.pytest_plugin"]
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_DAGS = REPO_ROOT / "dags"
-TEST_DAGS = Path(__file__).resolve().parent / "dags"
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="perkville-airflow-home-"))
 
@@ -70,15 +67,6 @@ def airflow_db() -> Path:
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     return _AIRFLOW_HOME
-
-
-def load_dag(path: Path, dag_id: str):
-    """Parse one DAG file the way the DAG processor does and return the named DAG."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(path))
-    assert not bag.import_errors, bag.import_errors
-    return bag.get_dag(dag_id)
 
 
 @pytest.fixture

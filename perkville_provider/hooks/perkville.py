@@ -22,10 +22,10 @@ import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
 
-from perkville_provider.answers import CreationWitness, LookupGuard, read_object
+from perkville_provider.answers import CreationWitness, LookupGuard
 from perkville_provider.api_conventions import ApiConventions
 from perkville_provider.auth import Credentials, TokenProvider, token_provider
-from perkville_provider.connection_settings import Limits, read_settings
+from perkville_provider.connection_settings import Limits, connection_extras, read_settings
 from perkville_provider.deadline import DeadlineAdapter
 from perkville_provider.exceptions import (
     PerkvilleConfigurationError,
@@ -164,14 +164,12 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         settings.warn_about_token_domain(base_url)
         tokens = token_provider(settings.credentials)
         self.base_url = base_url  # HttpHook's public attribute, for url_from_endpoint
-        session = build_session(connection.extra_dejson, adapter=self.adapter, auth=_BearerAuth(self))
+        session = build_session(settings.extras, adapter=self.adapter, auth=_BearerAuth(self))
         session.headers["User-Agent"] = user_agent()
         session.headers["Accept"] = "application/json"
         credentials = settings.credentials
         budget = RateBudget.from_extras(
-            self.perkville_conn_id,
-            connection.extra_dejson,
-            max_requests_per_second=self.max_requests_per_second,
+            self.perkville_conn_id, settings.extras, max_requests_per_second=self.max_requests_per_second
         )
         self.limiter = budget.limiter(f"{base_url}\n{credentials.client_id}\n{credentials.username}")
         transport = Transport(session, policy=self.retry_policy, limiter=self.limiter, limits=settings.limits)
@@ -199,7 +197,8 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         wiring = self._wire()
         if not headers and not extra_options:
             return wiring.session
-        extra = {**self.get_connection(self.perkville_conn_id).extra_dejson, **(extra_options or {})}
+        connection = self.get_connection(self.perkville_conn_id)
+        extra = {**connection_extras(connection, self.perkville_conn_id), **(extra_options or {})}
         session = build_session(extra, adapter=self.adapter, auth=_BearerAuth(self))
         session.headers.update(self._wire().session.headers)
         session.headers.update(headers or {})
@@ -329,31 +328,6 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         response = self._deliver(method.upper(), path, params=params, json=json).response
         self.check_response(response)
         return response
-
-    def request_json(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        allow_empty: bool = False,
-    ) -> dict[str, Any]:
-        """:meth:`request`, returning the answer's JSON object.
-
-        :param method: the HTTP method
-        :param path: the API path (``/v2/...``) or a full URL on the API's origin
-        :param params: the query parameters
-        :param json: the JSON body
-        :param allow_empty: an empty answer (a 202 or 204 to a write) is ``{}`` rather than an error
-        :return: the decoded object
-        :raises PerkvilleMalformedAnswerError: the answer is empty, not JSON, or not a JSON object
-        :raises PerkvilleError: the typed error for a refusal, or ``PerkvilleNetworkError``
-        """
-        response = self.request(method, path, params=params, json=json)
-        if allow_empty and not response.content:
-            return {}
-        return read_object(response)
 
     def abort(self) -> None:
         """End every request of this hook in flight now, from any thread (a killed task).

@@ -1,9 +1,9 @@
 """The Perkville API's resources as hook methods: one method per API action.
 
 :class:`PerkvilleResourcesMixin` is half of :class:`~perkville_provider.hooks.perkville.PerkvilleHook`:
-it holds what each action sends and how its answer is read, and builds on the hook's request path
-(``request``, ``request_json``, ``paginate``, ``check_response``, ``_deliver``, ``_business``), which
-lives with the connection wiring in ``hooks/perkville.py``.
+it holds what each action sends and how its answer is read (``request_json`` among them), and builds
+on the hook's request path (:class:`RequestPath`: ``request``, ``paginate``, ``check_response``...),
+which lives with the connection wiring in ``hooks/perkville.py``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,16 @@ from __future__ import annotations
 import decimal
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from perkville_provider.answers import CreationWitness, LookupGuard, Sent, read_page, written_object
+from perkville_provider.answers import (
+    CreationWitness,
+    LookupGuard,
+    Sent,
+    read_object,
+    read_page,
+    written_object,
+)
 from perkville_provider.api_conventions import DEFAULT_PATHS, ApiConventions
 from perkville_provider.bodies import (
     AwardStatus,
@@ -60,6 +67,7 @@ __all__ = [
     "MemberUpsertResult",
     "ObjectRef",
     "PerkvilleResourcesMixin",
+    "RequestPath",
     "transaction_points",
 ]
 
@@ -124,34 +132,80 @@ def _object_path(collection: str, ref: ObjectRef, id_field: str) -> str:
         ) from None
 
 
-class PerkvilleResourcesMixin:
+class RequestPath(Protocol):
+    """The hook's request path, which every API action builds on: the one statement of its shape.
+
+    :class:`~perkville_provider.hooks.perkville.PerkvilleHook` implements it in
+    ``hooks/perkville.py`` (with the connection wiring it needs); :class:`PerkvilleResourcesMixin`
+    is typed against it, so a type checker holds the hook to these signatures.
+    """
+
+    _lookups: LookupGuard
+    _witness: CreationWitness
+
+    def request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+    ) -> requests.Response:
+        """One API call with auth, rate limit, retries and typed errors."""
+
+    def paginate(
+        self, path: str, params: Mapping[str, Any] | None = None, *, page_size: int = ...
+    ) -> Iterator[dict[str, Any]]:
+        """Every object of a list endpoint, one page in memory at a time."""
+
+    def check_response(self, response: requests.Response) -> None:
+        """Raise the typed Perkville error for any status of 400 or more."""
+
+    def _deliver(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+    ) -> Delivery:
+        """Send with retries and the token re-grant; the answer whatever its status."""
+
+    def _own_location(self, response: requests.Response) -> str | None:
+        """The answer's ``Location`` when it is on the API's origin."""
+
+    def _business(self, business_id: int | str | None) -> int:
+        """The business asked for, else the connection's ``business_id`` extra."""
+
+    def _api(self) -> ApiConventions:
+        """How the connection spells paths, relations, quantities and times."""
+
+
+# The mixin's base is the protocol for a type checker only: at run time the protocol's empty
+# bodies must never shadow HttpHook's methods or hide a method the hook lacks.
+if TYPE_CHECKING:
+    _RequestPathBase = RequestPath
+else:
+    _RequestPathBase = object
+
+
+class PerkvilleResourcesMixin(_RequestPathBase):
     """The API actions of :class:`~perkville_provider.hooks.perkville.PerkvilleHook`."""
 
-    if TYPE_CHECKING:  # the hook's request path, defined in hooks/perkville.py
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        allow_empty: bool = False,
+    ) -> dict[str, Any]:
+        """:meth:`request`, returning the answer's JSON object.
 
-        def request_json(  # noqa: D102
-            self,
-            method: str,
-            path: str,
-            *,
-            params: Mapping[str, Any] | None = None,
-            json: Any = None,
-            allow_empty: bool = False,
-        ) -> dict[str, Any]: ...
-        def request(  # noqa: D102
-            self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
-        ) -> requests.Response: ...
-        def paginate(  # noqa: D102
-            self, path: str, params: Mapping[str, Any] | None = None
-        ) -> Iterator[dict[str, Any]]: ...
-        def check_response(self, response: requests.Response) -> None: ...  # noqa: D102
-        def _deliver(self, method: str, path: str, *, json: Any = None) -> Delivery: ...
-        def _business(self, business_id: int | str | None) -> int: ...
-        def _own_location(self, response: requests.Response) -> str | None: ...
-        def _api(self) -> ApiConventions: ...
-
-        _lookups: LookupGuard
-        _witness: CreationWitness
+        :param method: the HTTP method
+        :param path: the API path (``/v2/...``) or a full URL on the API's origin
+        :param params: the query parameters
+        :param json: the JSON body
+        :param allow_empty: an empty answer (a 202 or 204 to a write) is ``{}`` rather than an error
+        :return: the decoded object
+        :raises PerkvilleMalformedAnswerError: the answer is empty, not JSON, or not a JSON object
+        :raises PerkvilleError: the typed error for a refusal, or ``PerkvilleNetworkError``
+        """
+        response = self.request(method, path, params=params, json=json)
+        if allow_empty and not response.content:
+            return {}
+        return read_object(response)
 
     def get_current_user(self) -> dict[str, Any]:
         """The user the connection's token belongs to (``GET /v2/users/me/``).

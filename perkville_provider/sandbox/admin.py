@@ -1,4 +1,5 @@
-"""The sandbox-only API under ``/_sandbox/``: health, faults, settings, stats, ledger, reset, revoke.
+"""The sandbox-only API under ``/_sandbox/``: health, faults, settings, stats (totals and per
+second), ledger, reset, revoke.
 
 Tests and benchmarks read ``/_sandbox/ledger`` and ``/_sandbox/stats`` to prove exactly-once and
 no-loss from the server's own records, never from the client's counters. No auth, no faults.
@@ -6,8 +7,10 @@ no-loss from the server's own records, never from the client's counters. No auth
 
 from __future__ import annotations
 
+import math
 import os
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from typing import Any
 
 from starlette.requests import Request
@@ -23,7 +26,15 @@ from perkville_provider.sandbox.store import Store
 
 
 class Stats:
-    """Request counts by ``"METHOD /path-template"`` and status, and the number of token grants."""
+    """Request counts by ``"METHOD /path-template"`` and status, the number of token grants, and the
+    same counts for each second.
+
+    The per-second counts let a caller measure the rate the server saw (what a rate limit counts)
+    over any span, and when the 429s fell, from the server's side rather than the client's.
+    """
+
+    SECONDS_KEPT = 3_600
+    """Per-second counts are kept for the last hour of seconds with traffic (bounded memory)."""
 
     def __init__(self) -> None:
         self.clear()
@@ -31,9 +42,27 @@ class Stats:
     def clear(self) -> None:
         self.requests: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.token_grants = 0
+        self.seconds: dict[int, defaultdict[str, Counter[str]]] = {}
 
-    def record(self, endpoint: str, status: str) -> None:
+    def record(self, endpoint: str, status: str, arrived: float) -> None:
+        """One answered API request; ``arrived``: when it reached the server (epoch seconds)."""
         self.requests[endpoint][status] += 1
+        second = int(arrived)
+        counts = self.seconds.get(second)
+        if counts is None:
+            counts = self.seconds[second] = defaultdict(Counter)
+            if len(self.seconds) > self.SECONDS_KEPT:
+                del self.seconds[min(self.seconds)]
+        counts[endpoint][status] += 1
+
+    def per_second(self, since: float = 0.0, until: float = math.inf) -> list[dict[str, Any]]:
+        """The seconds overlapping ``[since, until]`` that saw requests, in order, each with its
+        counts by endpoint and status (the shape of ``/_sandbox/stats``' ``requests``)."""
+        return [
+            {"second": second, "requests": {k: dict(v) for k, v in sorted(self.seconds[second].items())}}
+            for second in sorted(self.seconds)
+            if since < second + 1 and second <= until
+        ]
 
     def count_token_grant(self) -> None:
         self.token_grants += 1
@@ -67,6 +96,7 @@ class StatsMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault(RAW_SEND_KEY, send)
+        arrived = time.time()
         status: list[int] = []
 
         async def recording_send(message: Message) -> None:
@@ -79,7 +109,7 @@ class StatsMiddleware:
         finally:
             template = self.template(scope["path"])
             seen = str(status[0]) if status else ("reset" if scope.get(FAULT_KEY) else "no_answer")
-            self.stats.record(f"{scope['method']} {template}", seen)
+            self.stats.record(f"{scope['method']} {template}", seen, arrived)
 
 
 class Admin:
@@ -98,6 +128,7 @@ class Admin:
             Route(f"{p}faults", self.fault_settings, methods=["GET", "PUT"]),
             Route(f"{p}settings", self.settings, methods=["GET", "PUT"]),
             Route(f"{p}stats", self.stats_report, methods=["GET"]),
+            Route(f"{p}stats/per-second", self.stats_per_second, methods=["GET"]),
             Route(f"{p}ledger", self.ledger, methods=["GET"]),
             Route(f"{p}reset", self.reset, methods=["POST"]),
             Route(f"{p}tokens/revoke", self.revoke, methods=["POST"]),
@@ -124,6 +155,18 @@ class Admin:
                 "token_grants": self.stats.token_grants,
             }
         )
+
+    async def stats_per_second(self, request: Request) -> Response:
+        """``?since=&until=`` (epoch seconds, optional): the API requests of each second."""
+        bounds = {}
+        for name in ("since", "until"):
+            raw = request.query_params.get(name)
+            if raw is not None:
+                try:
+                    bounds[name] = float(raw)
+                except ValueError:
+                    raise ValidationFailed.one(name, "invalid", f"{name} must be epoch seconds") from None
+        return json_response({"seconds": self.stats.per_second(**bounds)})
 
     async def ledger(self, request: Request) -> Response:
         return json_response(self.store.ledger())

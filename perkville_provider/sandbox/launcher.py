@@ -77,6 +77,10 @@ class AdminClient:
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "stats")
 
+    def stats_per_second(self) -> list[dict[str, Any]]:
+        """Each second that saw API requests: ``{"second": epoch, "requests": {endpoint: {status: n}}}``."""
+        return self._call("GET", "stats/per-second")["seconds"]
+
     def ledger(self) -> dict[str, list[dict[str, Any]]]:
         return self._call("GET", "ledger")
 

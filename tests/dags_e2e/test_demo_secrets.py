@@ -17,8 +17,8 @@ import pytest
 
 from perkville_provider.demo import runner
 from perkville_provider.sandbox.launcher import run_sandbox
-from tests.conftest import EXAMPLE_DAGS
 from tests.dags_e2e.conftest import ANCHOR
+from tests.helpers.dags import EXAMPLE_DAGS
 
 
 def _read_only(path: Path) -> sqlite3.Connection:

@@ -37,13 +37,8 @@ def _threshold(invalid: int, total: int) -> float:
 
 @pytest.mark.soak
 def test_under_faults_every_valid_checkin_is_awarded_exactly_once_and_no_member_is_lost(
-    airflow_db, sandbox, make_gym, monkeypatch
+    airflow_db, sandbox, make_gym
 ):
-    # The injected 429s come at random, whatever the rate: no pace is right for them, so adaptive
-    # pacing is off here (README "Rate limits"); this test is about exactly-once under faults.
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PERKVILLE_DEFAULT", sandbox.airflow_conn_env_value(extra={"adaptive_pacing": False})
-    )
     gym = make_gym(members=2100, checkins_per_day=2000, days=1)
     day = gym.spec.checkin_days[0]
     member_rows = len(gym.rows("SELECT * FROM members"))

@@ -15,6 +15,7 @@ The ``hostile_server`` fixture (``tests/conftest.py``) starts one per test.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,7 +97,7 @@ class Exchange:
 class HostileServer:
     """The server; ``url`` is its base URL, ``seen`` the requests it received, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
         self.script: Script = lambda exchange: exchange.json(404, {"detail": "no script"})
         self.routes: dict[tuple[str, str], Script] = {}
         self.seen: list[Seen] = []
@@ -125,9 +126,11 @@ class HostileServer:
                 return None
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:  # an https:// server (see tests/helpers/tls.py)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -20,10 +20,20 @@ from perkville_provider.exceptions import (
     PerkvilleAuthenticationError,
     PerkvilleConfigurationError,
     PerkvilleError,
+    PerkvilleNetworkError,
 )
 from perkville_provider.get_provider_info import get_provider_info
-from tests.helpers.hostile_conn import GRANTED, PASSWORD, TOKEN, derived_forms, grant_script
-from tests.helpers.hostile_server import echo_everything
+from tests.helpers.hostile_conn import (
+    GRANTED,
+    PASSWORD,
+    QUICK,
+    TOKEN,
+    derived_forms,
+    grant_script,
+    hostile_connection,
+)
+from tests.helpers.hostile_server import HostileServer, echo_everything
+from tests.helpers.tls import self_signed_context
 
 BUSINESS = {"business_id": 9823, "name": "Hostile Gym"}
 
@@ -247,6 +257,41 @@ def test_a_token_url_on_another_registrable_domain_is_warned_about(hostile_hook,
     assert "registrable domain" not in caplog.text
 
 
+@pytest.mark.parametrize("verify", [None, True], ids=["null", "true"])
+def test_a_verify_extra_left_null_still_verifies_the_servers_certificate(
+    tmp_path, monkeypatch, caplog, verify
+):
+    """A null ``verify`` once reached requests as None, which checks no certificate at all.
+
+    A refused certificate is refused again on every retry: it fails at once, saying so.
+
+    requests lets ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` override the session's ``verify``;
+    most machines set neither, so neither is set here.
+    """
+    from perkville_provider.hooks.perkville import PerkvilleHook
+
+    for bundle in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(bundle, raising=False)
+    context, certificate = self_signed_context(tmp_path)
+    server = HostileServer(tls=context)
+    try:
+        server.script = lambda exchange: exchange.json(200, BUSINESS)
+
+        def hook(conn_id: str, verify: bool | str | None) -> PerkvilleHook:
+            value = hostile_connection(server)
+            value["extra"]["verify"] = verify
+            monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
+            return PerkvilleHook(perkville_conn_id=conn_id, retry_policy=QUICK)
+
+        with pytest.raises(PerkvilleNetworkError, match=r"TLS certificate was refused \(self.signed"):
+            hook("perkville_tls", verify).get_business()
+        assert server.seen == []
+        assert "retrying" not in caplog.text
+        assert hook("perkville_ca", str(certificate)).get_business() == BUSINESS
+    finally:
+        server.close()
+
+
 def test_a_new_token_that_served_calls_may_be_replaced_again_when_revoked_later(hostile_server, hostile_hook):
     grants = iter(f"{GRANTED}-{n}" for n in range(10))
     revoked: set[str] = {f"Bearer {GRANTED}-0"}
@@ -270,7 +315,9 @@ def test_extras_left_empty_in_the_connection_form_are_not_set(perkville_sandbox,
     ``allow_insecure_http`` null was refused as "must be true or false")."""
     value = perkville_sandbox.airflow_connection()
     form_fields = get_provider_info()["connection-types"][0]["conn-fields"]
-    value["extra"] = {**dict.fromkeys(form_fields), **value["extra"], "adaptive_pacing": None}
+    rate_and_session = ("max_requests_per_second", "adaptive_pacing", "rate_limit_sharing", "rate_limit_dir")
+    rate_and_session += ("proxies", "verify", "stream", "cert", "max_redirects", "trust_env")
+    value["extra"] = {**dict.fromkeys(form_fields), **value["extra"], **dict.fromkeys(rate_and_session)}
     value["extra"]["allow_insecure_http"] = None
     monkeypatch.setenv("AIRFLOW_CONN_PERKVILLE_FORM", json.dumps(value))
     from perkville_provider.hooks.perkville import PerkvilleHook

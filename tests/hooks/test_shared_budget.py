@@ -7,13 +7,15 @@ most likely does; its stats, not the workers' counters, show whether the limit w
 from __future__ import annotations
 
 import logging
+import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from perkville_provider.exceptions import PerkvilleConfigurationError
-from perkville_provider.pacing import Pace
-from perkville_provider.rate_budget import RateBudget
+from perkville_provider.pacing import HEADROOM, MAX_DOUBLINGS, Pace, PaceRules
+from perkville_provider.rate_budget import ProcessSchedule, RateBudget, RedisSchedule, SharedPace
 from tests.helpers.hook_sandbox import connection_value
 from tests.helpers.redis_server import redis_server
 from tests.helpers.worker_processes import WorkerTask, run_workers
@@ -50,6 +52,12 @@ def test_two_worker_processes_share_the_budget_through_redis(sandbox_control):
         assert _two_workers(sandbox_control, max_requests_per_second=LIMIT, rate_limit_redis_url=url) == 0
 
 
+def _read_in_threads(hook, reads: int, threads: int = 4) -> None:
+    """Read the business ``reads`` times from ``threads`` threads, as a chunk task sends its records."""
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda _: hook.get_business(), range(reads)))
+
+
 def _pace_of(hook) -> tuple[Pace, float | None]:
     """The connection's shared pace as this hook sees it (wiring the hook sends no request)."""
     hook.conventions()
@@ -65,8 +73,7 @@ def test_429s_cut_the_pace_for_every_hook_on_the_connection_and_success_brings_i
     other = make_hook(extra={"max_requests_per_second": 20})  # as another process would build it
     hook.get_token()
     sandbox_control.faults(rate_limit_per_second=5, rate_limit_scope="client")
-    for _ in range(12):
-        hook.get_business()
+    _read_in_threads(hook, 40)
 
     throttled = sandbox_control.requests_to(BUSINESS, "429")
     assert throttled >= 1
@@ -75,7 +82,9 @@ def test_429s_cut_the_pace_for_every_hook_on_the_connection_and_success_brings_i
     assert rate < pace.throttled_rate
     decreases = [r.getMessage() for r in caplog.records if "answered 429" in r.getMessage()]
     assert 1 <= len(decreases) < throttled + 1
-    assert "pacing 19.4 -> 13.6 requests/s" in decreases[0]
+    cut = re.search(r"pacing 19\.4 -> ([0-9.]+) requests/s", decreases[0])
+    assert cut is not None
+    assert float(cut.group(1)) <= 13.6  # 70% of the pace, or of the less the server accepted
 
     sandbox_control.faults()
     deadline = time.monotonic() + 30
@@ -83,7 +92,8 @@ def test_429s_cut_the_pace_for_every_hook_on_the_connection_and_success_brings_i
         other.get_business()
         time.sleep(0.2)
     assert any("is back to" in r.getMessage() for r in caplog.records)
-    assert _pace_of(other)[1] >= _pace_of(other)[0].throttled_rate
+    pace, rate = _pace_of(other)
+    assert rate == pytest.approx(pace.throttled_rate * HEADROOM)  # just under the rate refused
 
 
 def test_without_a_budget_the_first_429_starts_pacing_below_the_rate_that_was_refused(
@@ -93,13 +103,12 @@ def test_without_a_budget_the_first_429_starts_pacing_below_the_rate_that_was_re
     hook.get_token()
     assert _pace_of(hook)[1] is None
     sandbox_control.faults(rate_limit_per_second=4, rate_limit_scope="client")
-    for _ in range(10):
-        hook.get_business()
+    _read_in_threads(hook, 32)
 
     pace, rate = _pace_of(hook)
     assert pace.throttled_rate is not None
     assert rate < pace.throttled_rate
-    assert sandbox_control.requests_to(BUSINESS, "200") == 10
+    assert sandbox_control.requests_to(BUSINESS, "200") == 32
 
 
 def test_with_adaptive_pacing_off_and_no_budget_nothing_is_paced(make_hook):
@@ -131,3 +140,33 @@ def test_a_redis_url_makes_redis_the_default_sharing_and_the_hook_argument_overr
     )  # fmt: skip
     assert (budget.sharing, budget.max_requests_per_second) == ("redis", 9.0)
     assert RateBudget.from_extras("c", {}).sharing == "machine"
+
+
+def test_a_start_booked_before_a_decrease_waits_out_the_retry_after_with_the_new_ones():
+    clock = [100.0]
+    rules = PaceRules(ceiling=10.0, congestion_refused=1, random_share=0.0)
+    limiter = SharedPace(rules, ProcessSchedule(lambda: clock[0]), label="c")
+
+    def sleep(seconds: float) -> None:
+        if clock[0] < 100.05:  # while the second start waits, the first is answered 429
+            clock[0] = 100.05
+            limiter.throttled(100.0, 1.0)
+        clock[0] += seconds
+
+    limiter._sleep = sleep
+    assert limiter.acquire() == 100.0
+    assert limiter.acquire() >= 101.05
+
+
+def test_a_process_starting_after_a_quiet_spell_begins_at_the_learned_limit_through_redis():
+    rules = PaceRules(ceiling=None)
+    with redis_server() as url:
+        schedule = RedisSchedule(url, "quiet-spell", rules)
+        yesterday = time.time() - 86400
+        schedule.update(lambda pace, now: pace.__init__(throttled_rate=40.0, decreased_at=yesterday))
+        yesterday_probe = 40.0 * HEADROOM * 2**MAX_DOUBLINGS  # long past any limit
+        assert schedule.update(rules.rate) == pytest.approx(yesterday_probe)
+
+        schedule.wait_turn(time.sleep)
+
+        assert schedule.update(rules.rate) == pytest.approx(40.0 * HEADROOM, rel=0.01)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections import Counter
 
 import requests
 
@@ -120,3 +122,43 @@ def test_the_sandbox_fixture_points_the_default_connection_at_this_sandbox_as_it
     assert (env["conn_type"], env["host"]) == ("perkville", sandbox.base_url)
     assert (env["login"], env["password"]) == (seed.ADMIN_USERNAME, seed.ADMIN_PASSWORD)
     assert env["extra"]["token_url"] == f"{sandbox.base_url}/api/token/"
+
+
+def test_stats_per_second_count_each_seconds_requests_by_status_and_429s(sandbox):
+    started = time.time()
+    api = Api(sandbox.base_url, sandbox.token())
+    sandbox.admin.set_faults(rate_limit_per_second=2, rate_limit_scope="client")
+    answered = [api.get(f"/v2/connections/{seed.CUSTOMER_CONNECTION_ID}/").status_code for _ in range(5)]
+    finished = time.time()
+
+    seconds = sandbox.admin.stats_per_second()
+
+    totals: Counter[tuple[str, str]] = Counter()
+    for entry in seconds:
+        assert int(started) <= entry["second"] <= int(finished)
+        for endpoint, statuses in entry["requests"].items():
+            totals.update({(endpoint, status): n for status, n in statuses.items()})
+    gets = Counter(("GET /v2/connections/{id}/", str(status)) for status in answered)
+    assert totals == gets + Counter({("POST /api/token/", "200"): 1})
+    assert gets[("GET /v2/connections/{id}/", "429")] >= 2
+    assert [entry["second"] for entry in seconds] == sorted({entry["second"] for entry in seconds})
+
+
+def test_stats_per_second_take_a_span_and_refuse_a_bad_bound(sandbox, admin_api):
+    admin_api.get(f"/v2/connections/{seed.CUSTOMER_CONNECTION_ID}/")
+    url = f"{sandbox.base_url}/_sandbox/stats/per-second"
+
+    later = requests.get(url, params={"since": time.time() + 5}, timeout=10)
+    earlier = requests.get(url, params={"until": time.time() - 3_600}, timeout=10)
+    bad = requests.get(url, params={"since": "yesterday"}, timeout=10)
+
+    assert later.json() == {"seconds": []}
+    assert earlier.json() == {"seconds": []}
+    assert [entry["requests"] for entry in sandbox.admin.stats_per_second()] in (
+        [{"GET /v2/connections/{id}/": {"200": 1}, "POST /api/token/": {"200": 1}}],
+        [{"POST /api/token/": {"200": 1}}, {"GET /v2/connections/{id}/": {"200": 1}}],  # a second apart
+    )
+    assert bad.status_code == 400
+    assert "since" in bad.text
+    sandbox.admin.reset()
+    assert sandbox.admin.stats_per_second() == []
