@@ -33,6 +33,7 @@ from cluster_components import (  # noqa: E402
     ensure_debian_packages,
     load_gym_source,
     migrate_airflow_db,
+    outside_postgres_dir,
     start_airflow,
     start_postgres,
     start_redis,
@@ -148,6 +149,7 @@ def running_cluster(options: Options) -> Iterator[State]:
     stop(options.root, quiet=True)
     if options.root.exists():
         shutil.rmtree(options.root)
+    shutil.rmtree(outside_postgres_dir(options.root).parent, ignore_errors=True)
     try:
         yield start(options)
     finally:

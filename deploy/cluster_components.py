@@ -6,10 +6,12 @@ Celery workers); and the check that nothing listens beyond loopback.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -70,10 +72,35 @@ def _wait(what: str, check: Callable[[], bool], component: Component, timeout: f
     raise ClusterError(component, f"not {what} after {timeout:.0f} s")
 
 
+def postgres_dir(root: Path, component: Component) -> Path:
+    """Where PostgreSQL keeps its data and socket: under the cluster's root when the ``postgres``
+    user can reach it, else in a folder of this user's own under ``/var/tmp``.
+
+    PostgreSQL runs as ``postgres``, which cannot enter a checkout under ``/root`` or a ``0700``
+    temporary directory (``mktemp -d``): initdb would fail with "Permission denied".
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    if _run_as_postgres(["test", "-x", str(root.resolve())], None) == 0:
+        return root / "pg"
+    outside = outside_postgres_dir(root)
+    outside.parent.mkdir(mode=0o711, exist_ok=True)
+    folder = outside.parent.lstat()
+    if stat.S_ISLNK(folder.st_mode) or folder.st_uid != os.getuid():
+        raise ClusterError(component, f"{outside.parent} is not this user's own folder; remove it")
+    return outside
+
+
+def outside_postgres_dir(root: Path) -> Path:
+    """The folder for ``root``'s PostgreSQL when the root is closed to ``postgres`` (checked owned)."""
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"perkville-cluster-{digest}" / "pg"  # noqa: S108 - its owner is checked
+
+
 def start_postgres(state: State, timeout: float) -> None:
     bin_dir = _pg_bin_dir()
-    data, sock = state.root / "pg" / "data", state.root / "pg" / "socket"
     component = state.component("postgres")
+    pg = postgres_dir(state.root, component)
+    data, sock = pg / "data", pg / "socket"
     if not (data / "PG_VERSION").exists():
         for folder in (data, sock):
             folder.mkdir(parents=True, exist_ok=True)
