@@ -272,10 +272,16 @@ class RedisSchedule:
         return Pace.from_dict(json.loads(raw)) if raw else Pace()
 
     def update(self, rule: Update[T]) -> T:
-        """Apply ``rule`` to the adaptive state, under a lock of redis-py's own (short, with a timeout)."""
+        """Apply ``rule`` to the adaptive state, under a lock of redis-py's own (short, with a timeout).
+
+        The starts are counted in Redis, not in the state (a start takes no lock): the rule sees
+        them as counted there.
+        """
         with self._lock, self._redis.lock(f"{self.state_key}:lock", timeout=5, blocking_timeout=5):
             pace = self._read()
-            result = rule(pace, time.time())
+            now = time.time()
+            self.rules.measured_elsewhere(pace, self.measured_rate(), self.total_starts(), now)
+            result = rule(pace, now)
             self._redis.set(self.state_key, json.dumps(pace.as_dict()), ex=self.KEEP_SECONDS)
             return result
 
@@ -378,14 +384,7 @@ class SharedPace:
         The server's ``Retry-After`` says how long its window stays full: 429s within it report
         the same congestion and change nothing more.
         """
-        schedule = self.schedule
-
-        def rule(pace: Pace, now: float) -> PaceChange | None:
-            if isinstance(schedule, RedisSchedule):  # its starts are counted in a window of their own
-                self.rules.measured_elsewhere(pace, schedule.measured_rate(), schedule.total_starts(), now)
-            return self.rules.throttled(pace, sent_at, now, retry_after)
-
-        change = schedule.update(rule)
+        change = self.schedule.update(lambda pace, now: self.rules.throttled(pace, sent_at, now, retry_after))
         if change is not None:
             log.warning(
                 "Perkville answered 429 on connection %s: pacing %.1f -> %.1f requests/s for every "
@@ -418,6 +417,5 @@ class RateLimiter(SharedPace):
             raise PerkvilleConfigurationError(
                 f"max_requests_per_second must be positive, got {max_per_second!r}"
             )
-        self.interval = 1.0 / (max_per_second * HEADROOM)
         rules = PaceRules(ceiling=max_per_second * HEADROOM, adaptive=False)
         super().__init__(rules, ProcessSchedule(clock), label="this hook", sleep=sleep)

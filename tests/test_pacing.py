@@ -37,7 +37,7 @@ def test_without_a_budget_nothing_is_paced_until_a_429():
     assert rules.rate(pace, 100.05) is None
 
 
-def test_429s_to_a_share_of_the_last_seconds_starts_cut_the_pace_and_the_next_start_waits():
+def test_429s_beyond_what_chance_explains_cut_the_pace_and_the_next_start_waits():
     rules = PaceRules(ceiling=20.0)
     pace = Pace()
     _steady(rules, pace, 20.0, 95.0, 100.0)
@@ -232,7 +232,7 @@ def test_a_start_booked_before_a_decrease_is_booked_again_and_only_a_start_sent_
 # chunk tasks of 4 threads, against a server counting a one-second window.
 
 
-def test_429s_at_random_from_a_server_without_a_limit_never_teach_one():
+def test_429s_at_random_from_a_server_without_a_limit_do_not_hold_the_pace_down():
     """A flaky load balancer answering 2% of requests 429, whatever the rate, for ten minutes.
 
     The old rule (two 429s within a second) taught a limit of 4 requests/s from them; a rare
