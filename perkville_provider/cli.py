@@ -15,10 +15,12 @@ on the connection (metadata database only).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from perkville_provider.exceptions import PerkvilleError
 
@@ -29,6 +31,7 @@ __all__ = [
     "stored_connection_json",
 ]
 
+_PROCESS_CONTEXT = "_AIRFLOW_PROCESS_CONTEXT"
 #: Extras a stored token makes unneeded: the client secret (and any older token).
 _DROPPED_EXTRAS = frozenset({"client_secret", "token"})
 
@@ -73,6 +76,26 @@ def mint_token(conn_id: str) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _metadata_database_connections() -> Iterator[None]:
+    """Look connections up as Airflow's scheduler does: environment, secrets backends, metadata database.
+
+    Outside a task, Airflow 3 reads connections from environment variables and secrets backends
+    only, unless the process says it is a server (``_AIRFLOW_PROCESS_CONTEXT=server``, which the
+    scheduler sets): the doctor, run by an operator next to Airflow, must see the connection that
+    ``--save`` writes to. An explicit context is kept; the previous value is restored after.
+    """
+    previous = os.environ.get(_PROCESS_CONTEXT)
+    os.environ.setdefault(_PROCESS_CONTEXT, "server")
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_PROCESS_CONTEXT, None)
+        else:
+            os.environ[_PROCESS_CONTEXT] = previous
+
+
 def doctor(conn_id: str, *, as_json: bool = False, write_extras: bool = False, save: bool = False) -> int:
     """Run the doctor on the connection and print its table or JSON (``perkville-provider doctor``).
 
@@ -81,7 +104,8 @@ def doctor(conn_id: str, *, as_json: bool = False, write_extras: bool = False, s
     from perkville_provider.doctor import render_json, render_table, run_doctor, save_extras
 
     try:
-        report = run_doctor(conn_id)
+        with _metadata_database_connections():
+            report = run_doctor(conn_id)
     except PerkvilleError as error:
         print(f"perkville-provider doctor: could not probe {conn_id!r}: {error}", file=sys.stderr)
         return 1

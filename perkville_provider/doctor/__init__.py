@@ -113,14 +113,22 @@ def save_extras(conn_id: str, extras: Mapping[str, Any]) -> dict[str, Any]:
     from airflow.models.connection import Connection
     from airflow.utils.session import create_session
     from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
 
-    with create_session() as session:
-        connection = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
-        if connection is None:
-            raise PerkvilleConfigurationError(
-                f"connection {conn_id!r} is not in Airflow's metadata database (an environment variable "
-                "or a secrets backend defines it); set these extras where it is defined"
-            )
-        current = connection.extra_dejson if isinstance(connection.extra_dejson, dict) else {}
-        connection.set_extra(json.dumps({**current, **extras}))
+    try:
+        with create_session() as session:
+            connection = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
+            if connection is not None:
+                current = connection.extra_dejson if isinstance(connection.extra_dejson, dict) else {}
+                connection.set_extra(json.dumps({**current, **extras}))
+    except SQLAlchemyError as error:
+        raise PerkvilleConfigurationError(
+            f"connection {conn_id!r}: Airflow's metadata database could not be read or written "
+            f"({type(error).__name__}); set these extras on the connection by hand"
+        ) from None
+    if connection is None:
+        raise PerkvilleConfigurationError(
+            f"connection {conn_id!r} is not in Airflow's metadata database (an environment variable "
+            "or a secrets backend defines it); set these extras where it is defined"
+        )
     return dict(extras)

@@ -137,7 +137,9 @@ def test_the_doctor_concludes_what_the_mode_is_from_reads_and_writes_nothing(
         assert (found.conclusion, found.extra) == (conclusion, extra), name
     for resource, name, _ in FILTER_PROBES:
         path_found = paths[resource][0] == HOLDS or paths[resource][1] is not None
-        assert conclusions[f"filter.{resource}.{name}"] == expected_filter(settings, resource, name, path_found)
+        assert conclusions[f"filter.{resource}.{name}"] == expected_filter(
+            settings, resource, name, path_found
+        )
     assert {key: conclusions[key] for key in WRITE_ONLY} == dict.fromkeys(WRITE_ONLY, CANNOT_TELL)
     assert {key: conclusions[key] for key in READABLE_ALWAYS_HOLDING} == dict.fromkeys(
         READABLE_ALWAYS_HOLDING, HOLDS
