@@ -48,6 +48,7 @@ _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 _RELATION_FIELDS = ("business", "user", "connection", "perk", "location", "home_location")
 _DECIMAL_FIELDS = ("quantity", "point_balance", "points", "lifetime_earned_points")
 _NO_EXTRA = "none needed"
+_ANSWERS_THERE = {405: " (GET not allowed: the path is there)", 403: " (refused: the path is there)"}
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ def probe_paths(p: Prober) -> None:
         unknown = f"path of {name}"
         if answer.found:
             p.paths[name], p.lists[name] = path, answer
-            seen = f"{_query(name, path, p.list_params(name))}: {answer.status}"
+            seen = f"{_query(name, path, p.list_params(name))}: {answer.status}{_ANSWERS_THERE.get(answer.status, '')}"
             p.report.add(Finding(f"paths.{name}", unknown, seen, HOLDS))
             continue
         tried = [path]
