@@ -233,7 +233,8 @@ def probe_paths(p: Prober) -> None:
         unknown = f"path of {name}"
         if answer.found:
             p.paths[name], p.lists[name] = path, answer
-            seen = f"{_query(name, path, p.list_params(name))}: {answer.status}{_ANSWERS_THERE.get(answer.status, '')}"
+            said = _ANSWERS_THERE.get(answer.status, "")
+            seen = f"{_query(name, path, p.list_params(name))}: {answer.status}{said}"
             p.report.add(Finding(f"paths.{name}", unknown, seen, HOLDS))
             continue
         tried = [path]
