@@ -375,7 +375,8 @@ def probe_representations(p: Prober) -> None:
         p.report.add(Finding("answers.decimals", "quantities in answers", "no quantity read", NOT_SEEN))
     else:
         strings = [(n, v) for n, v in numbers if isinstance(v, str)]
-        name, value = (strings or numbers)[0]
+        fractions = [(n, v) for n, v in numbers if isinstance(v, float) or (isinstance(v, str) and "." in v)]
+        name, value = (strings or fractions or numbers)[0]
         seen = f"{len(numbers) - len(strings)} of {len(numbers)} JSON numbers, e.g. {name}={value!r}"
         p.report.add(
             Finding(
