@@ -23,7 +23,8 @@ from typing import Any
 from perkville_provider.connection_settings import read_settings
 from perkville_provider.doctor.findings import CANNOT_TELL, DIFFERS, HOLDS, Finding, Report
 from perkville_provider.doctor.guard import ReadOnlyAdapter, WriteRefused
-from perkville_provider.doctor.probes import Prober, run_probes
+from perkville_provider.doctor.prober import Prober
+from perkville_provider.doctor.probes import run_probes
 from perkville_provider.doctor.render import render_json, render_table, summary_line
 from perkville_provider.exceptions import PerkvilleConfigurationError, PerkvilleError
 from perkville_provider.hooks.perkville import PerkvilleHook
