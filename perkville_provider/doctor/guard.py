@@ -85,6 +85,8 @@ class ReadOnlyAdapter(BaseAdapter):
         self.token_url = token_url
         self.exchanges: list[Exchange] = []
         self.grant_answers: list[requests.Response] = []
+        #: The latest answer: a probe reads an error's body from it (the typed error keeps no body).
+        self.last_answer: requests.Response | None = None
         self._lock = threading.Lock()
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
@@ -113,8 +115,9 @@ class ReadOnlyAdapter(BaseAdapter):
                 method, _shown_path(url), response.status_code, time.monotonic() - started, headers, grant
             )
         )
-        if grant:
-            with self._lock:
+        with self._lock:
+            self.last_answer = response
+            if grant:
                 self.grant_answers.append(response)
         return response
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
+
 from perkville_provider.doctor.findings import Report
 from perkville_provider.doctor.guard import ReadOnlyAdapter
 from perkville_provider.exceptions import PerkvilleError
@@ -73,11 +75,8 @@ class Prober:
         except PerkvilleError as error:
             if error.status is None:
                 raise
-            return Answer(error.status, None, error)
-        try:
-            return Answer(response.status_code, response.json())
-        except ValueError:
-            return Answer(response.status_code, None)
+            return Answer(error.status, _json(self.guard.last_answer), error)
+        return Answer(response.status_code, _json(response))
 
     def list_params(self, name: str, **extra: Any) -> dict[str, Any]:
         """``limit=1``, the business where the list needs one, and ``extra``."""
@@ -89,6 +88,13 @@ class Prober:
     def read(self, name: str, path: str, **filters: Any) -> Answer:
         """The first object of resource ``name`` at ``path`` (a detail resource: the object)."""
         return self.get(path) if name in DETAILS else self.get(path, self.list_params(name, **filters))
+
+
+def _json(response: requests.Response | None) -> Any:
+    try:
+        return response.json() if response is not None else None
+    except ValueError:
+        return None
 
 
 def shown(value: Any) -> str:

@@ -142,7 +142,10 @@ def probe_write_only(p: Prober) -> None:
 
 
 def probe_errors(p: Prober) -> None:
-    """The error envelope of a 400 (a malformed ``limit``) and a 404 (an object that cannot exist)."""
+    """The error envelope of a 400 (a malformed ``limit``) and a 404 (an object that cannot exist).
+
+    ``holds``: Perkville's ``{"errors": {field: [{code, message}]}}``, so a refusal names its field.
+    """
     api = p.hook.conventions()
     resource = next((n for n in ("connections", "perks", "locations") if p.paths.get(n)), "perks")
     path = p.paths.get(resource) or api.path(resource)
@@ -153,8 +156,9 @@ def probe_errors(p: Prober) -> None:
     for key, unknown, where, params, expected in cases:
         answer = p.get(where, params)
         line = f"GET {where}" if params is None else request_line(resource, where, params)
-        seen = f"{line}: {answer.status}, {answer.codes()}"
-        readable = answer.error is not None and bool(answer.error.details)
+        keys = sorted(answer.data) if isinstance(answer.data, dict) else type(answer.data).__name__
+        seen = f"{line}: {answer.status}, top-level {keys}, read as {answer.codes()}"
+        readable = isinstance(answer.data, dict) and isinstance(answer.data.get("errors"), dict)
         if answer.status != expected:
             p.report.add(Finding(key, unknown, seen, NOT_SEEN))
         else:
@@ -164,6 +168,9 @@ def probe_errors(p: Prober) -> None:
                     unknown,
                     shown(seen),
                     HOLDS if readable else DIFFERS,
-                    advice="" if readable else "errors will name no field: report the body shape as an issue",
+                    advice=""
+                    if readable
+                    else "errors come without Perkville's per-field entries: the hook reports them under "
+                    "__all__, naming no field",
                 )
             )
