@@ -120,11 +120,10 @@ class TableWriter:
     def _contract_problem(self, inspector: Any, name: str, schema: str | None, types: Any) -> str | None:
         key = self.layout.key
         primary = list(inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or [])
+        if not primary:
+            return f"has no primary key, where the export's is ({key}): every run would add its rows again"
         if primary != [key]:
-            return (
-                f"has {'no primary key' if not primary else 'the primary key (' + ', '.join(primary) + ')'}"
-                f", not ({key}): every run would add the rows again"
-            )
+            return f"has the primary key ({', '.join(primary)}), where the export's is ({key})"
         columns = {column["name"]: column for column in inspector.get_columns(name, schema=schema)}
         missing = [column for column in self.layout.column_names if column not in columns]
         if missing:
