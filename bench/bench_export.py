@@ -129,7 +129,7 @@ def target_hook(target: str) -> Any:
 
 def naive_loop(sandbox: Any, target: str, count: int) -> tuple[int, int, float]:
     """GET pages of the default size, ``insert_rows`` one row at a time: (rows, pages, seconds)."""
-    from perkville_provider.transfers.perkville_to_sql import TableWriter
+    from perkville_provider.transfers.writer import TableWriter
     from perkville_provider.transfers.tables import CONNECTIONS
 
     hook = target_hook(target)
