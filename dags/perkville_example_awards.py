@@ -32,6 +32,7 @@ from perkville_example_windows import (
     award_window,
     backfill_command,
     later_watermark,
+    state_watermark,
 )
 
 from perkville_provider import staging
@@ -104,8 +105,7 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
     day, day_source = award_day(
         params["day"], context.get("data_interval_start"), dag_run.run_after, timezone
     )
-    state = context["asset_state_store"]
-    awarded_through = state[AWARDS_ASSET].get(AWARDED_THROUGH)
+    awarded_through = state_watermark(context, AWARDS_ASSET, AWARDED_THROUGH, timezone)
     window = award_window(
         day,
         lookback_days=int(params["lookback_days"]),
@@ -141,7 +141,7 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
         for name, _count in staging.stage_in_chunks(run_dir, f"awards/{row_day}", awards, size):
             award_chunks.append(name)
             chunk_days.append(row_day)
-    members = members_to_upsert(params, state[MEMBERS_ASSET].get(SYNCED_UNTIL), bounds)
+    members = members_to_upsert(params, state_watermark(context, MEMBERS_ASSET, SYNCED_UNTIL), bounds)
     member_files = [
         str(run_dir / name)
         for name, _ in staging.stage_in_chunks(run_dir, "members", members, MEMBERS_PER_FILE)
@@ -254,7 +254,7 @@ def report_awards(
         )
     if not params["dry_run"]:
         state = context["asset_state_store"]
-        current = state[AWARDS_ASSET].get(AWARDED_THROUGH)
+        current = state_watermark(context, AWARDS_ASSET, AWARDED_THROUGH, params["business_timezone"])
         state[AWARDS_ASSET].set(
             AWARDED_THROUGH, later_watermark(current, pendulum.Date.fromisoformat(plan["day"]))
         )

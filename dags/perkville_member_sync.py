@@ -44,7 +44,7 @@ from perkville_example_common import (
     stage_changed_members,
     staging_params,
 )
-from perkville_example_windows import SYNCED_UNTIL, later_watermark
+from perkville_example_windows import SYNCED_UNTIL, later_watermark, state_watermark
 
 from perkville_provider.operators.sync_members import PerkvilleSyncMembersOperator
 
@@ -75,7 +75,7 @@ ORDER BY updated_at, member_id"""  # noqa: S608 (a constant column list; values 
 def perkville_member_sync() -> None:
     @task(multiple_outputs=True, inlets=[MEMBERS_ASSET])
     def extract_changed_members(**context: Any) -> dict[str, Any]:
-        return stage_changed_members(context, context["asset_state_store"][MEMBERS_ASSET].get(SYNCED_UNTIL))
+        return stage_changed_members(context, state_watermark(context, MEMBERS_ASSET, SYNCED_UNTIL))
 
     extracted = extract_changed_members()
 
@@ -92,8 +92,10 @@ def perkville_member_sync() -> None:
         params = context["params"]
         merged = report([summary], max_failure_ratio=params["max_failure_ratio"])
         if not params["dry_run"]:
-            state = context["asset_state_store"][MEMBERS_ASSET]
-            state.set(SYNCED_UNTIL, later_watermark(state.get(SYNCED_UNTIL), pendulum.parse(window["until"])))
+            current = state_watermark(context, MEMBERS_ASSET, SYNCED_UNTIL)
+            context["asset_state_store"][MEMBERS_ASSET].set(
+                SYNCED_UNTIL, later_watermark(current, pendulum.parse(window["until"]))
+            )
         return {**merged, "window": window}
 
     done = report_sync(sync.output, extracted["window"])
