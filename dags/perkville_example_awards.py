@@ -20,6 +20,7 @@ from perkville_example_common import (
     MEMBERS_PER_FILE,
     as_utc_iso,
     fetch_rows,
+    source_sql,
     source_time,
     to_member,
 )
@@ -93,7 +94,7 @@ def _local_day(award: Mapping[str, Any], timezone: str, fallback: str) -> str:
     return pendulum.parse(moment).in_timezone(timezone).to_date_string() if moment else fallback
 
 
-def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
+def extract_awards(context: Mapping[str, Any], queries: Mapping[str, str]) -> dict[str, Any]:
     """Stage the window's awards (by day, in chunks) and the members to upsert first.
 
     :return: ``award_chunks`` (chunk names relative to the run's staging directory, one per mapped
@@ -125,7 +126,8 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
         )
     by_day: dict[str, list[dict[str, Any]]] = {d: [] for d in days}
     skipped: Counter[str] = Counter()
-    for row in fetch_rows(params["source_conn_id"], params["checkins_sql"], bounds):
+    checkins_sql = source_sql(params, "checkins_sql", queries["checkins_sql"])
+    for row in fetch_rows(params["source_conn_id"], checkins_sql, bounds):
         award = to_award(
             row, source_system=params["external_system_id"], club_locations=params["club_locations"]
         )
@@ -141,7 +143,9 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
         for name, _count in staging.stage_in_chunks(run_dir, f"awards/{row_day}", awards, size):
             award_chunks.append(name)
             chunk_days.append(row_day)
-    members = members_to_upsert(params, state_watermark(context, MEMBERS_ASSET, SYNCED_UNTIL), bounds)
+    members_sql = source_sql(params, "members_sql", queries["members_sql"])
+    synced_until = state_watermark(context, MEMBERS_ASSET, SYNCED_UNTIL)
+    members = members_to_upsert(params, synced_until, bounds, members_sql)
     member_files = [
         str(run_dir / name)
         for name, _ in staging.stage_in_chunks(run_dir, "members", members, MEMBERS_PER_FILE)
@@ -164,14 +168,12 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def members_to_upsert(
-    params: Mapping[str, Any], synced_until: str | None, bounds: Mapping[str, str]
+    params: Mapping[str, Any], synced_until: str | None, bounds: Mapping[str, str], members_sql: str
 ) -> list[dict[str, Any]]:
     """The members with a check-in in the window that no successful member sync has sent yet:
     changed since the sync's watermark (less its overlap), or every one before the first sync."""
     since = EPOCH if not synced_until else pendulum.parse(synced_until) - MEMBER_SYNC_OVERLAP
-    rows = fetch_rows(
-        params["source_conn_id"], params["members_sql"], {**bounds, "changed_since": source_time(since)}
-    )
+    rows = fetch_rows(params["source_conn_id"], members_sql, {**bounds, "changed_since": source_time(since)})
     return [to_member(row, params["club_locations"]) for row in rows]
 
 

@@ -40,7 +40,7 @@ from perkville_example_common import (
     common_params,
     operator_settings,
     report,
-    sql_param,
+    sql_params,
     stage_changed_members,
     staging_params,
 )
@@ -66,7 +66,7 @@ ORDER BY updated_at, member_id"""  # noqa: S608 (a constant column list; values 
     params={
         **common_params(max_failure_ratio=0.2),
         "full_sync": Param(False, type="boolean", title="Full sync: every member, not only the changed"),
-        "members_sql": sql_param(MEMBERS_SQL, binds=":changed_since, :changed_until (UTC)"),
+        **sql_params({"members_sql": (MEMBERS_SQL, ":changed_since, :changed_until (UTC)")}),
         **staging_params(),
     },
     doc_md=__doc__,
@@ -75,7 +75,8 @@ ORDER BY updated_at, member_id"""  # noqa: S608 (a constant column list; values 
 def perkville_member_sync() -> None:
     @task(multiple_outputs=True, inlets=[MEMBERS_ASSET])
     def extract_changed_members(**context: Any) -> dict[str, Any]:
-        return stage_changed_members(context, state_watermark(context, MEMBERS_ASSET, SYNCED_UNTIL))
+        synced_until = state_watermark(context, MEMBERS_ASSET, SYNCED_UNTIL)
+        return stage_changed_members(context, synced_until, MEMBERS_SQL)
 
     extracted = extract_changed_members()
 
