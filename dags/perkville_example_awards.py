@@ -121,8 +121,13 @@ def extract_awards(context: Mapping[str, Any], queries: Mapping[str, str]) -> di
     log.info("Awarding %s (from %s); reading the days %s to %s", day, day_source, days[0], days[-1])
     known: set[str] = set()
     if params["skip_known_awards"]:
+        ti = context["ti"]
         known = staging.settled_keys(
-            params["staging_root"], dag_run.dag_id, days=days, statuses=SETTLED_STATUSES
+            params["staging_root"],
+            dag_run.dag_id,
+            days=days,
+            statuses=SETTLED_STATUSES,
+            known_run=lambda run_id: ti.get_dr_count(dag_id=dag_run.dag_id, run_ids=[run_id]) > 0,
         )
     by_day: dict[str, list[dict[str, Any]]] = {d: [] for d in days}
     skipped: Counter[str] = Counter()
