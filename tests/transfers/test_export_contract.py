@@ -8,25 +8,15 @@ from __future__ import annotations
 
 import decimal
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from perkville_provider.sandbox import seed
-from tests.helpers.hook_sandbox import RecordingProxy
 from tests.transfers.test_perkville_to_sql import api_requests
 
 WINDOW = {"window_start": "2026-11-20T00:00:00Z", "window_end": "2026-11-21T00:00:00Z"}
-
-
-@pytest.fixture
-def proxy(sandbox, monkeypatch) -> Iterator[RecordingProxy]:
-    proxy = RecordingProxy(sandbox.base_url)
-    monkeypatch.setenv("AIRFLOW_CONN_PERKVILLE_DEFAULT", sandbox.airflow_conn_env_value(host=proxy.url))
-    yield proxy
-    proxy.close()
 
 
 def make_table(warehouse, ddl: str) -> None:
