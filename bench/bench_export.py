@@ -129,8 +129,8 @@ def target_hook(target: str) -> Any:
 
 def naive_loop(sandbox: Any, target: str, count: int) -> tuple[int, int, float]:
     """GET pages of the default size, ``insert_rows`` one row at a time: (rows, pages, seconds)."""
-    from perkville_provider.transfers.perkville_to_sql import TableWriter
     from perkville_provider.transfers.tables import CONNECTIONS
+    from perkville_provider.transfers.writer import TableWriter
 
     hook = target_hook(target)
     hook.run("DROP TABLE IF EXISTS perkville_connections")

@@ -60,13 +60,17 @@ def run_day(handle, operator, policy: str, day: int, source: dict[int, list[dict
     known = set()
     if policy == "lookback, skip settled":
         known = staging.settled_keys(
-            root, "bench", days=[str(d) for d in days], statuses=("awarded", "duplicate")
+            root,
+            "bench",
+            days=[str(d) for d in days],
+            statuses=("awarded", "duplicate"),
+            known_run=lambda _run_id: True,  # every bench run is one of its own
         )
     read_seconds = time.perf_counter() - started
     rows = [award for d in days for award in source[d]]
     to_send = [award for award in rows if award["trans_source_id"] not in known]
     run_dir = staging.run_staging_dir(root, "bench", f"{policy}-{day}")
-    staging.write_manifest(run_dir, days=[str(d) for d in days])
+    staging.write_manifest(run_dir, run_id=f"{policy}-{day}", days=[str(d) for d in days])
     settings = operator.settings()
     job = operator.build_job(operator.make_hook(settings), settings)
     before = transaction_posts(handle)

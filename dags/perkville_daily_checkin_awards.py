@@ -6,7 +6,7 @@ Awards Perkville points for every gym check-in, exactly once, and never skips on
 1. **extract_checkin_awards** picks the run's **day** (in `business_timezone`): the `day` Param
    when given; else the day of the data interval; else, for a run without a logical date (CLI,
    REST or UI trigger with no logical date), yesterday. It reads the check-ins of that day **and of
-   the `lookback_days` before it** from the source database (`source_conn_id`, query `checkins_sql`),
+   the `lookback_days` before it** from the source database (`source_conn_id`, query `CHECKINS_SQL`),
    so a check-in uploaded late, or a day whose run failed or never ran, is awarded by the next run.
    When runs were missed for longer than the lookback, the window widens back to the day after
    the last day a successful run covered, by at most `max_catchup_days`; past that bound the run
@@ -53,7 +53,7 @@ from perkville_example_common import (
     cleanup_staging,
     common_params,
     operator_settings,
-    sql_param,
+    sql_params,
     staging_params,
 )
 
@@ -135,9 +135,11 @@ def staged_report_path(root: str, dag_id: str, run_id: str, map_index: int) -> s
             description="The calendar day of a run is taken in this timezone (IANA name).",
         ),
         "chunk_size": Param(500, type="integer", minimum=1, maximum=10_000, title="Awards per mapped task"),
-        "checkins_sql": sql_param(CHECKINS_SQL, binds=":window_start, :window_end (UTC)"),
-        "members_sql": sql_param(
-            MEMBERS_TO_UPSERT_SQL, binds=":changed_since, :window_start, :window_end (UTC)"
+        **sql_params(
+            {
+                "checkins_sql": (CHECKINS_SQL, ":window_start, :window_end (UTC)"),
+                "members_sql": (MEMBERS_TO_UPSERT_SQL, ":changed_since, :window_start, :window_end (UTC)"),
+            }
         ),
         **staging_params(),
     },
@@ -148,7 +150,7 @@ def perkville_daily_checkin_awards() -> None:
     @task(inlets=[MEMBERS_ASSET, AWARDS_ASSET])
     def extract_checkin_awards(**context: Any) -> list[str]:
         # Airflow maps only over a return value: the chunk names; the rest under its own keys.
-        staged = extract_awards(context)
+        staged = extract_awards(context, {"checkins_sql": CHECKINS_SQL, "members_sql": MEMBERS_TO_UPSERT_SQL})
         context["ti"].xcom_push(key="members", value=staged["members"])
         context["ti"].xcom_push(key="plan", value=staged["plan"])
         return staged["award_chunks"]

@@ -20,6 +20,7 @@ from perkville_example_common import (
     MEMBERS_PER_FILE,
     as_utc_iso,
     fetch_rows,
+    source_sql,
     source_time,
     to_member,
 )
@@ -32,6 +33,7 @@ from perkville_example_windows import (
     award_window,
     backfill_command,
     later_watermark,
+    state_watermark,
 )
 
 from perkville_provider import staging
@@ -92,7 +94,7 @@ def _local_day(award: Mapping[str, Any], timezone: str, fallback: str) -> str:
     return pendulum.parse(moment).in_timezone(timezone).to_date_string() if moment else fallback
 
 
-def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
+def extract_awards(context: Mapping[str, Any], queries: Mapping[str, str]) -> dict[str, Any]:
     """Stage the window's awards (by day, in chunks) and the members to upsert first.
 
     :return: ``award_chunks`` (chunk names relative to the run's staging directory, one per mapped
@@ -104,8 +106,7 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
     day, day_source = award_day(
         params["day"], context.get("data_interval_start"), dag_run.run_after, timezone
     )
-    state = context["asset_state_store"]
-    awarded_through = state[AWARDS_ASSET].get(AWARDED_THROUGH)
+    awarded_through = state_watermark(context, AWARDS_ASSET, AWARDED_THROUGH, timezone)
     window = award_window(
         day,
         lookback_days=int(params["lookback_days"]),
@@ -120,12 +121,18 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
     log.info("Awarding %s (from %s); reading the days %s to %s", day, day_source, days[0], days[-1])
     known: set[str] = set()
     if params["skip_known_awards"]:
+        ti = context["ti"]
         known = staging.settled_keys(
-            params["staging_root"], dag_run.dag_id, days=days, statuses=SETTLED_STATUSES
+            params["staging_root"],
+            dag_run.dag_id,
+            days=days,
+            statuses=SETTLED_STATUSES,
+            known_run=lambda run_id: ti.get_dr_count(dag_id=dag_run.dag_id, run_ids=[run_id]) > 0,
         )
     by_day: dict[str, list[dict[str, Any]]] = {d: [] for d in days}
     skipped: Counter[str] = Counter()
-    for row in fetch_rows(params["source_conn_id"], params["checkins_sql"], bounds):
+    checkins_sql = source_sql(params, "checkins_sql", queries["checkins_sql"])
+    for row in fetch_rows(params["source_conn_id"], checkins_sql, bounds):
         award = to_award(
             row, source_system=params["external_system_id"], club_locations=params["club_locations"]
         )
@@ -141,7 +148,9 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
         for name, _count in staging.stage_in_chunks(run_dir, f"awards/{row_day}", awards, size):
             award_chunks.append(name)
             chunk_days.append(row_day)
-    members = members_to_upsert(params, state[MEMBERS_ASSET].get(SYNCED_UNTIL), bounds)
+    members_sql = source_sql(params, "members_sql", queries["members_sql"])
+    synced_until = state_watermark(context, MEMBERS_ASSET, SYNCED_UNTIL)
+    members = members_to_upsert(params, synced_until, bounds, members_sql)
     member_files = [
         str(run_dir / name)
         for name, _ in staging.stage_in_chunks(run_dir, "members", members, MEMBERS_PER_FILE)
@@ -164,14 +173,12 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def members_to_upsert(
-    params: Mapping[str, Any], synced_until: str | None, bounds: Mapping[str, str]
+    params: Mapping[str, Any], synced_until: str | None, bounds: Mapping[str, str], members_sql: str
 ) -> list[dict[str, Any]]:
     """The members with a check-in in the window that no successful member sync has sent yet:
     changed since the sync's watermark (less its overlap), or every one before the first sync."""
     since = EPOCH if not synced_until else pendulum.parse(synced_until) - MEMBER_SYNC_OVERLAP
-    rows = fetch_rows(
-        params["source_conn_id"], params["members_sql"], {**bounds, "changed_since": source_time(since)}
-    )
+    rows = fetch_rows(params["source_conn_id"], members_sql, {**bounds, "changed_since": source_time(since)})
     return [to_member(row, params["club_locations"]) for row in rows]
 
 
@@ -254,7 +261,7 @@ def report_awards(
         )
     if not params["dry_run"]:
         state = context["asset_state_store"]
-        current = state[AWARDS_ASSET].get(AWARDED_THROUGH)
+        current = state_watermark(context, AWARDS_ASSET, AWARDED_THROUGH, params["business_timezone"])
         state[AWARDS_ASSET].set(
             AWARDED_THROUGH, later_watermark(current, pendulum.Date.fromisoformat(plan["day"]))
         )

@@ -170,15 +170,46 @@ def operator_settings() -> dict[str, Any]:
     }
 
 
-def sql_param(default: str, *, binds: str) -> Param:
-    """A query Param; ``binds`` documents the named binds the DAG supplies."""
-    return Param(
-        default,
-        type="string",
-        format="multiline",
-        title="Source query",
-        description=f"Runs on the source connection. Named binds available: {binds}.",
-    )
+SQL_PARAMS_ENV_VAR = "PERKVILLE_EXAMPLE_SQL_PARAMS"
+"""Set to ``1`` where the source queries may be overridden at trigger time (off by default)."""
+
+
+def sql_params_allowed() -> bool:
+    """Whether the deployment opted in to source queries as trigger Params (see :func:`sql_params`)."""
+    return os.environ.get(SQL_PARAMS_ENV_VAR, "").strip() == "1"
+
+
+def sql_params(queries: Mapping[str, tuple[str, str]]) -> dict[str, Param]:
+    """The source queries as trigger Params, only where the deployment opted in; else none.
+
+    A query Param runs whatever SQL the person triggering the run types, with the source
+    connection's rights: anyone allowed to trigger the DAG could read other tables out as member
+    fields, or (on SQLite) copy the whole database with ``VACUUM INTO``. So the queries are the DAG
+    author's constants, and only a deployment that trusts every triggerer with the source database
+    sets ``PERKVILLE_EXAMPLE_SQL_PARAMS=1`` (the local cluster does, to sample a day).
+
+    :param queries: Param name -> (the default query, the named binds it may use)
+    """
+    if not sql_params_allowed():
+        return {}
+    return {
+        name: Param(
+            default,
+            type="string",
+            format="multiline",
+            title="Source query (runs as the source connection)",
+            description=f"WARNING: whoever triggers this DAG can run any SQL here on the source database "
+            f"with the source connection's rights ({SQL_PARAMS_ENV_VAR}=1 is set). Named binds: {binds}.",
+        )
+        for name, (default, binds) in queries.items()
+    }
+
+
+def source_sql(params: Mapping[str, Any], name: str, default: str) -> str:
+    """The query to run: the DAG author's, or the trigger Param's where the deployment opted in."""
+    if sql_params_allowed() and isinstance(params.get(name), str) and params[name].strip():
+        return str(params[name])
+    return default
 
 
 def to_member(row: dict[str, Any], club_locations: dict[str, int]) -> dict[str, Any]:
@@ -244,7 +275,9 @@ def report(summaries: Iterable[Mapping[str, Any] | None], *, max_failure_ratio: 
     return merged
 
 
-def stage_changed_members(context: Mapping[str, Any], synced_until: str | None) -> dict[str, Any]:
+def stage_changed_members(
+    context: Mapping[str, Any], synced_until: str | None, members_sql: str
+) -> dict[str, Any]:
     """The member sync's extract: read the run's change window, stage the members as JSON Lines.
 
     :return: ``members`` (the staged paths) and ``window`` (since, until, why, how many)
@@ -261,7 +294,7 @@ def stage_changed_members(context: Mapping[str, Any], synced_until: str | None) 
     log.info("Reading %s: [%s, %s)", window.reason, window.since, window.until)
     rows = fetch_rows(
         params["source_conn_id"],
-        params["members_sql"],
+        source_sql(params, "members_sql", members_sql),
         {"changed_since": source_time(window.since), "changed_until": source_time(window.until)},
     )
     run_dir = staging.run_staging_dir(params["staging_root"], dag_run.dag_id, dag_run.run_id)

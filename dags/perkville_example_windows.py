@@ -17,10 +17,16 @@ This file holds no DAG (it is listed in ``.airflowignore``).
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pendulum
+from airflow.sdk.exceptions import AirflowFailException
+
+log = logging.getLogger(__name__)
 
 EPOCH = pendulum.datetime(1970, 1, 1, tz="UTC")
 MEMBER_SYNC_OVERLAP = pendulum.duration(minutes=5)
@@ -74,6 +80,44 @@ def member_window(
     return MemberWindow(since, until, reason)
 
 
+def checked_watermark(raw: Any, *, where: str, now: pendulum.DateTime) -> str | None:
+    """A watermark read back from the asset state store, checked before it is trusted.
+
+    Empty: None (no successful run yet). Not an ISO 8601 date or time: an error naming the asset
+    and the key (a retry cannot fix it; fix or delete the key). After ``now``: ``now`` (in the
+    watermark's own form, a date or a time) with a WARNING, so that one run with a future ``day``
+    or a skewed clock cannot hide every later day from the lookback and the gap report.
+
+    :param where: the asset and its state key, for the messages
+    """
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    text = str(raw).strip()
+    date_only = re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) is not None
+    try:
+        parsed = pendulum.parse(text, tz="UTC", exact=True)
+    except (ValueError, TypeError, OverflowError):
+        parsed = None
+    if not isinstance(parsed, pendulum.DateTime | pendulum.Date):
+        raise AirflowFailException(
+            f"{where} holds {text[:80]!r}, not an ISO 8601 date or time: fix it, or delete the key "
+            "(the next run then starts as the first one)"
+        )
+    moment = parsed if isinstance(parsed, pendulum.DateTime) else _comparable(parsed)
+    if moment <= now:
+        return text
+    clamped = now.to_date_string() if date_only else now.in_timezone("UTC").isoformat()
+    log.warning("%s is %s, in the future (now %s): read as %s", where, text, now.isoformat(), clamped)
+    return clamped
+
+
+def state_watermark(context: Mapping[str, Any], asset: Any, key: str, timezone: str = "UTC") -> str | None:
+    """:func:`checked_watermark` of an asset's state key, against the wall clock in ``timezone``."""
+    raw = context["asset_state_store"][asset].get(key)
+    where = f"the asset {getattr(asset, 'uri', asset)} state key {key!r}"
+    return checked_watermark(raw, where=where, now=pendulum.now(timezone))
+
+
 def later_watermark(current: str | None, candidate: pendulum.DateTime | pendulum.Date) -> str:
     """The watermark to keep: never moved back by a late backfill of an older window."""
     if current and pendulum.parse(current) >= _comparable(candidate):
@@ -88,16 +132,33 @@ def _comparable(value: pendulum.DateTime | pendulum.Date) -> Any:
 
 
 def award_day(
-    day_param: str | None, data_interval_start: Any, run_after: Any, timezone: str
+    day_param: str | None,
+    data_interval_start: Any,
+    run_after: Any,
+    timezone: str,
+    now: pendulum.DateTime | None = None,
 ) -> tuple[pendulum.Date, str]:
     """The business day a run awards, and where it comes from.
 
-    The ``day`` Param when given; else the day of the data interval's start in the business's
-    timezone; else (a run without a logical date) yesterday in the business's timezone, as of the
-    moment the run was queued for.
+    The ``day`` Param when given (a day after today in the business's timezone is refused before
+    anything is read or sent: it would move the watermark into the future); else the day of the
+    data interval's start in the business's timezone; else (a run without a logical date)
+    yesterday in the business's timezone, as of the moment the run was queued for.
     """
     if day_param:
-        return pendulum.Date.fromisoformat(str(day_param).strip()), "the day Param"
+        try:
+            day = pendulum.Date.fromisoformat(str(day_param).strip())
+        except ValueError:
+            raise AirflowFailException(
+                f"the day Param must be a date (YYYY-MM-DD), got {day_param!r}"
+            ) from None
+        today = pendulum.instance(now or pendulum.now(timezone)).in_timezone(timezone).date()
+        if day > today:
+            raise AirflowFailException(
+                f"the day Param {day} is in the future (today in {timezone} is {today}): "
+                "its check-ins are not all in yet"
+            )
+        return day, "the day Param"
     if data_interval_start is not None:
         return pendulum.instance(data_interval_start).in_timezone(timezone).date(), "the data interval"
     queued = pendulum.instance(run_after).in_timezone(timezone)

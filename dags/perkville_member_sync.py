@@ -40,11 +40,11 @@ from perkville_example_common import (
     common_params,
     operator_settings,
     report,
-    sql_param,
+    sql_params,
     stage_changed_members,
     staging_params,
 )
-from perkville_example_windows import SYNCED_UNTIL, later_watermark
+from perkville_example_windows import SYNCED_UNTIL, later_watermark, state_watermark
 
 from perkville_provider.operators.sync_members import PerkvilleSyncMembersOperator
 
@@ -66,7 +66,7 @@ ORDER BY updated_at, member_id"""  # noqa: S608 (a constant column list; values 
     params={
         **common_params(max_failure_ratio=0.2),
         "full_sync": Param(False, type="boolean", title="Full sync: every member, not only the changed"),
-        "members_sql": sql_param(MEMBERS_SQL, binds=":changed_since, :changed_until (UTC)"),
+        **sql_params({"members_sql": (MEMBERS_SQL, ":changed_since, :changed_until (UTC)")}),
         **staging_params(),
     },
     doc_md=__doc__,
@@ -75,7 +75,8 @@ ORDER BY updated_at, member_id"""  # noqa: S608 (a constant column list; values 
 def perkville_member_sync() -> None:
     @task(multiple_outputs=True, inlets=[MEMBERS_ASSET])
     def extract_changed_members(**context: Any) -> dict[str, Any]:
-        return stage_changed_members(context, context["asset_state_store"][MEMBERS_ASSET].get(SYNCED_UNTIL))
+        synced_until = state_watermark(context, MEMBERS_ASSET, SYNCED_UNTIL)
+        return stage_changed_members(context, synced_until, MEMBERS_SQL)
 
     extracted = extract_changed_members()
 
@@ -92,8 +93,10 @@ def perkville_member_sync() -> None:
         params = context["params"]
         merged = report([summary], max_failure_ratio=params["max_failure_ratio"])
         if not params["dry_run"]:
-            state = context["asset_state_store"][MEMBERS_ASSET]
-            state.set(SYNCED_UNTIL, later_watermark(state.get(SYNCED_UNTIL), pendulum.parse(window["until"])))
+            current = state_watermark(context, MEMBERS_ASSET, SYNCED_UNTIL)
+            context["asset_state_store"][MEMBERS_ASSET].set(
+                SYNCED_UNTIL, later_watermark(current, pendulum.parse(window["until"]))
+            )
         return {**merged, "window": window}
 
     done = report_sync(sync.output, extracted["window"])

@@ -108,6 +108,9 @@ def airflow_env(state: State) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(state.ports["worker_log_server"]),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(state.ports["trigger_log_server"]),
+        # The scenario samples a day through the awards DAG's checkins_sql Param: this private
+        # cluster trusts its one triggerer with the source database (see the README's Security).
+        "PERKVILLE_EXAMPLE_SQL_PARAMS": "1",
         # The DAGs stage their records here and pass only chunk names by XCom (issue 11): one
         # folder both workers read, as an s3:// or gs:// bucket would be across machines.
         "PERKVILLE_STAGING_ROOT": staging_root(state),

@@ -55,6 +55,7 @@ __all__ = [
     "read_json",
     "read_object",
     "read_page",
+    "written_award",
     "written_object",
 ]
 
@@ -304,3 +305,17 @@ def written_object(response: requests.Response) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return body if isinstance(body, dict) and body else None
+
+
+def written_award(response: requests.Response, trans_source_id: str) -> dict[str, Any] | None:
+    """The transaction a 2xx award answered with, when the body is that award's transaction.
+
+    A body that does not name the award's ``trans_source_id`` and an id (``202 {"queued": true}``,
+    ``201 {"points": "ten"}``) is not taken as the transaction: counting it would guess the
+    outcome, so the caller settles it by reading the transaction back.
+    """
+    body = written_object(response)
+    if body is None or str(body.get("trans_source_id")) != trans_source_id:
+        return None
+    pk = body.get("transaction_id")
+    return body if isinstance(pk, int) and not isinstance(pk, bool) and pk > 0 else None

@@ -46,6 +46,9 @@ MAX_ID = 2**63 - 1
 MAX_EMAIL_LENGTH = 254
 DEFAULT_MAX_QUANTITY = decimal.Decimal(10_000)
 QUANTITY_PLACES = 2
+#: A quantity's digits in all, as its SQL type ``NUMERIC(12, 2)`` holds them.
+QUANTITY_DIGITS = 12
+MAX_QUANTITY_MAGNITUDE = decimal.Decimal(10) ** (QUANTITY_DIGITS - QUANTITY_PLACES)
 #: Datetimes outside these years (in UTC) are refused before sending: they are typos, and a server
 #: that converts them to UTC can overflow.
 DATETIME_YEARS = (1970, 2100)
@@ -145,25 +148,40 @@ def validate_ref(value: Any, field: str, collection: str) -> int:
     return validate_positive_int(value, field)
 
 
+def exact_decimal(value: Any, field: str = "quantity") -> decimal.Decimal:
+    """A number as an exact decimal of at most 2 places that a ``NUMERIC(12, 2)`` holds.
+
+    The one definition of a quantity's form, used for what is sent (:func:`validate_quantity`) and
+    what is read back (the export). A float is read as the digits it prints as (``9.99``), never as
+    its binary value; more than 2 places, a non-finite value or one too large is refused.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal | str):
+        raise RecordValidationError(field, f"must be a number, got {_shown(value)}")
+    try:
+        number = decimal.Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+    except decimal.InvalidOperation:
+        raise RecordValidationError(field, f"must be a number, got {_shown(value)}") from None
+    if not number.is_finite():
+        raise RecordValidationError(field, f"must be a finite number, got {_shown(value)}")
+    if abs(number) >= MAX_QUANTITY_MAGNITUDE:
+        raise RecordValidationError(field, f"must be less than {MAX_QUANTITY_MAGNITUDE}, got {_shown(value)}")
+    places = decimal.Decimal(1).scaleb(-QUANTITY_PLACES)
+    if number != number.quantize(places, rounding=decimal.ROUND_DOWN):
+        raise RecordValidationError(
+            field, f"must have at most {QUANTITY_PLACES} decimal places, got {_shown(value)}"
+        )
+    return number.quantize(places)
+
+
 def validate_quantity(value: Any, max_quantity: Any = DEFAULT_MAX_QUANTITY) -> int | decimal.Decimal:
     """A positive quantity with at most 2 decimal places, at most ``max_quantity``; exact.
 
     Money amounts are quantities of a per-dollar perk (``9.99``). The result is an ``int`` or a
-    ``Decimal``, never a binary float: a float input is read as the digits it prints as
-    (``9.99``), and one that needs more than 2 places (or is not finite) is refused.
+    ``Decimal``, never a binary float (see :func:`exact_decimal`).
     """
-    if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal | str):
-        raise RecordValidationError("quantity", f"must be a number, got {_shown(value)}")
-    try:
-        number = decimal.Decimal(repr(value) if isinstance(value, float) else str(value).strip())
-    except decimal.InvalidOperation:
-        raise RecordValidationError("quantity", f"must be a number, got {_shown(value)}") from None
-    if not number.is_finite() or number <= 0:
+    number = exact_decimal(value, "quantity")
+    if number <= 0:
         raise RecordValidationError("quantity", f"must be a positive number, got {_shown(value)}")
-    if number != number.quantize(decimal.Decimal(1).scaleb(-QUANTITY_PLACES), rounding=decimal.ROUND_DOWN):
-        raise RecordValidationError(
-            "quantity", f"must have at most {QUANTITY_PLACES} decimal places, got {_shown(value)}"
-        )
     if number > decimal.Decimal(max_quantity):
         raise RecordValidationError(
             "quantity",

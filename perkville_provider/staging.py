@@ -16,12 +16,24 @@ answered.
 
 This module is the one place where staged records are read: the operators call
 :func:`read_staged_records` through ``operators/_settings.py``.
+
+Staged files hold members' emails and names. On a local filesystem they are created ``0600`` in
+folders ``0700`` (``PERKVILLE_STAGING_FILE_MODE``, e.g. ``0660``, widens both for a folder shared
+by a group of workers; object stores keep their own access control), written under a temporary
+name and renamed into place so that a reader never sees half a file. Folder names are a
+reversible encoding of the DAG and run ids (:func:`safe_name`): no ``..``, no two ids sharing a
+folder. Everything read back (manifests, reports) is checked: an unreadable manifest is skipped
+with a WARNING, and a report counts as settled only in the folder of a run Airflow knows.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
 import re
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -39,8 +51,15 @@ STAGED_SUFFIX = ".jsonl"
 MANIFEST_NAME = "_run.json"
 REPORTS_DIR = "reports"
 """Where a run's operators write their per-record reports (read back by :func:`settled_keys`)."""
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+FILE_MODE_ENV_VAR = "PERKVILLE_STAGING_FILE_MODE"
+DEFAULT_FILE_MODE = 0o600
+#: A manifest dated further ahead than this is not trusted to keep its run (a skewed clock, or planted).
+FUTURE_TOLERANCE = pendulum.duration(days=1)
+_KEPT = re.compile(r"[A-Za-z0-9_-]")
+_MAX_SEGMENT = 200
 _BAD_LINE_SHOWN = 80
+
+log = logging.getLogger(__name__)
 
 Prepared = TypeVar("Prepared")
 
@@ -145,20 +164,114 @@ def rejecting_bad_lines(prepare: Callable[[Any], Prepared]) -> Callable[[Any], P
     return prepare_record
 
 
+def staging_modes() -> tuple[int, int]:
+    """The modes of staged files and folders on a local filesystem: ``0600``/``0700`` by default.
+
+    ``PERKVILLE_STAGING_FILE_MODE`` (octal, e.g. ``0660``) sets the files' mode; folders get the
+    same plus search (x) wherever it allows reading. The owner always reads and writes; nobody
+    else ever writes a file that a later run trusts, so the "others" bits stay 0.
+    """
+    raw = os.environ.get(FILE_MODE_ENV_VAR, "").strip()
+    mode = DEFAULT_FILE_MODE
+    if raw:
+        try:
+            mode = int(raw, 8)
+        except ValueError:
+            mode = -1
+        if not (0 <= mode <= 0o777 and mode & 0o600 == 0o600 and mode & 0o117 == 0):
+            raise ValueError(
+                f"{FILE_MODE_ENV_VAR} must be an octal file mode from 0600 to 0660 (owner read-write, "
+                f"group at most read-write, others nothing), got {raw!r}"
+            )
+    return mode, mode | ((mode & 0o444) >> 2)
+
+
+def _local_path(path: ObjectStoragePath) -> str | None:
+    """The path on this machine of a ``file://`` storage path; None on an object store."""
+    return str(path.path) if getattr(path, "protocol", None) in ("file", "local") else None
+
+
+def make_dirs(path: ObjectStoragePath) -> None:
+    """Create ``path`` and its missing parents.
+
+    On a local filesystem each folder created is ``0700`` (see :func:`staging_modes`); folders
+    that exist keep their mode.
+    """
+    local = _local_path(path)
+    if local is None:
+        path.mkdir(parents=True, exist_ok=True)
+        return
+    _, dir_mode = staging_modes()
+    missing: list[str] = []
+    current = local
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for folder in reversed(missing):
+        os.makedirs(folder, mode=dir_mode, exist_ok=True)
+        os.chmod(folder, dir_mode)  # makedirs' mode is filtered by the umask
+
+
+def _write_text(path: ObjectStoragePath, lines: Iterable[str]) -> None:
+    """Write ``lines`` to ``path`` whole or not at all: a temporary name, then a rename.
+
+    On an object store an object appears only once its upload completes, so it is written directly.
+    """
+    make_dirs(path.parent)
+    local = _local_path(path)
+    if local is None:
+        with path.open("w", encoding="utf-8") as handle:
+            handle.writelines(lines)
+        return
+    file_mode, _ = staging_modes()
+    temporary = f"{local}.{uuid.uuid4().hex}.tmp"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode)
+    try:
+        os.fchmod(descriptor, file_mode)  # os.open's mode is filtered by the umask
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.writelines(lines)
+        os.replace(temporary, local)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
 def write_records(path: ObjectStoragePath, records: Iterable[Any]) -> int:
-    """Stage ``records`` as JSON Lines at ``path`` (replacing it); return how many were written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Stage ``records`` as JSON Lines at ``path`` (replacing it whole); return how many were written."""
     count = 0
-    with path.open("w", encoding="utf-8") as handle:
+
+    def lines() -> Iterator[str]:
+        nonlocal count
         for record in records:
-            handle.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+            yield json.dumps(record, default=str, separators=(",", ":")) + "\n"
             count += 1
+
+    _write_text(path, lines())
     return count
 
 
 def safe_name(text: str) -> str:
-    """A DAG or run id as one path segment (run ids hold ``:`` and ``+``, which some stores refuse)."""
-    return _UNSAFE.sub("_", str(text)).strip("_") or "_"
+    """A DAG or run id as one path segment, reversibly.
+
+    Letters, digits, ``_`` and ``-`` stay; any other character becomes ``~`` and its UTF-8 bytes in
+    hex (``:`` is ``~3a``, ``.`` is ``~2e``). So no id becomes ``.``, ``..`` or a path, and two ids
+    never share a folder. An id longer than a folder name may be keeps its start and ends with a
+    hash of the whole id.
+    """
+    encoded = "".join(
+        char if _KEPT.fullmatch(char) else "".join(f"~{byte:02x}" for byte in char.encode("utf-8"))
+        for char in str(text)
+    )
+    if not encoded:
+        return "~"
+    if len(encoded) > _MAX_SEGMENT:
+        digest = hashlib.sha256(str(text).encode("utf-8")).hexdigest()[:32]
+        encoded = f"{encoded[: _MAX_SEGMENT - 35]}~h~{digest}"
+    return encoded
 
 
 def run_staging_dir(root: Any, dag_id: str, run_id: str) -> ObjectStoragePath:
@@ -188,37 +301,72 @@ def chunk_in_current_run(name: str) -> str:
 
 def write_manifest(run_dir: ObjectStoragePath, **facts: Any) -> None:
     """Record when the run staged its files (for retention) and what it staged."""
-    run_dir.mkdir(parents=True, exist_ok=True)
     manifest = {"staged_at": pendulum.now("UTC").isoformat(), **facts}
-    with (run_dir / MANIFEST_NAME).open("w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, default=str)
+    _write_text(run_dir / MANIFEST_NAME, [json.dumps(manifest, default=str)])
 
 
 def read_manifests(root: Any, dag_id: str) -> Iterator[tuple[ObjectStoragePath, dict[str, Any]]]:
-    """Each staged run of ``dag_id`` with its manifest (runs without a readable one are skipped)."""
+    """Each staged run of ``dag_id`` with its manifest.
+
+    A run whose manifest cannot be read (permissions, not JSON, not an object) is skipped with a
+    WARNING naming it; the others are still read.
+    """
     dag_dir = as_storage_path(root) / safe_name(dag_id)
     if not dag_dir.exists():
         return
     for run_dir in dag_dir.iterdir():
         manifest = run_dir / MANIFEST_NAME
-        if not manifest.is_file():
-            continue
         try:
+            if not manifest.is_file():
+                continue
             with manifest.open("r", encoding="utf-8") as handle:
-                yield run_dir, json.load(handle)
-        except ValueError:
+                facts = json.load(handle)
+        except (OSError, ValueError) as error:
+            log.warning(
+                "Skipped the staged run %s: its manifest cannot be read (%s)", run_dir, type(error).__name__
+            )
             continue
+        if not isinstance(facts, dict):
+            log.warning("Skipped the staged run %s: its manifest is not a JSON object", run_dir)
+            continue
+        yield run_dir, facts
+
+
+def _staged_at(run_dir: ObjectStoragePath, manifest: dict[str, Any]) -> pendulum.DateTime | None:
+    try:
+        moment = pendulum.parse(str(manifest.get("staged_at")), tz="UTC")
+    except (ValueError, TypeError, OverflowError):
+        moment = None
+    if not isinstance(moment, pendulum.DateTime):
+        log.warning("Skipped the staged run %s: its manifest has no readable staged_at", run_dir)
+        return None
+    return moment
 
 
 def remove_expired_runs(root: Any, dag_id: str, *, retention_days: int, now: pendulum.DateTime) -> list[str]:
-    """Delete the staged runs of ``dag_id`` staged more than ``retention_days`` before ``now``."""
+    """Delete the staged runs of ``dag_id`` staged more than ``retention_days`` before ``now``.
+
+    A run dated more than a day after ``now`` is deleted too, with a WARNING: its date cannot be
+    true, and trusting it would keep the run (and its personal data) forever. A run that cannot be
+    read or deleted is skipped with a WARNING; the others are still cleaned up.
+    """
     cutoff = now.subtract(days=retention_days)
     removed = []
     for run_dir, manifest in list(read_manifests(root, dag_id)):
-        staged_at = manifest.get("staged_at")
-        if staged_at and pendulum.parse(staged_at) < cutoff:
+        staged_at = _staged_at(run_dir, manifest)
+        if staged_at is None:
+            continue
+        future = staged_at > now + FUTURE_TOLERANCE
+        if future:
+            log.warning("The staged run %s is dated %s, after now (%s): deleted", run_dir, staged_at, now)
+        if not (future or staged_at < cutoff):
+            continue
+        try:
             run_dir.rmdir(recursive=True)
-            removed.append(str(run_dir))
+        except OSError as error:
+            log.warning("Could not delete the staged run %s (%s); kept", run_dir, type(error).__name__)
+            continue
+        removed.append(str(run_dir))
     return removed
 
 
@@ -240,16 +388,35 @@ def stage_in_chunks(
     return chunks
 
 
-def settled_keys(root: Any, dag_id: str, *, days: Iterable[str], statuses: Iterable[str]) -> set[str]:
+def settled_keys(
+    root: Any,
+    dag_id: str,
+    *,
+    days: Iterable[str],
+    statuses: Iterable[str],
+    known_run: Callable[[str], bool],
+) -> set[str]:
     """The record keys that earlier runs' reports show settled with one of ``statuses``.
 
     Reads the per-record reports (``<run_dir>/reports/*.jsonl``) of the staged runs of ``dag_id``
-    whose manifest lists any of ``days``: what Perkville itself answered, never a guess.
+    whose manifest lists any of ``days``: what Perkville itself answered, never a guess. Only a run
+    folder named for its manifest's ``run_id`` and that ``known_run`` confirms (a run Airflow
+    knows of this DAG) counts: a report or manifest placed there by anyone else is ignored with a
+    WARNING, so it cannot make check-ins count as settled.
+
+    :param known_run: whether Airflow knows a run of ``dag_id`` with this run id
     """
     wanted_days, wanted = set(days), set(statuses)
     keys: set[str] = set()
     for run_dir, manifest in read_manifests(root, dag_id):
-        if not wanted_days & set(manifest.get("days") or []):
+        manifest_days = manifest.get("days")
+        if not isinstance(manifest_days, list) or not wanted_days & {str(day) for day in manifest_days}:
+            continue
+        run_id = manifest.get("run_id")
+        if not isinstance(run_id, str) or run_dir.name != safe_name(run_id) or not known_run(run_id):
+            log.warning(
+                "Ignored the reports of %s: not the folder of a run Airflow knows of %s", run_dir, dag_id
+            )
             continue
         reports = run_dir / REPORTS_DIR
         if not reports.exists():

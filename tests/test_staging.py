@@ -20,7 +20,7 @@ def test_chunks_are_named_by_dag_run_and_chunk_and_a_rewrite_reads_the_same_reco
     assert [count for _, count in chunks] == [2, 2, 1]
     assert chunks[0][0] == "awards/2026-11-20/00000.jsonl"
     assert str(run_dir / chunks[0][0]) == (
-        f"file://{tmp_path}/perkville_awards/manual__2026-11-21T05_00_00_00_00/awards/2026-11-20/00000.jsonl"
+        f"file://{tmp_path}/perkville_awards/manual__2026-11-21T05~3a00~3a00~2b00~3a00/awards/2026-11-20/00000.jsonl"
     )
     assert [r["trans_source_id"] for r in staging.read_staged_records([run_dir / p for p, _ in chunks])] == [
         f"A:{n}" for n in range(5)
@@ -34,12 +34,16 @@ def test_settled_keys_come_only_from_reports_of_runs_that_covered_the_days(tmp_p
         ("run2", ["2026-11-01"], [("A:9", "awarded")]),
     ):
         run_dir = staging.run_staging_dir(root, "dag", run_id)
-        staging.write_manifest(run_dir, days=days)
+        staging.write_manifest(run_dir, run_id=run_id, days=days)
         report = run_dir / staging.REPORTS_DIR / "awards-00000.jsonl"
         staging.write_records(report, [{"key": key, "status": status} for key, status in lines])
 
     keys = staging.settled_keys(
-        root, "dag", days=["2026-11-19", "2026-11-20"], statuses=("awarded", "daily_limited")
+        root,
+        "dag",
+        days=["2026-11-19", "2026-11-20"],
+        statuses=("awarded", "daily_limited"),
+        known_run=lambda run_id: True,
     )
 
     assert keys == {"A:1", "A:3"}

@@ -1,13 +1,16 @@
 """The demo's last step: the balance export DAG, and what it left in the membership database.
 
-After the awards, ``perkville_balance_export`` copies every connection (with its balance) and the
-last demo day's transactions into ``perkville_connections`` and ``perkville_transactions`` of the
-membership database. The demo prints a few rows of each and checks every exported balance against
-the sandbox's ledger, which is the server's record, not the operator's.
+After the awards, one per-dollar pro-shop purchase of $9.99 is awarded through the provider's hook
+(a fractional quantity), then ``perkville_balance_export`` copies every connection (with its
+balance) and the last demo day's transactions into ``perkville_connections`` and
+``perkville_transactions`` of the membership database. The demo prints a few rows of each, checks
+every exported balance against the sandbox's ledger (the server's record, not the operator's),
+and checks that the purchase's row carries its quantity as the exact decimal ``9.99``.
 """
 
 from __future__ import annotations
 
+import decimal
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +23,47 @@ EXPORT_DAG_ID = "perkville_balance_export"
 EXPORT_TASK_IDS = ("export_connections", "export_transactions")
 CONNECTIONS_TABLE = "perkville_connections"
 TRANSACTIONS_TABLE = "perkville_transactions"
+PURCHASE_QUANTITY = decimal.Decimal("9.99")
+
+
+def award_purchase(ledger: Mapping[str, Any], business_id: int, day: pendulum.Date, timezone: str) -> str:
+    """Award one per-dollar purchase of $9.99 at noon of ``day``, through the provider's hook.
+
+    It goes to the business's first connected customer; a re-run finds it already awarded.
+    :return: the purchase's ``trans_source_id``
+    """
+    from perkville_provider.hooks.perkville import PerkvilleHook
+    from perkville_provider.sandbox.seed import PURCHASE_PERK_ID
+
+    emails = sorted(
+        (int(c["connection_id"]), c["user_email"])
+        for c in ledger["connections"]
+        if _ledger_id(c["business"]) == business_id and c.get("user_email")
+    )
+    trans_source_id = f"MYGYM:SHOP:{day.to_date_string()}:1"
+    noon = pendulum.datetime(day.year, day.month, day.day, 12, tz=timezone)
+    PerkvilleHook().award_points(
+        {
+            "trans_source_id": trans_source_id,
+            "user_email": emails[0][1],
+            "perk_id": PURCHASE_PERK_ID,
+            "quantity": str(PURCHASE_QUANTITY),
+            "transaction_dt": noon.isoformat(),
+        },
+        business_id=business_id,
+    )
+    return trans_source_id
+
+
+def exported_quantity(gym_db: Path, trans_source_id: str) -> decimal.Decimal | None:
+    """The quantity the export stored for a transaction, read as the exact decimal it holds."""
+    with sqlite3.connect(gym_db) as db:
+        row = db.execute(
+            f"SELECT quantity FROM {TRANSACTIONS_TABLE} WHERE trans_source_id = ?",  # noqa: S608
+            (trans_source_id,),
+        ).fetchone()
+    db.close()
+    return None if row is None or row[0] is None else decimal.Decimal(str(row[0]))
 
 
 def export_logical_date(last_day: pendulum.Date, timezone: str) -> pendulum.DateTime:
@@ -74,8 +118,12 @@ def print_export(
     out: TextIO,
     *,
     rows: int = 5,
+    purchase: str | None = None,
 ) -> BalanceCheck:
-    """The export's summaries, a few rows of each table, and the balance check against the ledger."""
+    """The export's summaries, a few rows of each table, and the balance check against the ledger.
+
+    With ``purchase`` (the demo purchase's key), also its exported quantity, which must be exact.
+    """
     print(f"\nBalance export ({EXPORT_DAG_ID}) into {gym_db.name}", file=out)
     for task_id in EXPORT_TASK_IDS:
         s = summaries.get(task_id)
@@ -104,10 +152,21 @@ def print_export(
     print(f"  {TRANSACTIONS_TABLE}, latest:", file=out)
     for transaction_id, connection_id, title, points, moment in latest:
         print(
-            f"    {transaction_id:>6}  connection {connection_id:<6} {title:<16} {points:>4}  {moment}",
+            f"    {transaction_id:>6}  connection {connection_id:<6} {title:<17} "
+            f"{float(points):>6g}  {moment}",
             file=out,
         )
     check = check_balances(gym_db, ledger, business_id)
+    if purchase is not None:
+        quantity = exported_quantity(gym_db, purchase)
+        exact = quantity is not None and str(quantity) == str(PURCHASE_QUANTITY)
+        print(
+            f"  Per-dollar purchase {purchase}: quantity {quantity} exported"
+            + (" exactly." if exact else f", NOT {PURCHASE_QUANTITY}."),
+            file=out,
+        )
+        if not exact:
+            check.mismatches.append(f"purchase {purchase}: quantity {quantity}, not {PURCHASE_QUANTITY}")
     if check.ok:
         print(f"  Balances match the sandbox ledger for all {check.compared} connections.", file=out)
     else:

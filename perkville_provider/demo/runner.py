@@ -239,10 +239,12 @@ class LedgerTotals:
 
     @classmethod
     def of(cls, ledger: Mapping[str, Any], business_id: int) -> LedgerTotals:
+        from perkville_provider.hooks.resources import transaction_points
+
         transactions = [t for t in ledger["transactions"] if _same_id(t.get("business"), business_id)]
         return cls(
             transactions=len(transactions),
-            points=sum(int(t.get("points") or 0) * int(t.get("quantity") or 1) for t in transactions),
+            points=sum(transaction_points(t) for t in transactions),
             external_members=sum(
                 1 for m in ledger["external_members"] if _same_id(m.get("business"), business_id)
             ),
@@ -308,7 +310,7 @@ def print_report(
     )
     new_awards, new_points = after.transactions - before.transactions, after.points - before.points
     if new_awards:
-        print(f"This run awarded {new_awards} check-ins ({new_points} points).", file=out)
+        print(f"This run awarded {new_awards} transactions ({new_points} points).", file=out)
     else:
         print(
             "This run awarded nothing new: every check-in was already awarded (skipped as settled by "
@@ -346,6 +348,9 @@ def run_demo(
     with output_to(log_path):
         prepare_metadata_db()
         results = run_demo_dags(spec, dags_folder)
+        purchase = export.award_purchase(
+            sandbox.admin.ledger(), sandbox.business_id, spec.checkin_days[-1], spec.timezone
+        )
         export_date = export.export_logical_date(spec.checkin_days[-1], spec.timezone)
         results.runs.append(run_dag(dags_folder, export.EXPORT_DAG_ID, "export", export_date))
         exported = {
@@ -354,7 +359,9 @@ def run_demo(
         }
     after = LedgerTotals.of(sandbox.admin.ledger(), sandbox.business_id)
     print_report(results, before, after, out, time.monotonic() - started)
-    check = export.print_export(exported, gym_db, sandbox.admin.ledger(), sandbox.business_id, out)
+    check = export.print_export(
+        exported, gym_db, sandbox.admin.ledger(), sandbox.business_id, out, purchase=purchase
+    )
     results.balances_ok = check.ok
     return results
 

@@ -17,8 +17,10 @@ from perkville_provider.answers import (
     CreationWitness,
     LookupGuard,
     Sent,
+    answer_error,
     read_object,
     read_page,
+    written_award,
     written_object,
 )
 from perkville_provider.api_conventions import DEFAULT_PATHS, ApiConventions
@@ -34,10 +36,12 @@ from perkville_provider.exceptions import (
     PerkvilleError,
     PerkvilleValidationError,
 )
+from perkville_provider.model.fields import read_integer
 from perkville_provider.records import (
     Award,
     Member,
     RecordValidationError,
+    exact_decimal,
     validate_award,
     validate_connection_status,
     validate_email,
@@ -487,8 +491,10 @@ class PerkvilleResourcesMixin(_RequestPathBase):
         lost = delivery.maybe_committed
         self._witness.observe_date(response.headers.get("Date"))
         if 200 <= response.status_code < 300:
-            transaction = written_object(response) or self._read_written_award(response, award, business)
-            return self._award_answered(award, response.status_code, transaction, sent, lost)
+            transaction = written_award(response, award.trans_source_id) or self._read_written_award(
+                response, award, business
+            )
+            return self._award_answered(award, response, transaction, sent, lost)
         try:
             self.check_response(response)
         except PerkvilleValidationError as error:
@@ -496,15 +502,22 @@ class PerkvilleResourcesMixin(_RequestPathBase):
         raise PerkvilleError(f"unexpected answer {response.status_code}", status=response.status_code)
 
     def _award_answered(
-        self, award: Award, status: int, transaction: dict[str, Any], sent: Sent, lost: bool
+        self, award: Award, response: requests.Response, transaction: dict[str, Any], sent: Sent, lost: bool
     ) -> AwardResult:
         """A 2xx: awarded if this request created the transaction, else a duplicate.
 
-        A 200, or a 201 with a transaction that existed before the request (an idempotent
-        create), is a duplicate.
+        A 200, or another 2xx with a transaction that existed before the request (an idempotent
+        create), is a duplicate; a 202 or 204 is settled on the transaction read back. A
+        transaction whose points cannot be read is a typed answer error, never 0 points.
         """
-        if status == 201 and self._witness.created_now(sent, transaction, "transaction_id"):
-            return AwardResult("awarded", award.trans_source_id, transaction_points(transaction), transaction)
+        try:
+            points = transaction_points(transaction)
+        except ValueError as error:
+            raise answer_error(
+                response, f"the transaction {award.trans_source_id!r} it answered with has {error}"
+            ) from None
+        if response.status_code != 200 and self._witness.created_now(sent, transaction, "transaction_id"):
+            return AwardResult("awarded", award.trans_source_id, points, transaction)
         return AwardResult("duplicate", award.trans_source_id, 0, transaction, lost)
 
     def _read_written_award(self, response: requests.Response, award: Award, business: int) -> dict[str, Any]:
@@ -592,12 +605,20 @@ class PerkvilleResourcesMixin(_RequestPathBase):
 def transaction_points(transaction: Mapping[str, Any]) -> int:
     """Points credited by a transaction: per-unit points times quantity (which may be a decimal).
 
-    Rounded half up to whole points.
+    Rounded half up to whole points. Read with the export's field definitions: ``points`` a 64-bit
+    integer, ``quantity`` an exact decimal of 2 places (1 when absent).
+
+    :raises ValueError: naming the field that is not what a transaction holds (``"ten"`` points)
     """
     try:
-        total = decimal.Decimal(str(transaction.get("points") or 0)) * decimal.Decimal(
-            str(transaction.get("quantity") or 1)
-        )
-    except (decimal.InvalidOperation, TypeError, ValueError):
-        return 0
-    return int(total.to_integral_value(rounding=decimal.ROUND_HALF_UP)) if total.is_finite() else 0
+        points = read_integer(transaction.get("points"))
+    except ValueError as error:
+        raise ValueError(f"points {error}") from None
+    if points is None:
+        raise ValueError("points is missing")
+    quantity = transaction.get("quantity")
+    try:
+        exact = decimal.Decimal(1) if quantity is None else exact_decimal(quantity)
+    except RecordValidationError as error:
+        raise ValueError(error.message) from None
+    return int((points * exact).to_integral_value(rounding=decimal.ROUND_HALF_UP))

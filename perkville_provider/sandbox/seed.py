@@ -18,6 +18,8 @@ WESTSIDE_LOCATION_ID = 102
 CHECKIN_PERK_ID = 501
 CLASS_PERK_ID = 502
 REWARD_PERK_ID = 503
+#: One point per dollar: its quantity is a money amount with cents (``9.99``).
+PURCHASE_PERK_ID = 504
 JOIN_AGREEMENT_ID = 701
 
 ADMIN_USERNAME = "admin@demo-fitness.example"
@@ -72,6 +74,7 @@ def load(db: sqlite3.Connection) -> None:
             (CHECKIN_PERK_ID, BUSINESS_ID, "Daily check-in", "Check in at any location", "EARN", 10),
             (CLASS_PERK_ID, BUSINESS_ID, "Group class", "Attend a group class", "EARN", 25),
             (REWARD_PERK_ID, BUSINESS_ID, "Free smoothie", "One smoothie at the juice bar", "REDEEM", 500),
+            (PURCHASE_PERK_ID, BUSINESS_ID, "Pro shop purchase", "One point per dollar spent", "EARN", 1),
         ],
     )
     db.execute(

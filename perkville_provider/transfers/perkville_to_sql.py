@@ -22,7 +22,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from perkville_provider.operators._settings import (
     as_bool,
-    as_optional_positive_int,
+    as_optional_ref,
     as_positive_int,
     as_text,
     setting_error,
@@ -34,20 +34,20 @@ from perkville_provider.transfers.tables import (
     InvalidRow,
     TableLayout,
     Value,
-    comparable,
     validate_table_name,
 )
+from perkville_provider.transfers.writer import TableWriter
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
     from airflow.sdk import Context
 
+    from perkville_provider.api_conventions import ApiConventions
     from perkville_provider.hooks.perkville import PerkvilleHook
 
 #: Perkville's largest page (the sandbox caps ``limit`` at 1000, as the third-party exporters use)
 DEFAULT_EXPORT_PAGE_SIZE = 1000
 MAX_INVALID_SHOWN = 10
-RESOURCE_PATHS = {"connections": "/v2/connections/", "transactions": "/v2/transactions/"}
 #: the filter format Perkville's list filters take (seconds and ``Z``, as Django parses them)
 FILTER_TIME_FORMAT = "YYYY-MM-DD HH:mm:ss[Z]"
 
@@ -236,7 +236,7 @@ class PerkvilleToSqlOperator(BaseOperator):
             table=table,
             sql_conn_id=as_text(self.sql_conn_id, "sql_conn_id"),
             perkville_conn_id=as_text(self.perkville_conn_id, "perkville_conn_id"),
-            business_id=as_optional_positive_int(self.business_id, "business_id"),
+            business_id=as_optional_ref(self.business_id, "business_id", "businesses"),
             page_size=min(as_positive_int(self.page_size, "page_size"), DEFAULT_EXPORT_PAGE_SIZE),
             create_table=as_bool(self.create_table, "create_table"),
             filters=filters,
@@ -274,7 +274,9 @@ class PerkvilleToSqlOperator(BaseOperator):
         writer = TableWriter(sql, settings.layout, settings.table)
         if settings.create_table:
             writer.create_if_missing()
+        writer.check_table()
         hook = self.make_hook(settings)
+        api = hook.conventions()
         business_id = int(hook.get_business(settings.business_id)["business_id"])
         summary = ExportSummary(
             resource=settings.layout.resource,
@@ -282,11 +284,11 @@ class PerkvilleToSqlOperator(BaseOperator):
             window=settings.window_summary(),
         )
         pages = hook.iter_pages(
-            RESOURCE_PATHS[settings.layout.resource],
+            api.path(settings.layout.resource),
             {"business": business_id, **settings.filters},
             page_size=settings.page_size,
         )
-        export_pages(pages, writer, summary, window=settings.window, log=self.log)
+        export_pages(pages, writer, summary, window=settings.window, api=api, log=self.log)
         self.log.info("Exported %s into %s: %s", summary.resource, summary.table, summary.progress())
         return asdict(summary)
 
@@ -309,9 +311,14 @@ def export_pages(
     summary: ExportSummary,
     *,
     window: tuple[dt.datetime, dt.datetime] | None,
+    api: ApiConventions,
     log: Any,
 ) -> ExportSummary:
-    """Upsert page after page, each in its own transaction; on a failure say how far it got."""
+    """Upsert page after page, each in its own transaction; on a failure say how far it got.
+
+    A row that cannot be read, that a column cannot hold, or that the database refuses is skipped
+    and named (``invalid``); only a failure of the walk or of the table stops the export.
+    """
     started = time.monotonic()
     position = 0
     try:
@@ -319,21 +326,21 @@ def export_pages(
             rows: list[tuple[Value, ...]] = []
             for obj in page:
                 position += 1
-                row = _row(writer.layout, obj, position, summary, log)
+                row = _row(writer.layout, obj, position, summary, log, api, window)
                 if row is None:
                     continue
                 if window is not None and not _in_window(writer.layout, row, window):
                     summary.outside_window += 1
                     continue
                 rows.append(row)
-            counts = writer.upsert(rows)
+            written = writer.upsert(rows)
+            for refusal in written.refused:
+                _skip(summary, refusal, log)
             summary.pages += 1
             summary.rows_read += len(page)
-            summary.inserted, summary.updated, summary.unchanged = (
-                summary.inserted + counts[0],
-                summary.updated + counts[1],
-                summary.unchanged + counts[2],
-            )
+            summary.inserted += written.inserted
+            summary.updated += written.updated
+            summary.unchanged += written.unchanged
             if rows:
                 summary.last_key_committed = int(rows[-1][0])  # type: ignore[arg-type]
             summary.elapsed_s = round(time.monotonic() - started, 3)
@@ -353,73 +360,43 @@ def export_pages(
 
 
 def _row(
-    layout: TableLayout, obj: Any, position: int, summary: ExportSummary, log: Any
+    layout: TableLayout,
+    obj: Any,
+    position: int,
+    summary: ExportSummary,
+    log: Any,
+    api: ApiConventions,
+    window: tuple[dt.datetime, dt.datetime] | None,
 ) -> tuple[Value, ...] | None:
     try:
         if not isinstance(obj, Mapping):
             raise InvalidRow(
-                f"{layout.resource} #{position} of the walk", "object", f"is not an object: {obj!r}"
+                f"{layout.resource} #{position} of the walk",
+                "object",
+                f"is a {type(obj).__name__}, not an object",
             )
-        return layout.row(obj, position)
+        row = layout.row(obj, position, api)
+        if window is not None and row[layout.column_names.index("transaction_dt")] is None:
+            raise InvalidRow(
+                f"{layout.resource} {row[0]} (#{position} of the walk)",
+                "transaction_dt",
+                "is missing: the row cannot be placed in the window",
+            )
+        return row
     except InvalidRow as error:
-        summary.invalid += 1
-        if len(summary.invalid_rows) < MAX_INVALID_SHOWN:
-            summary.invalid_rows.append(str(error))
-        log.warning("Skipped: %s", error)
+        _skip(summary, str(error), log)
         return None
+
+
+def _skip(summary: ExportSummary, reason: str, log: Any) -> None:
+    """Count a skipped row and name it (the reason names the row by id, never by its data)."""
+    summary.invalid += 1
+    if len(summary.invalid_rows) < MAX_INVALID_SHOWN:
+        summary.invalid_rows.append(reason)
+    log.warning("Skipped: %s", reason)
 
 
 def _in_window(layout: TableLayout, row: tuple[Value, ...], window: tuple[dt.datetime, dt.datetime]) -> bool:
     """A transaction inside the window; Perkville may ignore a filter it does not know."""
     moment = row[layout.column_names.index("transaction_dt")]
     return isinstance(moment, dt.datetime) and window[0] <= moment < window[1]
-
-
-class TableWriter:
-    """Writes rows of one layout into one table through a ``DbApiHook``: DDL, then upserts."""
-
-    def __init__(self, hook: DbApiHook, layout: TableLayout, table: str) -> None:
-        self.hook = hook
-        self.layout = layout
-        self.table = table
-
-    @property
-    def dialect(self) -> str:
-        """The connection's SQLAlchemy dialect name (``sqlite``, ``postgresql``...)."""
-        return str(getattr(self.hook, "dialect_name", "") or "")
-
-    def create_if_missing(self) -> None:
-        """``CREATE TABLE IF NOT EXISTS`` with the layout's columns, in the connection's dialect."""
-        self.hook.run(self.layout.create_table_sql(self.table, self.dialect))
-
-    def existing(self, keys: Sequence[Value]) -> dict[Any, tuple[Any, ...]]:
-        """The stored rows with these keys, in comparable form, by key."""
-        if not keys:
-            return {}
-        placeholders = ", ".join([self.hook.placeholder] * len(keys))
-        sql = (
-            f"SELECT {', '.join(self.layout.column_names)} FROM {self.table} "  # noqa: S608 - validated names
-            f"WHERE {self.layout.key} IN ({placeholders})"
-        )
-        rows = self.hook.get_records(sql, parameters=list(keys)) or []
-        return {comparable(row[0]): tuple(comparable(value) for value in row) for row in rows}
-
-    def upsert(self, rows: Sequence[tuple[Value, ...]]) -> tuple[int, int, int]:
-        """Write the new and changed rows in one transaction; (inserted, updated, unchanged)."""
-        latest = {comparable(row[0]): row for row in rows}
-        stored = self.existing(list(latest))
-        changed = [
-            row for key, row in latest.items() if stored.get(key) != tuple(comparable(value) for value in row)
-        ]
-        if changed:
-            self.hook.insert_rows(
-                self.table,
-                changed,
-                target_fields=list(self.layout.column_names),
-                commit_every=len(changed),
-                replace=True,
-                replace_index=[self.layout.key],
-                executemany=True,
-            )
-        inserted = sum(1 for row in changed if comparable(row[0]) not in stored)
-        return inserted, len(changed) - inserted, len(rows) - len(changed)

@@ -13,38 +13,23 @@ the wrong resource) makes the row invalid, with the field named; the export repo
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import pendulum
+from sqlalchemy.sql.compiler import RESERVED_WORDS
 
+from perkville_provider.api_conventions import ApiConventions
+from perkville_provider.model.fields import FIELD_KINDS, Kind, Value, read_relation, sql_type
 from perkville_provider.records import RecordValidationError
 
-ColumnType = Literal["id", "integer", "text", "timestamp"]
-Value = int | str | dt.datetime | None
-
-#: column types per SQL dialect (SQLAlchemy dialect names); anything else gets the generic types
-DIALECT_TYPES: dict[str, dict[ColumnType, str]] = {
-    "sqlite": {"id": "INTEGER", "integer": "INTEGER", "text": "TEXT", "timestamp": "TEXT"},
-    "postgresql": {
-        "id": "BIGINT",
-        "integer": "BIGINT",
-        "text": "TEXT",
-        "timestamp": "TIMESTAMP WITH TIME ZONE",
-    },
-    "mysql": {"id": "BIGINT", "integer": "BIGINT", "text": "VARCHAR(255)", "timestamp": "DATETIME(0)"},
-}
-GENERIC_TYPES: dict[ColumnType, str] = {
-    "id": "BIGINT",
-    "integer": "BIGINT",
-    "text": "VARCHAR(255)",
-    "timestamp": "TIMESTAMP",
-}
-
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_URI = re.compile(r"^/v2/(?P<resource>[a-z-]+)/(?P<id>[0-9]+)/?$")
+#: Words no database takes unquoted as a table name (the export does not quote names).
+_RESERVED = frozenset(word.lower() for word in RESERVED_WORDS) | frozenset(
+    ("order", "user", "group", "table", "select", "from", "where", "key", "index", "limit", "offset")
+)
 
 
 class InvalidRow(ValueError):
@@ -71,91 +56,40 @@ def validate_table_name(name: Any) -> str:
             f"{name!r} is not a table name: use letters, digits and underscores (not first), "
             "at most 63 characters, optionally prefixed by a schema and a dot",
         )
+    reserved = [part for part in parts if part.lower() in _RESERVED]
+    if reserved:
+        raise RecordValidationError(
+            "table", f"{name!r}: {reserved[0]!r} is a reserved SQL word; choose another table name"
+        )
     return name.strip()
-
-
-def as_int(value: Any, field: str) -> int | None:
-    """An integer from a number or digits; None for null or empty."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"must be an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
-        return int(value.strip())
-    raise ValueError(f"must be an integer, got {value!r}")
-
-
-def as_text(value: Any, field: str) -> str | None:
-    """Text from a string or a number; None for null."""
-    if value is None:
-        return None
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return str(value)
-    raise ValueError(f"must be text, got {type(value).__name__}")
-
-
-def as_utc(value: Any, field: str) -> dt.datetime | None:
-    """A UTC datetime from the API's ``YYYY-MM-DD HH:MM:SS+00:00`` (or any ISO 8601; naive is UTC)."""
-    if value is None or value == "":
-        return None
-    try:
-        parsed = pendulum.parse(str(value), tz="UTC") if not isinstance(value, dt.datetime) else value
-    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError):
-        raise ValueError(f"must be a datetime, got {value!r}") from None
-    if not isinstance(parsed, dt.datetime):
-        if isinstance(parsed, dt.date):
-            parsed = dt.datetime(parsed.year, parsed.month, parsed.day, tzinfo=dt.UTC)
-        else:
-            raise ValueError(f"must be a datetime, got {value!r}")
-    moment = pendulum.instance(parsed, tz="UTC").in_timezone("UTC")
-    return dt.datetime(*moment.timetuple()[:6], moment.microsecond, tzinfo=dt.UTC)
-
-
-def relation_id(resource: str) -> Callable[[Any, str], int | None]:
-    """Reads a relation: a URI of ``resource`` (``/v2/users/5/``), a bare id, or an object with either."""
-
-    def read(value: Any, field: str) -> int | None:
-        if isinstance(value, Mapping):
-            value = value.get("resource_uri") or value.get(f"{field}_id")
-        if value is None or value == "":
-            return None
-        if isinstance(value, str) and value.strip().startswith("/"):
-            match = _URI.match(value.strip())
-            if match is None or match["resource"] != resource:
-                raise ValueError(f"must be a /v2/{resource}/<id>/ URI, got {value!r}")
-            return int(match["id"])
-        return as_int(value, field)
-
-    return read
 
 
 @dataclass(frozen=True)
 class Column:
-    """One column: its name, its type, the API field it comes from and how that is read."""
+    """One column: its name, its kind of field and the API field it comes from.
+
+    A relation also names the collection its URIs name (read through the connection's ``paths``).
+    """
 
     name: str
-    type: ColumnType
+    kind: Kind
     source: str
-    read: Callable[[Any, str], Value]
     description: str
+    collection: str | None = None
+
+    def read(self, value: Any, api: ApiConventions) -> Value:
+        """The column's value from the API's; ``ValueError`` when the column cannot hold it."""
+        if self.collection is not None:
+            return read_relation(api, value, self.collection)
+        return FIELD_KINDS[self.kind].read(value)
 
 
-def _column(name: str, type_: ColumnType, description: str, source: str | None = None) -> Column:
-    readers: dict[ColumnType, Callable[[Any, str], Value]] = {
-        "id": as_int,
-        "integer": as_int,
-        "text": as_text,
-        "timestamp": as_utc,
-    }
-    return Column(name, type_, source or name, readers[type_], description)
+def _column(name: str, kind: Kind, description: str) -> Column:
+    return Column(name, kind, name, description)
 
 
-def _relation(name: str, resource: str, source: str, description: str) -> Column:
-    return Column(name, "id", source, relation_id(resource), description)
+def _relation(name: str, collection: str, source: str, description: str) -> Column:
+    return Column(name, "id", source, description, collection)
 
 
 @dataclass(frozen=True)
@@ -171,14 +105,15 @@ class TableLayout:
         """The columns' names, in table order (the key first)."""
         return tuple(column.name for column in self.columns)
 
-    def row(self, obj: Mapping[str, Any], position: int) -> tuple[Value, ...]:
+    def row(self, obj: Mapping[str, Any], position: int, api: ApiConventions) -> tuple[Value, ...]:
         """The row of one API object; raises :class:`InvalidRow` naming the object and the field."""
         key_column = self.columns[0]
-        label = f"{self.resource} {obj.get(key_column.source)!r} (#{position} of the walk)"
+        key = repr(obj.get(key_column.source))
+        label = f"{self.resource} {key if len(key) <= 40 else key[:37] + '...'} (#{position} of the walk)"
         values: list[Value] = []
         for column in self.columns:
             try:
-                values.append(column.read(obj.get(column.source), column.source))
+                values.append(column.read(obj.get(column.source), api))
             except ValueError as error:
                 raise InvalidRow(label, column.source, str(error)) from None
         if values[0] is None:
@@ -187,9 +122,9 @@ class TableLayout:
 
     def create_table_sql(self, table: str, dialect: str) -> str:
         """``CREATE TABLE IF NOT EXISTS`` for ``dialect`` (generic types for an unknown one)."""
-        types = DIALECT_TYPES.get(dialect, GENERIC_TYPES)
         columns = ",\n    ".join(
-            f"{column.name} {types[column.type]}{' NOT NULL PRIMARY KEY' if column.name == self.key else ''}"
+            f"{column.name} {sql_type(column.kind, dialect)}"
+            f"{' NOT NULL PRIMARY KEY' if column.name == self.key else ''}"
             for column in self.columns
         )
         return f"CREATE TABLE IF NOT EXISTS {table} (\n    {columns}\n)"
@@ -229,7 +164,7 @@ TRANSACTIONS = TableLayout(
         _column("title", "text", "the perk's title at the time"),
         _column("classification", "text", "EARN or REDEEM"),
         _column("points", "integer", "points per unit"),
-        _column("quantity", "integer", "units"),
+        _column("quantity", "quantity", "units, an exact decimal of 2 places (9.99 dollars)"),
         _column("transaction_dt", "timestamp", "when it happened (UTC)"),
         _column("transaction_status", "text", "ACTIVE, or another status Perkville gives"),
         _column("trans_source_id", "text", "the sender's idempotency key"),
@@ -242,8 +177,9 @@ LAYOUTS: dict[str, TableLayout] = {layout.resource: layout for layout in (CONNEC
 def comparable(value: Any) -> Any:
     """A stored or projected value in one form, so a row read back compares equal to the row written.
 
-    Drivers give back what their column type holds: SQLite the ISO text of a timestamp, PostgreSQL
-    an aware datetime; integers may come back as text from a TEXT-typed legacy column.
+    Drivers give back what their column type holds: SQLite the ISO text of a timestamp and of a
+    quantity, PostgreSQL an aware datetime and a ``Decimal``; integers may come back as text from
+    a TEXT-typed legacy column.
     """
     if value is None:
         return None
@@ -254,5 +190,12 @@ def comparable(value: Any) -> Any:
         return int(value)
     if isinstance(value, int):
         return value
+    if isinstance(value, float):
+        value = decimal.Decimal(repr(value))
+    if isinstance(value, decimal.Decimal):
+        return str(value.quantize(_CENT)) if value == value.quantize(_CENT) else str(value)
     text = str(value)
     return int(text) if re.fullmatch(r"-?[0-9]+", text) else text
+
+
+_CENT = decimal.Decimal("0.01")

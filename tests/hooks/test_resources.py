@@ -25,7 +25,7 @@ from tests.helpers.hook_sandbox import ADMIN_USERNAME, BUSINESS_ID, CASEY, CHECK
 def test_business_locations_and_perks_are_read_for_the_connections_business(hook):
     assert hook.get_business()["business_id"] == BUSINESS_ID
     assert [location["location_id"] for location in hook.list_locations()] == [101, 102]
-    assert [perk["perk_id"] for perk in hook.list_perks()] == [501, 502, 503]
+    assert [perk["perk_id"] for perk in hook.list_perks()] == [501, 502, 503, 504]
     assert [perk["perk_id"] for perk in hook.list_perks(classification="REDEEM")] == [503]
 
 

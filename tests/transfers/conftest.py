@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from perkville_provider.auth import clear_token_cache
 from perkville_provider.sandbox import seed
 from perkville_provider.transfers.perkville_to_sql import PerkvilleToSqlOperator
 from perkville_provider.transport import RetryPolicy
+from tests.helpers.hook_sandbox import RecordingProxy
 
 SQL_CONN_ID = "membership_db"
 FAST_RETRIES = RetryPolicy(max_attempts=3, max_elapsed=5.0, backoff_initial=0.01, backoff_max=0.02)
@@ -111,3 +112,12 @@ def add_members(sandbox) -> Callable[[int], list[str]]:
         return emails
 
     return add
+
+
+@pytest.fixture
+def proxy(sandbox, monkeypatch) -> Iterator[RecordingProxy]:
+    """A loopback proxy in front of the sandbox, the Perkville connection pointing at it."""
+    proxy = RecordingProxy(sandbox.base_url)
+    monkeypatch.setenv("AIRFLOW_CONN_PERKVILLE_DEFAULT", sandbox.airflow_conn_env_value(host=proxy.url))
+    yield proxy
+    proxy.close()

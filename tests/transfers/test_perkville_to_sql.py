@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pendulum
@@ -11,7 +10,6 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from perkville_provider.sandbox import seed
 from perkville_provider.transfers.perkville_to_sql import export_window
-from tests.helpers.hook_sandbox import RecordingProxy
 
 CONNECTIONS_PATH = "/v2/connections/"
 
@@ -26,15 +24,6 @@ def ledger_connections(sandbox) -> dict[int, dict[str, Any]]:
 
 def api_requests(sandbox) -> int:
     return sum(sum(by_status.values()) for by_status in sandbox.admin.stats()["requests"].values())
-
-
-@pytest.fixture
-def proxy(sandbox, monkeypatch) -> Iterator[RecordingProxy]:
-    """A loopback proxy in front of the sandbox, the Perkville connection pointing at it."""
-    proxy = RecordingProxy(sandbox.base_url)
-    monkeypatch.setenv("AIRFLOW_CONN_PERKVILLE_DEFAULT", sandbox.airflow_conn_env_value(host=proxy.url))
-    yield proxy
-    proxy.close()
 
 
 def test_connections_are_exported_page_by_page_with_the_ledgers_balances(
