@@ -153,8 +153,9 @@ class RedisSchedule:
 
     def _call(self, call: Callable[[], T]) -> T:
         """One Redis call; a stalled or gone Redis is a retriable network error naming it."""
+        stopped = PerkvilleNetworkError("stopped: the task is being stopped, so the request was not sent")
         if self.stopped.is_set():
-            raise PerkvilleNetworkError("stopped: the task is being stopped, so the request was not sent")
+            raise stopped
         try:
             return call()
         except PerkvilleNetworkError:
@@ -162,6 +163,8 @@ class RedisSchedule:
         except Exception as error:
             from redis.exceptions import RedisError
 
+            if self.stopped.is_set():  # abort closed the socket under the call: any error says so
+                raise stopped from None
             if not isinstance(error, RedisError | OSError):
                 raise
             cause = "timed out" if "Timeout" in type(error).__name__ else type(error).__name__
