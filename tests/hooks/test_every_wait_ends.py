@@ -8,9 +8,7 @@ Against the hostile test server on loopback: a grant nested in the first request
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,6 +19,7 @@ from perkville_provider.exceptions import PerkvilleNetworkError, PerkvilleRateLi
 from perkville_provider.retries import RetryPolicy
 from tests.helpers.hostile_conn import GRANTED, grant_script
 from tests.helpers.hostile_server import HostileServer
+from tests.helpers.stuck_calls import in_thread, time_to_end
 
 BUSINESS = "/v2/businesses/9823/"
 TOKEN_PATH = "/api/token/"
@@ -29,18 +28,10 @@ SLOW_BODY = b'{"business_id": 9823}' + b" " * 10_000  # 500 s at 0.05 s a byte
 KILL_BAR = 2.0
 
 
-def _in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as error:
-            outcome["error"] = error
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
+def _trickling_grant(server: HostileServer) -> None:
+    """A token endpoint that answers one byte each 0.05 s: 450 s for the whole answer."""
+    body = b'{"access_token": "x"}' + b" " * 9000
+    server.route("POST", TOKEN_PATH, lambda exchange: exchange.trickle(200, body, interval=0.05))
 
 
 def _business(exchange) -> None:
@@ -57,7 +48,7 @@ def test_the_first_request_of_a_task_keeps_its_deadline_after_the_token_grant(ho
     hostile_server.script = lambda exchange: exchange.trickle(200, SLOW_BODY, interval=0.05)
     hook = hostile_hook(grant=True, extra={"timeout": 0.5, "request_deadline": 0.8})
     started = time.monotonic()
-    thread, outcome = _in_thread(hook.get_business)
+    thread, outcome = in_thread(hook.get_business)
     thread.join(timeout=15)
 
     assert not thread.is_alive(), "the first request outlived its deadline"
@@ -69,11 +60,7 @@ def test_the_first_request_of_a_task_keeps_its_deadline_after_the_token_grant(ho
 
 @pytest.mark.timeout(60)
 def test_a_trickling_token_grant_ends_at_the_first_requests_deadline(hostile_server, hostile_hook):
-    hostile_server.route(
-        "POST",
-        TOKEN_PATH,
-        lambda exchange: exchange.trickle(200, b'{"access_token": "x"}' + b" " * 9000, interval=0.05),
-    )
+    _trickling_grant(hostile_server)
     hostile_server.script = _business
     hook = hostile_hook(grant=True, extra={"timeout": 0.5, "request_deadline": 1.0})
     started = time.monotonic()
@@ -111,7 +98,7 @@ def test_an_unusable_retry_after_gives_up_that_request_and_leaves_the_pace_alone
     assert len(hostile_server.seen) == 5
 
     started = time.monotonic()
-    thread, outcome = _in_thread(hook.get_business)
+    thread, outcome = in_thread(hook.get_business)
     thread.join(timeout=10)
     assert not thread.is_alive(), "the next request was parked by the poisoned pace"
     assert outcome.get("value", {}).get("business_id") == 9823, outcome
@@ -172,27 +159,11 @@ def test_a_host_that_is_gone_stops_the_batch_naming_the_origin_and_the_cause(hos
 # -- on_kill ends every wait -------------------------------------------------------------------
 
 
-def _time_to_end(hook, stuck: Callable[[], bool], call: Callable[[], Any]) -> tuple[float, Any]:
-    thread, outcome = _in_thread(call)
-    deadline = time.monotonic() + 10
-    while not stuck() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)  # well inside the wait
-    assert thread.is_alive(), outcome
-    killed = time.monotonic()
-    hook.abort()
-    thread.join(timeout=30)
-    assert not thread.is_alive()
-    took = time.monotonic() - killed
-    print(f"on_kill ended the wait in {took:.3f} s")  # the figure in issue 22's closing table
-    return took, outcome.get("error")
-
-
 @pytest.mark.timeout(60)
 def test_on_kill_ends_a_retry_after_wait_within_two_seconds(hostile_server, hostile_hook):
     hostile_server.script = lambda exchange: exchange.json(429, {}, headers={"Retry-After": "50"})
     hook = hostile_hook(extra={"adaptive_pacing": False}, hook_kwargs={"retry_policy": RetryPolicy()})
-    took, error = _time_to_end(hook, lambda: len(hostile_server.seen) >= 1, hook.get_business)
+    took, error = time_to_end(hook, lambda: len(hostile_server.seen) >= 1, hook.get_business)
     assert took < KILL_BAR
     assert "stopped" in str(error)
 
@@ -202,7 +173,7 @@ def test_on_kill_ends_a_pace_wait_within_two_seconds(hostile_server, hostile_hoo
     hostile_server.script = _business
     hook = hostile_hook(extra={"max_requests_per_second": 0.1})  # one start per 10 s
     hook.get_business()
-    took, error = _time_to_end(hook, lambda: True, hook.get_business)
+    took, error = time_to_end(hook, lambda: True, hook.get_business)
     assert took < KILL_BAR
     assert "stopped" in str(error)
     assert len(hostile_server.seen) == 1
@@ -210,12 +181,8 @@ def test_on_kill_ends_a_pace_wait_within_two_seconds(hostile_server, hostile_hoo
 
 @pytest.mark.timeout(60)
 def test_on_kill_ends_a_trickling_token_grant_within_two_seconds(hostile_server, hostile_hook):
-    hostile_server.route(
-        "POST",
-        TOKEN_PATH,
-        lambda exchange: exchange.trickle(200, b'{"access_token": "x"}' + b" " * 9000, interval=0.05),
-    )
+    _trickling_grant(hostile_server)
     hook = hostile_hook(grant=True, extra={"timeout": 30, "request_deadline": 3600})
-    took, error = _time_to_end(hook, lambda: bool(hostile_server.requests_to(TOKEN_PATH)), hook.get_business)
+    took, error = time_to_end(hook, lambda: bool(hostile_server.requests_to(TOKEN_PATH)), hook.get_business)
     assert took < KILL_BAR
     assert isinstance(error, PerkvilleNetworkError)

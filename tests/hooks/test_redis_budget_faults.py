@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from perkville_provider.exceptions import PerkvilleConfigurationError, Perkville
 from perkville_provider.redaction import redact_text
 from perkville_provider.redis_budget import SOCKET_TIMEOUT
 from tests.helpers.redis_server import redis_server_process
+from tests.helpers.stuck_calls import time_to_end
 
 REDIS_PASSWORD = "redis-S3cret-pw-41c7"
 KILL_BAR = 2.0
@@ -68,19 +70,21 @@ def test_a_redis_connection_id_names_the_shared_budgets_redis(hostile_server, ho
         assert REDIS_PASSWORD not in redact_text(f"password={REDIS_PASSWORD}")
 
 
-def _stalled_hook(hostile_hook, url: str):
-    hook = hostile_hook(extra={"rate_limit_redis_url": url, "max_requests_per_second": 50})
-    assert hook.get_business()["business_id"] == 9823  # Redis well: one request goes through
-    return hook
+@contextmanager
+def _frozen_redis_hook(hostile_server, hostile_hook) -> Iterator[Any]:
+    """A hook whose shared budget's Redis answered once, then froze (SIGSTOP)."""
+    hostile_server.script = lambda exchange: exchange.json(200, {"business_id": 9823, "name": "Gym"})
+    with redis_server_process() as (url, pid):
+        hook = hostile_hook(extra={"rate_limit_redis_url": url, "max_requests_per_second": 50})
+        assert hook.get_business()["business_id"] == 9823  # Redis well: one request goes through
+        os.kill(pid, signal.SIGSTOP)
+        yield hook
 
 
 @pytest.mark.timeout(60)
 def test_a_frozen_redis_is_a_retriable_failure_within_the_attempt_deadline(hostile_server, hostile_hook):
     """With Redis stopped (SIGSTOP), the task was still running 75 s later: no socket timeouts."""
-    hostile_server.script = lambda exchange: exchange.json(200, {"business_id": 9823, "name": "Gym"})
-    with redis_server_process() as (url, pid):
-        hook = _stalled_hook(hostile_hook, url)
-        os.kill(pid, signal.SIGSTOP)
+    with _frozen_redis_hook(hostile_server, hostile_hook) as hook:
         started = time.monotonic()
         with pytest.raises(PerkvilleNetworkError) as info:
             hook.get_business()
@@ -95,28 +99,7 @@ def test_a_frozen_redis_is_a_retriable_failure_within_the_attempt_deadline(hosti
 
 @pytest.mark.timeout(60)
 def test_on_kill_ends_a_task_stuck_on_a_frozen_redis_within_two_seconds(hostile_server, hostile_hook):
-    hostile_server.script = lambda exchange: exchange.json(200, {"business_id": 9823, "name": "Gym"})
-    with redis_server_process() as (url, pid):
-        hook = _stalled_hook(hostile_hook, url)
-        os.kill(pid, signal.SIGSTOP)
-        errors: list[BaseException] = []
-
-        def call() -> None:
-            try:
-                hook.get_business()
-            except BaseException as error:
-                errors.append(error)
-
-        thread = threading.Thread(target=call, daemon=True)
-        thread.start()
-        time.sleep(0.5)  # inside the Redis call, waiting for an answer
-        assert thread.is_alive()
-        killed = time.monotonic()
-        hook.abort()
-        thread.join(timeout=30)
-        took = time.monotonic() - killed
-
-    print(f"on_kill ended the Redis stall in {took:.3f} s")  # the figure in issue 22's closing table
-    assert not thread.is_alive()
+    with _frozen_redis_hook(hostile_server, hostile_hook) as hook:
+        took, error = time_to_end(hook, lambda: True, hook.get_business)
     assert took < KILL_BAR
-    assert isinstance(errors[0], PerkvilleNetworkError)
+    assert isinstance(error, PerkvilleNetworkError)
