@@ -223,6 +223,7 @@ class _Tally:
         self.repeated_keys = 0
         self.stopped = False
         self.stop_reason: str | None = None
+        self.stop_retriable = False
         self.done = 0
         self.failures = _FirstByIndex(MAX_FAILURES_SHOWN)
         self.results = _FirstByIndex(job.inline_results)
@@ -250,6 +251,7 @@ class _Tally:
             **({"repeated_keys": self.repeated_keys} if self.job.order_key else {}),
             "stopped": self.stopped,
             **({"stop_reason": self.stop_reason} if self.stop_reason else {}),
+            **({"stop_retriable": True} if self.stop_retriable else {}),
             "failures": failures,
             "failures_not_shown": self.failures.seen - len(failures),
         }
@@ -412,6 +414,7 @@ def run_batch(
             outcome = outcome.redacted()
             if outcome.stops_batch and tally.stop_reason is None:
                 tally.stop_reason = outcome.message
+                tally.stop_retriable = outcome.retriable  # an outage (breaker.py): a retry may pass
                 logger.error("%s: stopping the batch: %s", job.name, outcome.message)
             tally.add(index, key, outcome)
             report(_report_line(index, key, outcome))
@@ -521,6 +524,7 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any] | None]) -> dict[str, 
         merged["stopped"] = bool(merged.get("stopped")) or bool(summary.get("stopped"))
         if summary.get("stop_reason") and not merged.get("stop_reason"):
             merged["stop_reason"] = summary["stop_reason"]
+            merged.update({"stop_retriable": True} if summary.get("stop_retriable") else {})
         for name, value in summary.items():
             if isinstance(value, int) and not isinstance(value, bool) and name not in _NOT_SUMMED:
                 merged[name] = merged.get(name, 0) + value
@@ -558,6 +562,7 @@ _LAYOUT_KEYS = frozenset(
         "retriable_failures",
         "stopped",
         "stop_reason",
+        "stop_retriable",
     }
 )
 

@@ -36,6 +36,8 @@ DEFAULT_READ_TIMEOUT = 30.0
 DEADLINE_PER_READ_TIMEOUT = 1.5
 DEFAULT_MAX_RESPONSE_BYTES = 20_000_000
 DEFAULT_MAX_PAGES = 10_000
+#: Seconds of nothing but 429s, or of nothing but connection failures, that stop a batch.
+DEFAULT_OUTAGE_SECONDS = 300.0
 
 #: Connection extras that configure the hook; HttpHook would otherwise send them as headers.
 SETTING_EXTRAS = (
@@ -50,6 +52,9 @@ SETTING_EXTRAS = (
     "max_response_bytes",
     "max_pages",
     "allow_insecure_http",
+    "outage_breaker_seconds",
+    "rate_limit_redis_conn_id",
+    "rate_limit_redis_url",
 )
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -69,6 +74,7 @@ class Limits:
     deadline: float = DEFAULT_READ_TIMEOUT * DEADLINE_PER_READ_TIMEOUT
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     max_pages: int = DEFAULT_MAX_PAGES
+    outage_seconds: float = DEFAULT_OUTAGE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -241,6 +247,9 @@ def read_settings(connection: Any, conn_id: str, *, timeout: Any = None) -> Conn
         max_pages=_or_default(
             extra, "max_pages", DEFAULT_MAX_PAGES, lambda v: setting("max_pages", positive_count, v)
         ),
+        outage_seconds=setting("outage_breaker_seconds", positive_seconds, extra["outage_breaker_seconds"])
+        if extra.get("outage_breaker_seconds") not in (None, "")
+        else DEFAULT_OUTAGE_SECONDS,
     )
     business = extra.get("business_id")
     business_id = None if business in (None, "") else setting("business_id", lambda v: _business(v), business)

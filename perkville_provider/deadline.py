@@ -28,10 +28,18 @@ _current = threading.local()
 
 
 class Attempt:
-    """One request attempt: its deadline, its sockets, and why it was cut short (if it was)."""
+    """One request attempt: its deadline, its sockets, and why it was cut short (if it was).
 
-    def __init__(self, deadline_at: float) -> None:
-        self.deadline_at = deadline_at
+    An attempt started inside another on the same thread (the token grant that the first request
+    of a task runs) is nested: its deadline is never later than the outer one's
+    (``inherited`` says the outer one binds), and its sockets are the outer one's too while it
+    runs, so cutting the outer cuts it.
+    """
+
+    def __init__(self, deadline_at: float, parent: Attempt | None = None) -> None:
+        self.parent = parent
+        self.inherited = parent is not None and parent.deadline_at <= deadline_at
+        self.deadline_at = min(deadline_at, parent.deadline_at) if parent is not None else deadline_at
         self.cut: str | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -41,16 +49,28 @@ class Attempt:
         if sock is None:
             return
         with self._lock:
-            self._sockets.append(sock)
+            if sock not in self._sockets:
+                self._sockets.append(sock)
             cut = self.cut
+        if self.parent is not None:
+            self.parent.watch(sock)
         if cut is not None:
             _shut(sock)
+
+    def forget(self, sockets: list[socket.socket]) -> None:
+        """A nested attempt is over: its sockets go back to the pool, no longer this one's."""
+        with self._lock:
+            self._sockets = [sock for sock in self._sockets if sock not in sockets]
+        if self.parent is not None:
+            self.parent.forget(sockets)
 
     def finish(self) -> None:
         """The attempt is over: its sockets go back to the pool and are never cut."""
         with self._lock:
             self.cut = self.cut or "done"
-            self._sockets.clear()
+            sockets, self._sockets = self._sockets, []
+        if self.parent is not None:
+            self.parent.forget(sockets)
 
     def cut_short(self, reason: str) -> None:
         """Cut the attempt: shut its sockets down, which ends any blocked read or write."""
@@ -118,18 +138,27 @@ class Deadlines:
 
     @contextmanager
     def attempt(self, seconds: float) -> Iterator[Attempt]:
-        """Run one attempt on this thread with a deadline ``seconds`` from now."""
-        attempt = Attempt(time.monotonic() + seconds)
+        """Run one attempt on this thread with a deadline ``seconds`` from now.
+
+        Inside another attempt (a token grant run by a request's auth) the deadlines compose: the
+        inner one ends by the outer's deadline, and when it ends the outer one is this thread's
+        attempt again (it was cleared, and the outer request then read its answer unwatched).
+        """
+        outer: Attempt | None = getattr(_current, "attempt", None)
+        now = time.monotonic()
+        attempt = Attempt(now + seconds, outer)
         with self._lock:
             if self.stopped.is_set():
                 attempt.cut = "stopped"
+            elif outer is not None and (outer.cut not in (None, "done") or outer.deadline_at <= now):
+                attempt.cut = outer.cut or "deadline"
             self._in_flight.add(attempt)
         _WATCHDOG.add(attempt)
         _current.attempt = attempt
         try:
             yield attempt
         finally:
-            _current.attempt = None
+            _current.attempt = outer
             attempt.finish()
             with self._lock:
                 self._in_flight.discard(attempt)

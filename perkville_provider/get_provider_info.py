@@ -123,6 +123,22 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "A list walk stops with an error past this page (default 10,000).",
                         "schema": {"type": ["integer", "null"]},
                     },
+                    "outage_breaker_seconds": {
+                        "label": "Outage breaker (s)",
+                        "description": "A batch stops after this long of nothing but 429s, or of "
+                        "nothing but connection failures (default 300).",
+                        "schema": {"type": ["number", "null"]},
+                    },
+                    "rate_limit_redis_conn_id": _string_field(
+                        "Rate budget Redis connection",
+                        "A redis connection id: every worker shares the budget through it (preferred "
+                        "to the URL: its password is stored as one).",
+                    ),
+                    "rate_limit_redis_url": _string_field(
+                        "Rate budget Redis URL",
+                        "redis://:password@host:6379/0, when no Redis connection id is given.",
+                        secret=True,
+                    ),
                     "allow_insecure_http": {
                         "label": "Allow plain HTTP",
                         "description": "Allow an http:// host or token URL off this machine (default off).",

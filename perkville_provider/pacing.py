@@ -82,10 +82,23 @@ class Pace:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> Pace:
-        """The state from a stored mapping (unknown keys, from another release, are ignored)."""
-        known = {key: value for key, value in (values or {}).items() if key in cls.__dataclass_fields__}
-        return cls(**known)
+    def from_dict(cls, values: Any) -> Pace:
+        """The state from a stored mapping (unknown keys, from another release, are ignored).
+
+        :raises ValueError: not a mapping, or a known key whose value is not a finite number
+            (``throttled_rate`` may be null)
+        """
+        if values is None:
+            return cls()
+        if not isinstance(values, dict):
+            raise ValueError(f"the state is a JSON {type(values).__name__}, not an object")
+        known = {key: value for key, value in values.items() if key in cls.__dataclass_fields__}
+        for key, value in known.items():
+            if value is None and key == "throttled_rate":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{key} is {str(value)[:40]!r}, not a finite number")
+        return cls(**{key: None if value is None else float(value) for key, value in known.items()})
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,9 @@ class PaceRules:
         ``congestion_refused``; random 429s are not a limit, and must not teach one
     :param congestion_refused: the fewest 429s that confirm a congestion
     :param suspect_seconds: how long 429s are counted from the first, to confirm a congestion
+    :param max_wait: the longest ``Retry-After`` the pace honours (the retry policy's
+        ``max_retry_after``): no start is ever booked, or stored, further ahead than this plus one
+        spacing at the floor (:attr:`longest_wait`)
     """
 
     ceiling: float | None
@@ -134,6 +150,34 @@ class PaceRules:
     random_share: float = 0.05
     congestion_refused: int = 5
     suspect_seconds: float = 10.0
+    max_wait: float = 60.0
+
+    @property
+    def longest_wait(self) -> float:
+        """The furthest ahead a start may be booked: the longest ``Retry-After`` and one spacing."""
+        return self.max_wait + 1.0 / self.floor
+
+    def distrust(self, pace: Pace, now: float) -> str | None:
+        """Why a pace read back from shared state cannot be trusted, or None when it can.
+
+        Whoever wrote it (another release, a crash half-way, a hand edit, a neighbour), a pace
+        whose times lie further ahead than any rule here books, or whose rate or counters are
+        out of range, would park or break every request: it is replaced, not obeyed.
+        """
+        horizon = self.longest_wait + 1.0 / self.floor  # a booking at the horizon, and its spacing
+        ahead = {"next_start": pace.next_start, "quiet_until": pace.quiet_until}
+        for name, value in ahead.items():
+            if value > now + horizon:
+                return f"{name} is {value - now:.3g} s ahead (at most {horizon:g} s)"
+        for name in ("decreased_at", "counted_at", "bucket_at", "suspect_since", "episode_bucket_at"):
+            if getattr(pace, name) > now + horizon:
+                return f"{name} is in the future"
+        if pace.throttled_rate is not None and not pace.throttled_rate > 0:
+            return f"throttled_rate is {pace.throttled_rate!r}, not a positive rate"
+        counters = ("total_starts", "starts", "previous_starts", "suspect_refused", "episode_starts")
+        if any(getattr(pace, name) < 0 for name in counters):
+            return "a counter is negative"
+        return None
 
     def rate(self, pace: Pace, now: float) -> float | None:
         """The current pace in requests per second, or None for no pacing at all."""
@@ -171,7 +215,8 @@ class PaceRules:
         if now - pace.counted_at > self.idle_seconds:
             self.new_run(pace, now)
         rate = self.rate(pace, now)
-        start = now if rate is None else max(now, pace.next_start)
+        # Never booked past the longest wait: many threads at the floor pace could book minutes ahead.
+        start = now if rate is None else min(max(now, pace.next_start), now + self.longest_wait)
         pace.next_start = start if rate is None else start + 1.0 / rate
         if start <= now:
             self._count(pace, now)
@@ -218,7 +263,8 @@ class PaceRules:
             before = max(self.floor, self.measured_rate(pace, now))
         pace.throttled_rate = before
         pace.decreased_at = now
-        pace.quiet_until = now + max(self.refractory_seconds, retry_after or 0.0)
+        retry_after = min(retry_after or 0.0, self.max_wait)  # never stored beyond its cap
+        pace.quiet_until = now + max(self.refractory_seconds, retry_after)
         pace.resumed_rate = max(self.floor, before * self.decrease)
         pace.episode_starts = self.measured_rate(pace, now)
         pace.episode_bucket_at = pace.bucket_at
@@ -226,7 +272,7 @@ class PaceRules:
         pace.suspect_since, pace.suspect_refused = 0.0, 0.0
         self._learn(pace)
         after = pace.resumed_rate
-        pace.next_start = max(pace.next_start, now + max(1.0 / after, retry_after or 0.0))
+        pace.next_start = max(pace.next_start, now + max(1.0 / after, retry_after))
         return PaceChange(before, after)
 
     def _refuse(self, pace: Pace, now: float) -> float:

@@ -6,9 +6,11 @@ number. Where the budget's schedule is kept decides who shares it (``rate_limit_
 
 * ``"machine"`` (the default): a small state file under a lock (``fcntl.flock``), shared by every
   process on the machine: LocalExecutor, ``dag.test``, a Celery worker's processes. No service.
-* ``"redis"`` (the default when ``rate_limit_redis_url`` is set): every worker of a cluster; the
-  spacing is a ``limits`` moving window in that Redis (the ``redis-budget`` extra), the adaptive
-  state a small hash beside it, so a 429 slows every worker down.
+  The folder is private and the file checked before it is trusted (:mod:`perkville_provider.state_file`).
+* ``"redis"`` (the default when ``rate_limit_redis_conn_id`` or ``rate_limit_redis_url`` is set):
+  every worker of a cluster; the spacing is a ``limits`` moving window in that Redis (the
+  ``redis-budget`` extra), the adaptive state a small hash beside it, so a 429 slows every worker
+  down (see :mod:`perkville_provider.redis_budget`).
 * ``"process"``: each task alone (the provider's behaviour before the shared budget).
 
 Whatever the sharing, the pace adapts (:mod:`perkville_provider.pacing`) unless
@@ -17,31 +19,27 @@ Whatever the sharing, the pace adapts (:mod:`perkville_provider.pacing`) unless
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import hashlib
-import json
 import logging
 import math
-import os
-import random
-import tempfile
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from perkville_provider.connection_settings import SettingError, flag, read_setting
 from perkville_provider.exceptions import PerkvilleConfigurationError
 from perkville_provider.pacing import HEADROOM, Pace, PaceChange, PaceRules
+from perkville_provider.redis_budget import RedisSchedule, redis_url_of
+from perkville_provider.state_file import STATE_DIR_ENV, MachineSchedule, state_dir
+from perkville_provider.waits import bounded_wait
 
 __all__ = [
     "HEADROOM",
     "SHARINGS",
+    "STATE_DIR_ENV",
     "MachineSchedule",
     "ProcessSchedule",
     "RateBudget",
@@ -54,7 +52,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SHARINGS = ("machine", "redis", "process")
-STATE_DIR_ENV = "PERKVILLE_RATE_LIMIT_DIR"
 
 T = TypeVar("T")
 Update = Callable[[Pace, float], T]
@@ -87,32 +84,43 @@ class RateBudget:
     :param max_requests_per_second: the budget of the whole connection, or None (unknown: adapt)
     :param sharing: ``"machine"``, ``"redis"`` or ``"process"``
     :param adaptive: whether a 429 slows everyone sharing the budget down
-    :param redis_url: the Redis that holds the shared state (``"redis"`` sharing)
+    :param redis_url: the Redis that holds the shared state (``"redis"`` sharing), its password
+        already registered with the masker
     :param state_dir: where the machine's state files live (``"machine"`` sharing)
+    :param max_wait: the longest ``Retry-After`` honoured (the retry policy's): no wait of the
+        pace, and nothing it stores, goes beyond it
     """
 
     conn_id: str
     max_requests_per_second: float | None
     sharing: str = "machine"
     adaptive: bool = True
-    redis_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)
     state_dir: str | None = None
+    max_wait: float = 60.0
 
     @classmethod
     def from_extras(
-        cls, conn_id: str, extra: Mapping[str, Any], *, max_requests_per_second: float | None = None
+        cls,
+        conn_id: str,
+        extra: Mapping[str, Any],
+        *,
+        max_requests_per_second: float | None = None,
+        max_wait: float = 60.0,
+        get_connection: Callable[[str], Any] | None = None,
     ) -> RateBudget:
         """The settings from a connection's extras; a bad value is an error naming its extra.
 
         Reads ``max_requests_per_second``, ``rate_limit_sharing``, ``adaptive_pacing``,
-        ``rate_limit_redis_url`` and ``rate_limit_dir`` from ``extra`` as
+        ``rate_limit_redis_conn_id`` (looked up with ``get_connection``), ``rate_limit_redis_url``
+        and ``rate_limit_dir`` from ``extra`` as
         :func:`~perkville_provider.connection_settings.connection_extras` reads them (nulls dropped).
         """
         name = "max_requests_per_second"
         budget = read_setting(conn_id, name, _rate, max_requests_per_second, "argument of the hook")
         if budget is None:
             budget = read_setting(conn_id, name, _rate, extra.get(name))
-        redis_url = extra.get("rate_limit_redis_url") or None
+        redis_url = redis_url_of(conn_id, extra, get_connection or _no_connections)
         sharing = str(extra.get("rate_limit_sharing") or ("redis" if redis_url else "machine")).strip()
         if sharing not in SHARINGS:
             raise PerkvilleConfigurationError(
@@ -121,10 +129,12 @@ class RateBudget:
             )
         if sharing == "redis" and not redis_url:
             raise PerkvilleConfigurationError(
-                f"connection {conn_id!r}: rate_limit_sharing 'redis' needs the rate_limit_redis_url extra"
+                f"connection {conn_id!r}: rate_limit_sharing 'redis' needs the rate_limit_redis_conn_id "
+                "(or rate_limit_redis_url) extra"
             )
         adaptive = read_setting(conn_id, "adaptive_pacing", flag, extra.get("adaptive_pacing", True))
-        return cls(conn_id, budget, sharing, adaptive, redis_url, extra.get("rate_limit_dir") or None)
+        state = extra.get("rate_limit_dir") or None
+        return cls(conn_id, budget, sharing, adaptive, redis_url, state, max_wait)
 
     @property
     def paced(self) -> bool:
@@ -134,7 +144,7 @@ class RateBudget:
     def rules(self) -> PaceRules:
         """The pacing rules: the ceiling is the budget less the headroom."""
         ceiling = self.max_requests_per_second * HEADROOM if self.max_requests_per_second else None
-        return PaceRules(ceiling=ceiling, adaptive=self.adaptive)
+        return PaceRules(ceiling=ceiling, adaptive=self.adaptive, max_wait=self.max_wait)
 
     def limiter(self, api_identity: str) -> SharedPace | None:
         """The limiter for this budget, or None when nothing is paced.
@@ -150,20 +160,12 @@ class RateBudget:
             return SharedPace(rules, ProcessSchedule(), label=self.conn_id)
         if self.sharing == "machine":
             path = state_dir(self.state_dir) / f"{key}.json"
-            return SharedPace(rules, MachineSchedule(path), label=self.conn_id)
+            return SharedPace(rules, MachineSchedule(path, rules), label=self.conn_id)
         return SharedPace(rules, RedisSchedule(self.redis_url or "", key, rules), label=self.conn_id)
 
 
-def state_dir(configured: str | None = None) -> Path:
-    """The machine's state directory, created when missing.
-
-    The ``rate_limit_dir`` extra, else ``$PERKVILLE_RATE_LIMIT_DIR``, else
-    ``airflow-provider-perkville-rate`` in the system's temporary directory.
-    """
-    chosen = configured or os.environ.get(STATE_DIR_ENV)
-    path = Path(chosen) if chosen else Path(tempfile.gettempdir()) / "airflow-provider-perkville-rate"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _no_connections(conn_id: str) -> Any:
+    raise LookupError(f"no connection lookup here for {conn_id!r}")
 
 
 class ProcessSchedule:
@@ -178,152 +180,6 @@ class ProcessSchedule:
         """Apply ``rule`` to the pace under the thread lock."""
         with self._lock:
             return rule(self._pace, self.clock())
-
-
-class MachineSchedule:
-    """The pace in a JSON file under an exclusive ``flock``: every process on the machine shares it.
-
-    The lock is held only to read, apply one rule and write a few dozen bytes; nobody sleeps under it.
-    """
-
-    clock = staticmethod(time.time)
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()  # flock excludes processes; threads share one descriptor
-        self._fd: int | None = None
-        self._fd_pid = 0
-
-    def _descriptor(self) -> int:
-        """The state file's descriptor, opened once per process.
-
-        A forked child opens its own: ``flock`` belongs to the open file, so a descriptor
-        inherited across a fork would hold the parent's lock, not one of its own.
-        """
-        if self._fd is None or self._fd_pid != os.getpid():
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._fd_pid = os.getpid()
-            weakref.finalize(self, os.close, self._fd)
-        return self._fd
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[int]:
-        with self._lock:
-            fd = self._descriptor()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield fd
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-
-    def update(self, rule: Update[T]) -> T:
-        """Read the pace, apply ``rule``, write it back, all under the file's lock."""
-        with self._locked() as fd:
-            raw = os.pread(fd, 4096, 0)
-            try:
-                pace = Pace.from_dict(json.loads(raw)) if raw else Pace()
-            except (ValueError, TypeError):
-                pace = Pace()
-            result = rule(pace, self.clock())
-            data = json.dumps(pace.as_dict()).encode()
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, data, 0)
-            return result
-
-
-class RedisSchedule:
-    """The pace across machines: spacing by a ``limits`` moving window, the adaptive state in a hash.
-
-    The window holds ``UNITS`` per second and each start costs ``UNITS / rate`` of them, so the
-    one window follows the pace as it changes. Starts are also counted (a second window), to know
-    the aggregate rate a 429 measures.
-    """
-
-    UNITS = 1000
-    COUNT_LIMIT = 1_000_000
-    #: The learned limit outlives a run: the next day's run starts paced at it.
-    KEEP_SECONDS = 7 * 24 * 3600
-
-    def __init__(self, url: str, key: str, rules: PaceRules) -> None:
-        try:
-            from limits import RateLimitItemPerSecond
-            from limits.storage import storage_from_string
-            from limits.strategies import MovingWindowRateLimiter
-        except ImportError:  # pragma: no cover - the extra is missing
-            raise PerkvilleConfigurationError(
-                "rate_limit_sharing 'redis' needs the redis-budget extra: "
-                "pip install 'airflow-provider-perkville[redis-budget]'"
-            ) from None
-        self.storage = storage_from_string(url)
-        self.window = MovingWindowRateLimiter(self.storage)
-        self.spacing = RateLimitItemPerSecond(self.UNITS, namespace="perkville")
-        self.counting = RateLimitItemPerSecond(self.COUNT_LIMIT, namespace="perkville-count")
-        self.key = key
-        self.state_key = f"perkville:pace:{key}"
-        self.total_key = f"perkville:starts:{key}"
-        self.rules = rules
-        self._redis = self.storage.storage
-        self._lock = threading.Lock()
-        self._next_local = 0.0
-        self._started = False
-
-    def _read(self) -> Pace:
-        raw = self._redis.get(self.state_key)
-        return Pace.from_dict(json.loads(raw)) if raw else Pace()
-
-    def update(self, rule: Update[T]) -> T:
-        """Apply ``rule`` to the adaptive state, under a lock of redis-py's own (short, with a timeout).
-
-        The starts are counted in Redis, not in the state (a start takes no lock): the rule sees
-        them as counted there.
-        """
-        with self._lock, self._redis.lock(f"{self.state_key}:lock", timeout=5, blocking_timeout=5):
-            pace = self._read()
-            now = time.time()
-            self.rules.measured_elsewhere(pace, self.measured_rate(), self.total_starts(), now)
-            result = rule(pace, now)
-            self._redis.set(self.state_key, json.dumps(pace.as_dict()), ex=self.KEEP_SECONDS)
-            return result
-
-    def wait_turn(self, sleep: Callable[[float], None]) -> float:
-        """Wait until the shared window has room at the current pace; the start time.
-
-        A moving window admits a whole second's worth at once; this process's own starts are
-        first spaced at the pace too (in memory), so a burst in the window is at most one start
-        per worker process, and a start sent late by a busy process is not followed at once
-        by the next. A process's first start, when nobody has started for a second, begins a new
-        run (:meth:`PaceRules.new_run`).
-        """
-        if not self._started:
-            self._started = True
-            if self.measured_rate() == 0:
-                self.update(self.rules.new_run)
-        pace = self._read()
-        self.window.hit(self.counting, self.key)
-        self._redis.incr(self.total_key)
-        rate = self.rules.rate(pace, time.time())
-        if rate is None:
-            return time.time()
-        with self._lock:
-            now = time.monotonic()
-            local_start = max(now, self._next_local)
-            self._next_local = local_start + 1.0 / rate
-        if local_start > now:
-            sleep(local_start - now)
-        cost = max(1, math.ceil(self.UNITS / rate))
-        while not self.window.hit(self.spacing, self.key, cost=cost):
-            reset = self.window.get_window_stats(self.spacing, self.key).reset_time
-            sleep(min(0.25, max(0.002, reset - time.time())) + random.uniform(0, 0.002))
-        return time.time()
-
-    def total_starts(self) -> float:
-        """Starts of every worker ever counted (to compare 429s with the starts they answer)."""
-        return float(self._redis.get(self.total_key) or 0)
-
-    def measured_rate(self) -> float:
-        """Starts per second of every worker over the last second (the counting window)."""
-        stats = self.window.get_window_stats(self.counting, self.key)
-        return float(self.COUNT_LIMIT - stats.remaining)
 
 
 class SharedPace:
@@ -348,20 +204,35 @@ class SharedPace:
         self._sleep = sleep
         self._recovery_logged = 0.0
 
-    def acquire(self) -> float:
+    def acquire(self, stop: threading.Event | None = None) -> float:
         """Wait until this request may start; the start time, to hand back with a 429.
 
-        A start booked ahead is booked again when a decrease came while it waited.
+        A start booked ahead is booked again when a decrease came while it waited. Each wait is
+        at most the pace's longest wait, and ``stop`` (the task's, set by ``on_kill``) ends it.
+
+        :raises WaitStopped: ``stop`` was set
         """
         if isinstance(self.schedule, RedisSchedule):
-            return self.schedule.wait_turn(self._sleep)
+            return self.schedule.wait_turn(functools.partial(self._pause, stop))
         while True:
             start, booked_at = self._book()
             if start <= booked_at:
                 return start
-            self._sleep(start - booked_at)
+            self._pause(stop, start - booked_at)
             if self.schedule.update(functools.partial(self.rules.sent, booked_at=booked_at)):
                 return start
+
+    def _pause(self, stop: threading.Event | None, seconds: float) -> None:
+        """The one wait rule (:mod:`perkville_provider.waits`); an injected sleep when no stop is given."""
+        if stop is None:
+            self._sleep(min(seconds, self.rules.longest_wait))
+        else:
+            bounded_wait(seconds, self.rules.longest_wait, stop)
+
+    def abort(self) -> None:
+        """A killed task: end the waits on a shared store (a Redis call blocked on its socket)."""
+        if isinstance(self.schedule, RedisSchedule):
+            self.schedule.abort()
 
     def _book(self) -> tuple[float, float]:
         """Book the next start on the shared pace; the start and when it was booked."""

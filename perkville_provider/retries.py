@@ -57,6 +57,11 @@ class RetryPolicy:
     backoff_max: float = 20.0
     max_retry_after: float = 60.0
 
+    @property
+    def longest_wait(self) -> float:
+        """The longest wait before a retry: the largest backoff or ``Retry-After``, and its jitter."""
+        return max(self.backoff_max, self.max_retry_after) + 1.0
+
     @staticmethod
     def is_retry(status: int) -> bool:
         """Whether to resend a request that got this status: 429, 500, 502, 503, 504; never another 4xx.

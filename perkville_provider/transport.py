@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import ssl
+import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import NewConnectionError
 
 from perkville_provider import __version__
 from perkville_provider.answers import answer_error
+from perkville_provider.breaker import OutageBreaker
 from perkville_provider.connection_settings import Limits
 from perkville_provider.deadline import Deadlines
 from perkville_provider.exceptions import (
@@ -40,8 +40,10 @@ from perkville_provider.exceptions import (
     PerkvilleAnswerTooLargeError,
     PerkvilleNetworkError,
 )
+from perkville_provider.network_errors import certificate_refused, explicit_origin, failure_cause, never_sent
 from perkville_provider.rate_budget import RateLimiter, SharedPace
 from perkville_provider.retries import RetryPolicy
+from perkville_provider.waits import WaitStopped, bounded_wait, usable_seconds
 
 __all__ = [
     "Delivery",
@@ -61,6 +63,7 @@ _CHUNK_BYTES = 64 * 1024
 #: The shortest attempt worth starting when little of the total-time cap is left.
 _MIN_ATTEMPT_SECONDS = 0.05
 #: What ``requests`` raises when an attempt got no (complete) answer.
+_OUTER_DEADLINE = "outer deadline"
 _NO_ANSWER = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
@@ -74,22 +77,27 @@ def user_agent() -> str:
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110)."""
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110).
+
+    None when there is no header; ``inf`` when there is one but it is no usable wait (negative,
+    not finite, unparseable): the caller gives that request up rather than guess. A date in the
+    past is a wait of 0, as the RFC says.
+    """
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else math.inf
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+        current = time.time() if now is None else now
+        return max(0.0, when.timestamp() - current)
+    except (TypeError, ValueError, OverflowError):
+        return math.inf
 
 
 @dataclass(frozen=True)
@@ -129,10 +137,13 @@ class Transport:
         self.limiter = limiter
         self.limits = limits or Limits()
         self.deadlines = Deadlines()
+        self.breaker = OutageBreaker(self.limits.outage_seconds)
 
     def abort(self) -> None:
-        """End every request in flight now (a killed task); later requests fail at once."""
+        """End every request in flight now, and every wait (a killed task); later requests fail at once."""
         self.deadlines.abort()
+        if self.limiter is not None:
+            self.limiter.abort()
 
     def send(
         self,
@@ -156,7 +167,8 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            sent_at = self.limiter.acquire() if self.limiter is not None else None
+            self.breaker.check(method, path)
+            sent_at = self._acquire(method, path)
             if self.deadlines.stopped.is_set():
                 raise self._stopped(method, path)
             seconds = max(_MIN_ATTEMPT_SECONDS, min(self.limits.deadline, self._time_left(started)))
@@ -175,14 +187,21 @@ class Transport:
             except _Cut as cut:
                 if cut.reason == "stopped":
                     raise self._stopped(method, path) from None
+                if cut.reason == _OUTER_DEADLINE:  # no retry can end before the outer request's deadline
+                    raise PerkvilleNetworkError(
+                        "no complete answer within the deadline of the request it was sent for "
+                        "(a token grant runs inside the first request's deadline)",
+                        method=method,
+                        path=path,
+                    ) from None
                 failure = f"no complete answer within the {seconds:.3g} s deadline"
-                never_sent = cut.never_sent
+                unsent = cut.never_sent
             except requests.TooManyRedirects:
                 raise PerkvilleAnswerError(
                     "too many redirects (a redirect loop)", method=method, path=path
                 ) from None
             except _NO_ANSWER as error:
-                refused = _certificate_refused(error)
+                refused = certificate_refused(error)
                 if refused is not None:  # a retry meets the same certificate
                     raise PerkvilleNetworkError(
                         f"the server's TLS certificate was refused ({refused}); check the "
@@ -190,16 +209,23 @@ class Transport:
                         method=method,
                         path=path,
                     ) from None
-                failure = type(error).__name__
-                never_sent = _never_sent(error)
+                unsent = never_sent(error)
+                where = "cannot connect to" if unsent else "no answer from"
+                failure = f"{where} {explicit_origin(url)}: {failure_cause(error)}"
+                if unsent:
+                    self.breaker.unreachable(failure, method, path)
             else:
+                self.breaker.answered(response.status_code, method, path)
                 if not self.policy.is_retry(response.status_code):
                     return Delivery(response, maybe_committed)
                 failure = str(response.status_code)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                usable = usable_seconds(retry_after, self.policy.max_retry_after)
                 if response.status_code == 429 and self.limiter is not None and sent_at is not None:
-                    self.limiter.throttled(sent_at, retry_after)
-                delay = self._next_delay(attempt, started, retry_after)
+                    self.limiter.throttled(sent_at, usable)  # an unusable one never reaches the pace
+                if retry_after is not None and usable is None:  # give this request up, now
+                    return Delivery(response, maybe_committed)
+                delay = self._next_delay(attempt, started, usable)
                 if delay is None:
                     return Delivery(response, maybe_committed)
                 maybe_committed = maybe_committed or response.status_code != 429
@@ -211,11 +237,22 @@ class Transport:
                 raise PerkvilleNetworkError(
                     f"no answer after {attempt} attempt(s): {failure}", method=method, path=path
                 )
-            maybe_committed = maybe_committed or not never_sent
+            maybe_committed = maybe_committed or not unsent
             self._wait(method, path, failure, attempt, delay)
 
+    def _acquire(self, method: str, path: str) -> float | None:
+        """Wait for this start's turn in the shared pace (cut short by :meth:`abort`)."""
+        if self.limiter is None:
+            return None
+        try:
+            return self.limiter.acquire(self.deadlines.stopped)
+        except WaitStopped:
+            raise self._stopped(method, path) from None
+        except PerkvilleNetworkError as error:  # the shared budget's store did not answer
+            raise PerkvilleNetworkError(error.message, method=method, path=path) from None
+
     def _wait(self, method: str, path: str, failure: str, attempt: int, delay: float) -> None:
-        """Log the retry and wait ``delay`` seconds (cut short by :meth:`abort`)."""
+        """Log the retry and wait ``delay`` seconds (bounded by the policy, cut short by :meth:`abort`)."""
         log.warning(
             "Perkville %s %s: %s on attempt %d of %d; retrying in %.2f s",
             method,
@@ -225,8 +262,10 @@ class Transport:
             self.policy.max_attempts,
             delay,
         )
-        if self.deadlines.stopped.wait(delay):
-            raise self._stopped(method, path)
+        try:
+            bounded_wait(delay, self.policy.longest_wait, self.deadlines.stopped)
+        except WaitStopped:
+            raise self._stopped(method, path) from None
 
     def _stopped(self, method: str, path: str) -> PerkvilleNetworkError:
         return PerkvilleNetworkError(
@@ -246,12 +285,12 @@ class Transport:
                 read_body(response, self.limits.max_response_bytes)
             except requests.RequestException as error:
                 if attempt.cut in ("deadline", "stopped"):
-                    raise _Cut(attempt.cut, _never_sent(error)) from None
+                    raise _Cut(_cut_reason(attempt.cut, attempt.inherited), never_sent(error)) from None
                 raise
             if attempt.cut in ("deadline", "stopped"):
                 # A cut socket can look like an answer that simply ended: never trust it.
                 response.close()
-                raise _Cut(attempt.cut, never_sent=False)
+                raise _Cut(_cut_reason(attempt.cut, attempt.inherited), never_sent=False)
             return response
 
     def _next_delay(self, attempt: int, started: float, retry_after: float | None) -> float | None:
@@ -265,6 +304,11 @@ class Transport:
         if time.monotonic() - started + delay > policy.max_elapsed:
             return None
         return delay
+
+
+def _cut_reason(cut: str, inherited: bool) -> str:
+    """Why an attempt was cut; a deadline that was the outer request's is told apart."""
+    return _OUTER_DEADLINE if cut == "deadline" and inherited else cut
 
 
 def read_body(response: requests.Response, max_bytes: int) -> None:
@@ -293,38 +337,3 @@ def read_body(response: requests.Response, max_bytes: int) -> None:
         "reading stopped there",
         PerkvilleAnswerTooLargeError,
     )
-
-
-def _never_sent(error: Exception) -> bool:
-    """True when the request cannot have reached the server: it failed while connecting.
-
-    requests wraps urllib3's errors; a refused connection or a failed DNS look-up is a
-    ``NewConnectionError`` (``NameResolutionError`` is one) somewhere in that chain.
-    """
-    if isinstance(error, requests.ConnectTimeout):
-        return True
-    return any(isinstance(cause, NewConnectionError) for cause in _causes(error))
-
-
-def _certificate_refused(error: Exception) -> str | None:
-    """Why the server's certificate failed verification, or None when that is not the failure.
-
-    Unlike a dropped connection or an interrupted handshake, a certificate that fails
-    verification fails again on every retry.
-    """
-    for cause in _causes(error):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return str(cause.verify_message or "certificate verify failed")
-    return None
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """``error`` and what it wraps: urllib3's ``reason``, an exception argument, the context."""
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        yield cause
-        reason = getattr(cause, "reason", None)
-        nested = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
-        cause = reason if isinstance(reason, BaseException) else nested or cause.__context__

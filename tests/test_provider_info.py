@@ -59,5 +59,5 @@ def test_the_connection_form_masks_every_secret_field():
     (connection_type,) = get_provider_info()["connection-types"]
     fields = connection_type["conn-fields"]
     secret = {name for name, spec in fields.items() if spec["schema"].get("format") == "password"}
-    assert secret == {"client_secret", "token"}
+    assert secret == {"client_secret", "token", "rate_limit_redis_url"}
     assert set(fields) == set(SETTING_EXTRAS)

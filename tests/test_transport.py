@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from perkville_provider.exceptions import PerkvilleConfigurationError
-from perkville_provider.transport import RateLimiter, _never_sent
+from perkville_provider.network_errors import never_sent as _never_sent
+from perkville_provider.transport import RateLimiter
 
 
 def _error_of(url: str, *, timeout: float = 2.0) -> requests.RequestException:

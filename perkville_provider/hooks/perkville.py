@@ -53,6 +53,7 @@ from perkville_provider.transport import (
     parse_retry_after,
     user_agent,
 )
+from perkville_provider.waits import usable_seconds
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,11 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         session.headers["Accept"] = "application/json"
         credentials = settings.credentials
         budget = RateBudget.from_extras(
-            self.perkville_conn_id, settings.extras, max_requests_per_second=self.max_requests_per_second
+            self.perkville_conn_id,
+            settings.extras,
+            max_requests_per_second=self.max_requests_per_second,
+            max_wait=self.retry_policy.max_retry_after,
+            get_connection=self.get_connection,
         )
         self.limiter = budget.limiter(f"{base_url}\n{credentials.client_id}\n{credentials.username}")
         transport = Transport(session, policy=self.retry_policy, limiter=self.limiter, limits=settings.limits)
@@ -298,7 +303,9 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         """
         if response.status_code < 400:
             return
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = usable_seconds(
+            parse_retry_after(response.headers.get("Retry-After")), self.retry_policy.max_retry_after
+        )
         raise error_from_response(response, retry_after=retry_after, hint=self._hint(response.status_code))
 
     def _hint(self, status: int) -> str | None:

@@ -82,6 +82,11 @@ def judge_batch(summary: Mapping[str, Any], settings: BatchSettings) -> None:
     fails (see :func:`raise_for_failure_ratio`); with ``retry_transient_failures``, records that
     failed transiently ask for a retry even within the ratio. Resending is always safe.
     """
+    if summary.get("stop_reason") and summary.get("stop_retriable"):  # an outage: a retry may pass
+        raise AirflowException(
+            f"The batch stopped: {summary['stop_reason']}. The records not sent are left for a retry "
+            "of the task (nothing already sent is sent twice)."
+        )
     if summary.get("stop_reason"):
         raise AirflowFailException(
             f"The batch stopped: {summary['stop_reason']}. No further record was sent; a later run "

@@ -73,6 +73,11 @@ def _fault_value(name: str, value: Any) -> Any:
         return value
     if name == "foreign_next_origin":
         return check_origin(value)
+    if name == "retry_after_seconds":
+        text = str(value)
+        if len(text) > 64 or not text.isprintable():
+            raise ValueError("must be a header value of at most 64 printable characters")
+        return text
     if name == "seed":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError("must be an integer")
@@ -114,6 +119,11 @@ class FaultConfig:
         0.0, "share of API requests answered 429 with Retry-After 1, at random", injects=True
     )
     retry_after_format: str = _setting("seconds", "Retry-After as 'seconds' (default) or 'http-date'")
+    retry_after_seconds: str = _setting(
+        "",
+        "hostile: every 429 carries this Retry-After instead of the real wait (99999, inf, -1, or an "
+        "HTTP date in 2099): a wait no client should obey",
+    )
     reset_rate: float = _setting(
         0.0, "share of API requests whose connection is reset before processing", injects=True
     )
@@ -129,6 +139,9 @@ class FaultConfig:
     )
     trickle_ms: float = _setting(
         0.0, "hostile: send every answer's body one byte at a time, this many ms apart", injects=True
+    )
+    token_trickle_ms: float = _setting(
+        0.0, "hostile: send the token endpoint's answer one byte at a time, this many ms apart", injects=True
     )
     seed: int = _setting(0, "seed of the fault random stream (repeatable runs)")
 
@@ -233,6 +246,8 @@ class Faults:
         return None
 
     def retry_after_header(self, wait: float) -> str:
+        if self.config.retry_after_seconds:
+            return self.config.retry_after_seconds
         seconds = max(1, int(-(-wait // 1)))
         if self.config.retry_after_format == "http-date":
             return formatdate(time.time() + seconds, usegmt=True)

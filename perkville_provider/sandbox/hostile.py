@@ -13,6 +13,9 @@ them, so that a demo or a test can watch the client cope:
 ``trickle_ms``
     every answer's body is sent one byte at a time, this many milliseconds apart. The provider's
     per-attempt deadline must end the request.
+``token_trickle_ms``
+    the same for the token endpoint's answers only: a grant that never ends, run inside the first
+    request's deadline. That deadline must end it, and ``on_kill`` too.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
 Scope = MutableMapping[str, Any]
 
-HOSTILE_FAULTS = ("echo_request_in_errors", "foreign_next_origin", "trickle_ms")
+HOSTILE_FAULTS = ("echo_request_in_errors", "foreign_next_origin", "trickle_ms", "token_trickle_ms")
+TOKEN_PATH_PREFIX = "/api/token"  # noqa: S105 (a path)
 
 
 def check_origin(value: Any) -> str:
@@ -63,11 +67,14 @@ def hostile_send(scope: Scope, send: Send, config: Any, request_body: bytes) -> 
         headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         await send({**start, "headers": headers})
-        if not config.trickle_ms:
+        trickle_ms = config.trickle_ms
+        if scope["path"].startswith(TOKEN_PATH_PREFIX):
+            trickle_ms = trickle_ms or config.token_trickle_ms
+        if not trickle_ms:
             await send({"type": "http.response.body", "body": body})
             return
         for index in range(len(body)):
-            await asyncio.sleep(config.trickle_ms / 1000.0)
+            await asyncio.sleep(trickle_ms / 1000.0)
             last = index == len(body) - 1
             await send({"type": "http.response.body", "body": body[index : index + 1], "more_body": not last})
         if not body:

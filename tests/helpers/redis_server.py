@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -21,6 +24,13 @@ def _free_port() -> int:
 @contextmanager
 def redis_server() -> Iterator[str]:
     """Start Debian's ``redis-server`` (no persistence) and yield its URL; stop it however this ends."""
+    with redis_server_process() as (url, _):
+        yield url
+
+
+@contextmanager
+def redis_server_process() -> Iterator[tuple[str, int]]:
+    """:func:`redis_server`, yielding its PID too (a test stops it with SIGSTOP, then SIGCONT)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed: apt-get install -y redis-server (make test does)")
@@ -43,8 +53,10 @@ def redis_server() -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start on 127.0.0.1:{port}")
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", process.pid
     finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGCONT)  # a stopped server cannot act on SIGTERM
         process.terminate()
         try:
             process.wait(timeout=10)

@@ -74,7 +74,7 @@ def test_serve_flags_set_the_faults_and_settings(tmp_path):
         "--lost-after-commit-rate", "0.2",
         "--lost-after-commit-mode", "502", "--seed", "9", "--duplicate-mode", "return_existing",
         "--trickle-ms", "1", "--foreign-next-origin", "http://elsewhere.example:8080",
-        "--echo-request-in-errors",
+        "--echo-request-in-errors", "--retry-after-seconds", "99999", "--token-trickle-ms", "3",
     ]  # fmt: skip
     with cli_server("--db", str(tmp_path / "f.db"), *flags) as (base_url, _):
         faults = requests.get(f"{base_url}/_sandbox/faults", timeout=5).json()
@@ -95,6 +95,8 @@ def test_serve_flags_set_the_faults_and_settings(tmp_path):
         "echo_request_in_errors": True,
         "foreign_next_origin": "http://elsewhere.example:8080",
         "trickle_ms": 1,
+        "retry_after_seconds": "99999",
+        "token_trickle_ms": 3,
         "seed": 9,
     }
     assert settings["duplicate_mode"] == "return_existing"
