@@ -18,6 +18,7 @@ from perkville_example_common import (
     BUSINESS_ID,
     MEMBERS_ASSET,
     MEMBERS_PER_FILE,
+    PERKVILLE_API_HOST,
     as_utc_iso,
     fetch_rows,
     source_time,
@@ -36,10 +37,13 @@ from perkville_example_windows import (
 
 from perkville_provider import staging
 from perkville_provider.batch import merge_summaries
+from perkville_provider.lineage import add_staged_outputs, asset_uri
 from perkville_provider.operators.base import raise_for_failure_ratio
 from perkville_provider.records import RecordValidationError, build_trans_source_id
 
-AWARDS_ASSET = Asset(uri=f"perkville://{BUSINESS_ID}/checkin_awards", name="perkville_checkin_awards")
+AWARDS_ASSET = Asset(
+    uri=asset_uri(PERKVILLE_API_HOST, BUSINESS_ID, "transactions"), name="perkville_checkin_awards"
+)
 """Updated by each successful awards run; its asset state holds ``awarded_through``."""
 SETTLED_STATUSES = ("awarded", "duplicate", "daily_limited")
 """What Perkville answers for good: re-sending such a row can only come back a duplicate."""
@@ -125,7 +129,7 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
         )
     by_day: dict[str, list[dict[str, Any]]] = {d: [] for d in days}
     skipped: Counter[str] = Counter()
-    for row in fetch_rows(params["source_conn_id"], params["checkins_sql"], bounds):
+    for row in fetch_rows(params["source_conn_id"], params["checkins_sql"], bounds, context["inlets"]):
         award = to_award(
             row, source_system=params["external_system_id"], club_locations=params["club_locations"]
         )
@@ -141,12 +145,13 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
         for name, _count in staging.stage_in_chunks(run_dir, f"awards/{row_day}", awards, size):
             award_chunks.append(name)
             chunk_days.append(row_day)
-    members = members_to_upsert(params, state[MEMBERS_ASSET].get(SYNCED_UNTIL), bounds)
+    members = members_to_upsert(params, state[MEMBERS_ASSET].get(SYNCED_UNTIL), bounds, context["inlets"])
     member_files = [
         str(run_dir / name)
         for name, _ in staging.stage_in_chunks(run_dir, "members", members, MEMBERS_PER_FILE)
     ]
     staging.write_manifest(run_dir, dag_id=dag_run.dag_id, run_id=dag_run.run_id, day=str(day), days=days)
+    add_staged_outputs(context["outlets"], [*(run_dir / name for name in award_chunks), *member_files])
     plan = {
         "day": str(day),
         "day_source": day_source,
@@ -164,13 +169,19 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def members_to_upsert(
-    params: Mapping[str, Any], synced_until: str | None, bounds: Mapping[str, str]
+    params: Mapping[str, Any],
+    synced_until: str | None,
+    bounds: Mapping[str, str],
+    inlets: list[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The members with a check-in in the window that no successful member sync has sent yet:
     changed since the sync's watermark (less its overlap), or every one before the first sync."""
     since = EPOCH if not synced_until else pendulum.parse(synced_until) - MEMBER_SYNC_OVERLAP
     rows = fetch_rows(
-        params["source_conn_id"], params["members_sql"], {**bounds, "changed_since": source_time(since)}
+        params["source_conn_id"],
+        params["members_sql"],
+        {**bounds, "changed_since": source_time(since)},
+        inlets,
     )
     return [to_member(row, params["club_locations"]) for row in rows]
 

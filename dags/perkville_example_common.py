@@ -25,6 +25,7 @@ from airflow.sdk import Asset, Param
 
 from perkville_provider import staging
 from perkville_provider.batch import format_summary, merge_summaries
+from perkville_provider.lineage import add_sql_read, add_staged_outputs, asset_uri
 from perkville_provider.operators.base import raise_for_failure_ratio
 
 BUSINESS_ID = 9823
@@ -34,7 +35,11 @@ SOURCE_CONN_ID = "gym_source_db"
 SOURCE_SYSTEM = "MYGYM"
 CLUB_LOCATIONS = {"DT": 101, "WS": 102}
 """The gym's club codes and the Perkville location ids they map to."""
-MEMBERS_ASSET = Asset(uri=f"perkville://{BUSINESS_ID}/members", name="perkville_members")
+PERKVILLE_API_HOST = "api.perkville.com"
+"""The API the assets name: the OpenLineage datasets of a connection to this host are the same nodes."""
+MEMBERS_ASSET = Asset(
+    uri=asset_uri(PERKVILLE_API_HOST, BUSINESS_ID, "external_members"), name="perkville_members"
+)
 """Updated by the member sync; its asset state holds the sync's watermark (``synced_until``)."""
 
 SOURCE_TIME_FORMAT = "YYYY-MM-DD HH:mm:ss"
@@ -214,8 +219,14 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def fetch_rows(conn_id: str, sql: str, binds: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Run ``sql`` with named ``binds`` on the connection's SQL hook; rows as JSON-friendly dicts."""
+def fetch_rows(
+    conn_id: str, sql: str, binds: Mapping[str, Any], inlets: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    """Run ``sql`` with named ``binds`` on the connection's SQL hook; rows as JSON-friendly dicts.
+
+    With OpenLineage, the read goes to the SQL hook's own lineage and its tables to ``inlets``
+    (the task's, from its context).
+    """
     from airflow.sdk import BaseHook
     from sqlalchemy import text
 
@@ -227,6 +238,8 @@ def fetch_rows(conn_id: str, sql: str, binds: Mapping[str, Any]) -> list[dict[st
             rows = [{name: _json_value(value) for name, value in row.items()} for row in result.mappings()]
     finally:
         engine.dispose()
+    if inlets is not None:
+        add_sql_read(hook, sql, len(rows), inlets)
     log.info("%d rows from %s", len(rows), conn_id)
     return rows
 
@@ -263,11 +276,13 @@ def stage_changed_members(context: Mapping[str, Any], synced_until: str | None) 
         params["source_conn_id"],
         params["members_sql"],
         {"changed_since": source_time(window.since), "changed_until": source_time(window.until)},
+        context["inlets"],
     )
     run_dir = staging.run_staging_dir(params["staging_root"], dag_run.dag_id, dag_run.run_id)
     members = (to_member(row, params["club_locations"]) for row in rows)
     chunks = staging.stage_in_chunks(run_dir, "members", members, MEMBERS_PER_FILE)
     staging.write_manifest(run_dir, dag_id=dag_run.dag_id, run_id=dag_run.run_id, since=window.since)
+    add_staged_outputs(context["outlets"], (run_dir / name for name, _ in chunks))
     summary = {
         "since": window.since.isoformat(),
         "until": window.until.isoformat(),

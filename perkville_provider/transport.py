@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from perkville_provider import __version__
+from perkville_provider import __version__, metrics
 from perkville_provider.answers import answer_error
 from perkville_provider.connection_settings import Limits
 from perkville_provider.deadline import Deadlines
@@ -156,7 +156,7 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            sent_at = self.limiter.acquire() if self.limiter is not None else None
+            sent_at = metrics.waited(self.limiter.acquire) if self.limiter is not None else None
             if self.deadlines.stopped.is_set():
                 raise self._stopped(method, path)
             seconds = max(_MIN_ATTEMPT_SECONDS, min(self.limits.deadline, self._time_left(started)))
@@ -238,11 +238,12 @@ class Transport:
 
     def _attempt(self, seconds: float, method: str, url: str, **kwargs: Any) -> requests.Response:
         """One request under a deadline of ``seconds``, its answer read whole (up to the size cap)."""
-        with self.deadlines.attempt(seconds) as attempt:
+        with self.deadlines.attempt(seconds) as attempt, metrics.request_timer(urlsplit(url).path) as answer:
             try:
                 response = self.session.request(
                     method, url, timeout=self.limits.timeout, stream=True, **kwargs
                 )
+                answer.status = response.status_code
                 read_body(response, self.limits.max_response_bytes)
             except requests.RequestException as error:
                 if attempt.cut in ("deadline", "stopped"):
