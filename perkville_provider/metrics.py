@@ -33,6 +33,7 @@ __all__ = [
     "pace",
     "record",
     "request_timer",
+    "set_business",
     "status_class",
     "task_scope",
     "waited",
@@ -52,10 +53,12 @@ _tags: dict[str, str] = {}
 _pace_sent_at = 0.0
 
 
-def _backend_is_on(stats: Any) -> bool:
-    """Whether ``stats`` sends anywhere (the task runner configured StatsD, Datadog or OTel)."""
+def _backend_is_on() -> bool:
+    """Whether the task's ``Stats`` sends anywhere (the task runner configured StatsD, Datadog or OTel)."""
     try:
-        backend = stats._get_backend()
+        from airflow.sdk._shared.observability.metrics import stats as shared
+
+        backend = shared._get_backend()
     except Exception:  # another release's layout: send, and let Stats decide
         return True
     return type(backend).__name__ != "NoStatsLogger"
@@ -76,13 +79,20 @@ def task_scope(*, dag_id: str | None, task_id: str | None, business_id: Any = No
     tags = {"dag": str(dag_id or ""), "task": str(task_id or ""), "business": str(business_id or "")}
     with _lock:
         previous = _stats, _tags
-        _stats = stats if stats is not None and _backend_is_on(stats) else None
+        _stats = stats if stats is not None and _backend_is_on() else None
         _tags = tags
     try:
         yield
     finally:
         with _lock:
             _stats, _tags = previous
+
+
+def set_business(business_id: Any) -> None:
+    """Tag the rest of the task's metrics with ``business_id`` (once the connection's default is read)."""
+    global _tags
+    with _lock:
+        _tags = {**_tags, "business": str(business_id or "")}
 
 
 def _name(*parts: str) -> str:

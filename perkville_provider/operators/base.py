@@ -226,27 +226,32 @@ class PerkvilleBatchOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the batch and judge it; the summary goes to XCom."""
         settings = self.settings()
+        with metrics.task_scope(dag_id=self.dag_id, task_id=self.task_id, business_id=settings.business_id):
+            summary = self._send(context, settings)
+        self.log.info("Summary:\n%s", format_summary(summary))
+        judge_batch(summary, self._settings)
+        return summary
+
+    def _send(self, context: Context, settings: BatchSettings) -> dict[str, Any]:
+        """Read the business, then run every record through the batch engine; the summary."""
         hook = self._hook = self.make_hook(settings)
-        settings = self._with_business(context, hook, settings)
+        settings = self._settings = self._with_business(context, hook, settings)
+        metrics.set_business(settings.business_id)
         job = self.build_job(hook, settings)
         job = dataclasses.replace(job, prepare=staging.rejecting_bad_lines(job.prepare))
         self._stop_sending = threading.Event()
         self._lineage_target = (hook.base_url, settings.business_id)
-        with metrics.task_scope(dag_id=self.dag_id, task_id=self.task_id, business_id=settings.business_id):
-            summary = run_batch(
-                self.records(),
-                job,
-                max_workers=settings.max_workers,
-                dry_run=settings.dry_run,
-                report_path=settings.report_path,
-                logger=self.log,
-                stop=self._stop_sending,
-            )
-        self._summary = summary
+        summary = self._summary = run_batch(
+            self.records(),
+            job,
+            max_workers=settings.max_workers,
+            dry_run=settings.dry_run,
+            report_path=settings.report_path,
+            logger=self.log,
+            stop=self._stop_sending,
+        )
         names = (WOULD_SEND,) if settings.dry_run else job.statuses
         self._outcomes = {name: int(summary.get(name, 0)) for name in (*names, INVALID, FAILED)}
-        self.log.info("Summary:\n%s", format_summary(summary))
-        judge_batch(summary, settings)
         return summary
 
     def get_openlineage_facets_on_start(self) -> OperatorLineage:

@@ -276,8 +276,16 @@ class PerkvilleToSqlOperator(BaseOperator):
         writer = TableWriter(sql, settings.layout, settings.table)
         if settings.create_table:
             writer.create_if_missing()
+        with metrics.task_scope(dag_id=self.dag_id, task_id=self.task_id, business_id=settings.business_id):
+            summary = self._export(settings, writer)
+        self.log.info("Exported %s into %s: %s", summary.resource, summary.table, summary.progress())
+        return asdict(summary)
+
+    def _export(self, settings: ExportSettings, writer: TableWriter) -> ExportSummary:
+        """Read the business, then walk its list into the table, page by page."""
         hook = self.make_hook(settings)
         business_id = int(hook.get_business(settings.business_id)["business_id"])
+        metrics.set_business(business_id)
         self._lineage_target = (hook.base_url, business_id)
         summary = self._summary = ExportSummary(
             resource=settings.layout.resource,
@@ -289,10 +297,8 @@ class PerkvilleToSqlOperator(BaseOperator):
             {"business": business_id, **settings.filters},
             page_size=settings.page_size,
         )
-        with metrics.task_scope(dag_id=self.dag_id, task_id=self.task_id, business_id=business_id):
-            export_pages(pages, writer, summary, window=settings.window, log=self.log)
-        self.log.info("Exported %s into %s: %s", summary.resource, summary.table, summary.progress())
-        return asdict(summary)
+        export_pages(pages, writer, summary, window=settings.window, log=self.log)
+        return summary
 
     def get_openlineage_facets_on_start(self) -> OperatorLineage:
         """OpenLineage at the start: the Perkville resource read, the table written."""
