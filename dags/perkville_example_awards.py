@@ -129,7 +129,7 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
         )
     by_day: dict[str, list[dict[str, Any]]] = {d: [] for d in days}
     skipped: Counter[str] = Counter()
-    for row in fetch_rows(params["source_conn_id"], params["checkins_sql"], bounds, context["inlets"]):
+    for row in fetch_rows(params["source_conn_id"], params["checkins_sql"], bounds, context["ti"].task):
         award = to_award(
             row, source_system=params["external_system_id"], club_locations=params["club_locations"]
         )
@@ -145,13 +145,13 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
         for name, _count in staging.stage_in_chunks(run_dir, f"awards/{row_day}", awards, size):
             award_chunks.append(name)
             chunk_days.append(row_day)
-    members = members_to_upsert(params, state[MEMBERS_ASSET].get(SYNCED_UNTIL), bounds, context["inlets"])
+    members = members_to_upsert(params, state[MEMBERS_ASSET].get(SYNCED_UNTIL), bounds, context["ti"].task)
     member_files = [
         str(run_dir / name)
         for name, _ in staging.stage_in_chunks(run_dir, "members", members, MEMBERS_PER_FILE)
     ]
     staging.write_manifest(run_dir, dag_id=dag_run.dag_id, run_id=dag_run.run_id, day=str(day), days=days)
-    add_staged_outputs(context["outlets"], [*(run_dir / name for name in award_chunks), *member_files])
+    add_staged_outputs(context["ti"].task, [*(run_dir / name for name in award_chunks), *member_files])
     plan = {
         "day": str(day),
         "day_source": day_source,
@@ -172,7 +172,7 @@ def members_to_upsert(
     params: Mapping[str, Any],
     synced_until: str | None,
     bounds: Mapping[str, str],
-    inlets: list[Any] | None = None,
+    task: Any = None,
 ) -> list[dict[str, Any]]:
     """The members with a check-in in the window that no successful member sync has sent yet:
     changed since the sync's watermark (less its overlap), or every one before the first sync."""
@@ -181,7 +181,7 @@ def members_to_upsert(
         params["source_conn_id"],
         params["members_sql"],
         {**bounds, "changed_since": source_time(since)},
-        inlets,
+        task,
     )
     return [to_member(row, params["club_locations"]) for row in rows]
 

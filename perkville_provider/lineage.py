@@ -194,13 +194,13 @@ def _openlineage_available() -> bool:
     return True
 
 
-def add_sql_read(hook: DbApiHook, sql: str, row_count: int, inlets: MutableSequence[Any]) -> None:
-    """Report a query a task ran through its SQL hook: the hook's own lineage, and the tables read.
+def add_sql_read(hook: DbApiHook, sql: str, row_count: int, task: Any) -> None:
+    """Report a query a ``@task`` ran through its SQL hook: the hook's own lineage, and the tables read.
 
     The query goes to common-sql's hook-level lineage (``send_sql_hook_lineage``): a backend gets
-    a query event whenever the hook describes its database. The tables the query reads are added to
-    the task's ``inlets`` as OpenLineage datasets, named by :func:`sql_table`, so the task's own
-    event has them as inputs. Nothing happens without OpenLineage.
+    a query event whenever the hook describes its database. The tables the query reads, named by
+    :func:`sql_table`, become inputs of the task's own event (:func:`_task_lineage`). Nothing
+    happens without OpenLineage.
     """
     if not _openlineage_available():
         return
@@ -210,13 +210,38 @@ def add_sql_read(hook: DbApiHook, sql: str, row_count: int, inlets: MutableSeque
         send_sql_hook_lineage(context=hook, sql=sql, row_count=row_count)
     except ImportError:  # an older common-sql: the tables below still name the inputs
         pass
-    _extend_unique(inlets, (sql_table(hook, table) for table in _read_tables(hook, sql)))
+    inputs, _ = _task_lineage(task)
+    _extend_unique(inputs, (sql_table(hook, table) for table in _read_tables(hook, sql)))
 
 
-def add_staged_outputs(outlets: MutableSequence[Any], uris: Iterable[Any]) -> None:
-    """Add staged files to a task's ``outlets`` as OpenLineage datasets (nothing without OpenLineage)."""
+def add_staged_outputs(task: Any, uris: Iterable[Any]) -> None:
+    """Report the files a ``@task`` staged as outputs of its event (nothing without OpenLineage)."""
     if _openlineage_available():
-        _extend_unique(outlets, (object_storage_dataset(str(uri)) for uri in uris))
+        _, outputs = _task_lineage(task)
+        _extend_unique(outputs, (object_storage_dataset(str(uri)) for uri in uris))
+
+
+def _task_lineage(task: Any) -> tuple[list[Dataset], list[Dataset]]:
+    """The running task's inputs and outputs, reported by its ``get_openlineage_facets_on_complete``.
+
+    A ``@task`` has no lineage method of its own. OpenLineage's listener takes a task's lineage from
+    that method when it has one, else from the hook-level lineage (the staged files, which
+    ``ObjectStoragePath`` reports) and only without any from ``inlets``/``outlets``: a table added
+    to the inlets would be dropped as soon as a staged file is written. So the running task is given
+    the method (on this instance only, in the task's own process), returning everything reported.
+    """
+    found = task.__dict__.get("_perkville_lineage")
+    if found is None:
+        found = ([], [])
+
+        def on_complete(task_instance: Any) -> OperatorLineage:
+            from airflow.providers.openlineage.extractors import OperatorLineage
+
+            return OperatorLineage(inputs=list(found[0]), outputs=list(found[1]))
+
+        object.__setattr__(task, "_perkville_lineage", found)
+        object.__setattr__(task, "get_openlineage_facets_on_complete", on_complete)
+    return found
 
 
 def _extend_unique(lineage: MutableSequence[Any], datasets: Iterable[Dataset]) -> None:
