@@ -95,6 +95,7 @@ def _sandbox_429s(sandbox) -> int:
     return sum(int(by_status.get("429", 0)) for by_status in sandbox.admin.stats()["requests"].values())
 
 
+@pytest.mark.soak  # 429s answered with Retry-After 1: a few seconds of waits
 def test_the_counters_match_the_run_and_the_sandbox_counts_the_same_429s(sandbox, statsd):
     before_429 = _sandbox_429s(sandbox)
     sandbox.admin.set_faults(throttle_rate=0.15, seed=3)
