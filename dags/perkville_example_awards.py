@@ -37,7 +37,7 @@ from perkville_example_windows import (
 
 from perkville_provider import staging
 from perkville_provider.batch import merge_summaries
-from perkville_provider.lineage import add_staged_outputs, asset_uri
+from perkville_provider.lineage import asset_uri
 from perkville_provider.operators.base import raise_for_failure_ratio
 from perkville_provider.records import RecordValidationError, build_trans_source_id
 
@@ -129,7 +129,7 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
         )
     by_day: dict[str, list[dict[str, Any]]] = {d: [] for d in days}
     skipped: Counter[str] = Counter()
-    for row in fetch_rows(params["source_conn_id"], params["checkins_sql"], bounds, context["ti"].task):
+    for row in fetch_rows(params["source_conn_id"], params["checkins_sql"], bounds):
         award = to_award(
             row, source_system=params["external_system_id"], club_locations=params["club_locations"]
         )
@@ -145,13 +145,12 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
         for name, _count in staging.stage_in_chunks(run_dir, f"awards/{row_day}", awards, size):
             award_chunks.append(name)
             chunk_days.append(row_day)
-    members = members_to_upsert(params, state[MEMBERS_ASSET].get(SYNCED_UNTIL), bounds, context["ti"].task)
+    members = members_to_upsert(params, state[MEMBERS_ASSET].get(SYNCED_UNTIL), bounds)
     member_files = [
         str(run_dir / name)
         for name, _ in staging.stage_in_chunks(run_dir, "members", members, MEMBERS_PER_FILE)
     ]
     staging.write_manifest(run_dir, dag_id=dag_run.dag_id, run_id=dag_run.run_id, day=str(day), days=days)
-    add_staged_outputs(context["ti"].task, [*(run_dir / name for name in award_chunks), *member_files])
     plan = {
         "day": str(day),
         "day_source": day_source,
@@ -169,19 +168,13 @@ def extract_awards(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def members_to_upsert(
-    params: Mapping[str, Any],
-    synced_until: str | None,
-    bounds: Mapping[str, str],
-    task: Any = None,
+    params: Mapping[str, Any], synced_until: str | None, bounds: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     """The members with a check-in in the window that no successful member sync has sent yet:
     changed since the sync's watermark (less its overlap), or every one before the first sync."""
     since = EPOCH if not synced_until else pendulum.parse(synced_until) - MEMBER_SYNC_OVERLAP
     rows = fetch_rows(
-        params["source_conn_id"],
-        params["members_sql"],
-        {**bounds, "changed_since": source_time(since)},
-        task,
+        params["source_conn_id"], params["members_sql"], {**bounds, "changed_since": source_time(since)}
     )
     return [to_member(row, params["club_locations"]) for row in rows]
 

@@ -25,7 +25,7 @@ from airflow.sdk import Asset, Param
 
 from perkville_provider import staging
 from perkville_provider.batch import format_summary, merge_summaries
-from perkville_provider.lineage import add_sql_read, add_staged_outputs, asset_uri
+from perkville_provider.lineage import add_sql_read, asset_uri
 from perkville_provider.operators.base import raise_for_failure_ratio
 
 BUSINESS_ID = 9823
@@ -219,11 +219,11 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def fetch_rows(conn_id: str, sql: str, binds: Mapping[str, Any], task: Any = None) -> list[dict[str, Any]]:
+def fetch_rows(conn_id: str, sql: str, binds: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Run ``sql`` with named ``binds`` on the connection's SQL hook; rows as JSON-friendly dicts.
 
-    With OpenLineage, the read goes to the SQL hook's own lineage and its tables become inputs of
-    ``task`` (the running task, ``context["ti"].task``).
+    With OpenLineage, the read goes to the SQL hook's own lineage and the tables it reads become
+    inputs of the running task (``perkville_provider.lineage.add_sql_read``).
     """
     from airflow.sdk import BaseHook
     from sqlalchemy import text
@@ -236,8 +236,7 @@ def fetch_rows(conn_id: str, sql: str, binds: Mapping[str, Any], task: Any = Non
             rows = [{name: _json_value(value) for name, value in row.items()} for row in result.mappings()]
     finally:
         engine.dispose()
-    if task is not None:
-        add_sql_read(hook, sql, len(rows), task)
+    add_sql_read(hook, sql, len(rows))
     log.info("%d rows from %s", len(rows), conn_id)
     return rows
 
@@ -274,13 +273,11 @@ def stage_changed_members(context: Mapping[str, Any], synced_until: str | None) 
         params["source_conn_id"],
         params["members_sql"],
         {"changed_since": source_time(window.since), "changed_until": source_time(window.until)},
-        context["ti"].task,
     )
     run_dir = staging.run_staging_dir(params["staging_root"], dag_run.dag_id, dag_run.run_id)
     members = (to_member(row, params["club_locations"]) for row in rows)
     chunks = staging.stage_in_chunks(run_dir, "members", members, MEMBERS_PER_FILE)
     staging.write_manifest(run_dir, dag_id=dag_run.dag_id, run_id=dag_run.run_id, since=window.since)
-    add_staged_outputs(context["ti"].task, (run_dir / name for name, _ in chunks))
     summary = {
         "since": window.since.isoformat(),
         "until": window.until.isoformat(),

@@ -15,8 +15,8 @@ their SQL hook names them (:func:`sql_table`).
 
 Everything OpenLineage is imported inside the functions that need it: the
 ``apache-airflow-providers-openlineage`` extra is optional, and parsing a DAG file imports nothing
-of it. Without it the operators' lineage methods are never called, and :func:`add_sql_read` /
-:func:`add_staged_outputs` do nothing.
+of it. Without it the operators' lineage methods are never called, and :func:`add_sql_read` does
+nothing.
 """
 
 from __future__ import annotations
@@ -194,13 +194,13 @@ def _openlineage_available() -> bool:
     return True
 
 
-def add_sql_read(hook: DbApiHook, sql: str, row_count: int, task: Any) -> None:
-    """Report a query a ``@task`` ran through its SQL hook: the hook's own lineage, and the tables read.
+def add_sql_read(hook: DbApiHook, sql: str, row_count: int) -> None:
+    """Report a query the running ``@task`` ran through its SQL hook: the hook's lineage, the tables.
 
     The query goes to common-sql's hook-level lineage (``send_sql_hook_lineage``): a backend gets
     a query event whenever the hook describes its database. The tables the query reads, named by
-    :func:`sql_table`, become inputs of the task's own event (:func:`_task_lineage`). Nothing
-    happens without OpenLineage.
+    :func:`sql_table`, become inputs of the task's own event (see :func:`_task_lineage`). Nothing
+    happens without OpenLineage, or outside a running task.
     """
     if not _openlineage_available():
         return
@@ -210,38 +210,54 @@ def add_sql_read(hook: DbApiHook, sql: str, row_count: int, task: Any) -> None:
         send_sql_hook_lineage(context=hook, sql=sql, row_count=row_count)
     except ImportError:  # an older common-sql: the tables below still name the inputs
         pass
-    inputs, _ = _task_lineage(task)
-    _extend_unique(inputs, (sql_table(hook, table) for table in _read_tables(hook, sql)))
+    try:
+        from airflow.sdk import get_current_context
+
+        task = get_current_context()["ti"].task
+    except Exception:  # not inside a running task
+        return
+    _extend_unique(_task_lineage(task), (sql_table(hook, table) for table in _read_tables(hook, sql)))
 
 
-def add_staged_outputs(task: Any, uris: Iterable[Any]) -> None:
-    """Report the files a ``@task`` staged as outputs of its event (nothing without OpenLineage)."""
-    if _openlineage_available():
-        _, outputs = _task_lineage(task)
-        _extend_unique(outputs, (object_storage_dataset(str(uri)) for uri in uris))
+def _task_lineage(task: Any) -> list[Dataset]:
+    """The running task's SQL inputs, reported by a ``get_openlineage_facets_on_complete`` of its own.
 
-
-def _task_lineage(task: Any) -> tuple[list[Dataset], list[Dataset]]:
-    """The running task's inputs and outputs, reported by its ``get_openlineage_facets_on_complete``.
-
-    A ``@task`` has no lineage method of its own. OpenLineage's listener takes a task's lineage from
-    that method when it has one, else from the hook-level lineage (the staged files, which
-    ``ObjectStoragePath`` reports) and only without any from ``inlets``/``outlets``: a table added
-    to the inlets would be dropped as soon as a staged file is written. So the running task is given
-    the method (on this instance only, in the task's own process), returning everything reported.
+    A ``@task`` has no lineage method. Without one, OpenLineage's listener takes the task's lineage
+    from the hook-level lineage (the staged files ``ObjectStoragePath`` reports it wrote), and from
+    ``inlets`` only when there is none: a table added to the inlets would be dropped as soon as a
+    file is written. So the running task instance (in its own process) is given the method: the
+    tables read, and the hook-level lineage's datasets as OpenLineage translates them.
     """
-    found = task.__dict__.get("_perkville_lineage")
+    found = task.__dict__.get("_perkville_sql_inputs")
     if found is None:
-        found = ([], [])
+        found = []
 
         def on_complete(task_instance: Any) -> OperatorLineage:
             from airflow.providers.openlineage.extractors import OperatorLineage
 
-            return OperatorLineage(inputs=list(found[0]), outputs=list(found[1]))
+            inputs, outputs = _hook_lineage()
+            _extend_unique(inputs, found)
+            return OperatorLineage(inputs=inputs, outputs=outputs)
 
-        object.__setattr__(task, "_perkville_lineage", found)
+        object.__setattr__(task, "_perkville_sql_inputs", found)
         object.__setattr__(task, "get_openlineage_facets_on_complete", on_complete)
     return found
+
+
+def _hook_lineage() -> tuple[list[Dataset], list[Dataset]]:
+    """The datasets the task's hooks reported (files written and read), translated by OpenLineage."""
+    try:
+        from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
+        from airflow.providers.openlineage.utils.utils import translate_airflow_asset
+
+        collected = get_hook_lineage_collector().collected_assets
+    except Exception:  # another release's layout: the SQL inputs alone
+        return [], []
+    inputs, outputs = [], []
+    for found, into in ((collected.inputs, inputs), (collected.outputs, outputs)):
+        translated = (translate_airflow_asset(info.asset, info.context) for info in found)
+        _extend_unique(into, (dataset for dataset in translated if dataset is not None))
+    return inputs, outputs
 
 
 def _extend_unique(lineage: MutableSequence[Any], datasets: Iterable[Dataset]) -> None:
