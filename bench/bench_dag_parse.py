@@ -7,7 +7,12 @@ processes with Airflow itself already imported, as the DAG processor does, and t
 parse time (``DagBag``'s own per-file duration) is printed side by side. The provider may add
 no more than 50 ms.
 
-Usage: ``python bench/bench_dag_parse.py [--runs 5]``
+With ``--baseline DIR`` (a checkout of an earlier release: its ``dags/`` and
+``perkville_provider/``, e.g. ``git archive main dags perkville_provider | tar -x -C DIR``), each
+file is also parsed as that release had it, its provider first on ``sys.path``: a change may add
+no more than 5 ms to a file's parse time.
+
+Usage: ``python bench/bench_dag_parse.py [--runs 5] [--baseline DIR]``
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DAGS = REPO / "dags"
 BUDGET_MS = 50.0
+CHANGE_BUDGET_MS = 5.0
 
 _PARSE_ONE = textwrap.dedent(
     """
@@ -56,7 +62,12 @@ def _airflow_env(home: Path) -> dict[str, str]:
 def parse_ms(path: Path, env: dict[str, str]) -> tuple[float, list[str]]:
     """One parse of ``path`` in a fresh interpreter: (milliseconds, DAG ids)."""
     done = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", _PARSE_ONE, str(path)], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-c", _PARSE_ONE, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        cwd=tempfile.gettempdir(),  # not the checkout: ``-c`` puts the working directory on sys.path
     )
     if done.returncode != 0:
         raise RuntimeError(f"parsing {path} failed:\n{done.stderr[-3000:]}")
@@ -109,6 +120,8 @@ def dag_files() -> list[Path]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="fresh-process parses per file (median kept)")
+    parser.add_argument("--baseline", type=Path, help="a checkout of an earlier release to compare with")
+    parser.add_argument("--only", help="parse only the DAG files whose name contains this")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-dag-parse-") as tmp:
         home, twins = Path(tmp) / "home", Path(tmp) / "bare"
@@ -122,22 +135,48 @@ def main() -> int:
         if bag.import_errors:
             print(f"FAIL: import errors {bag.import_errors}")
             return 1
-        print(f"{'file':<36}{'example ms':>12}{'bare ms':>10}{'added ms':>10}{'ratio':>8}  verdict")
+        baseline_env = dict(env)
+        if args.baseline:
+            baseline_env["PYTHONPATH"] = os.pathsep.join([str(args.baseline), env.get("PYTHONPATH", "")])
+        header = f"{'file':<36}{'example ms':>12}{'bare ms':>10}{'added ms':>10}{'ratio':>8}"
+        print(header + (f"{'baseline ms':>13}{'change ms':>11}" if args.baseline else "") + "  verdict")
         worst = 0.0
-        for path in dag_files():
+        worst_change = 0.0
+        for path in [p for p in dag_files() if not args.only or args.only in p.name]:
             dags = [d for d in bag.dags.values() if Path(d.fileloc) == path]
             twin = twins / path.name
             twin.write_text("\n".join(bare_twin(d) for d in dags))
-            example = statistics.median(parse_ms(path, env)[0] for _ in range(args.runs))
-            bare = statistics.median(parse_ms(twin, env)[0] for _ in range(args.runs))
+            # Interleaved, so that the machine's load drifts alike over the three.
+            timed: dict[str, list[float]] = {"example": [], "bare": [], "baseline": []}
+            for _ in range(args.runs):
+                timed["example"].append(parse_ms(path, env)[0])
+                timed["bare"].append(parse_ms(twin, env)[0])
+                if args.baseline:
+                    timed["baseline"].append(parse_ms(args.baseline / "dags" / path.name, baseline_env)[0])
+            example, bare = statistics.median(timed["example"]), statistics.median(timed["bare"])
             added = example - bare
             worst = max(worst, added)
-            verdict = "ok" if added <= BUDGET_MS else "over budget"
+            ok = added <= BUDGET_MS
             ratio = example / bare
-            print(f"{path.name:<36}{example:>12.1f}{bare:>10.1f}{added:>10.1f}{ratio:>7.2f}x  {verdict}")
-    verdict = "PASS" if worst <= BUDGET_MS else "FAIL"
-    print(f"{verdict}: the provider adds at most {worst:.1f} ms per DAG file (budget {BUDGET_MS:g} ms)")
-    return 0 if worst <= BUDGET_MS else 1
+            line = f"{path.name:<36}{example:>12.1f}{bare:>10.1f}{added:>10.1f}{ratio:>7.2f}x"
+            if args.baseline:
+                before = statistics.median(timed["baseline"])
+                change = example - before
+                worst_change = max(worst_change, change)
+                ok = ok and change <= CHANGE_BUDGET_MS
+                line += f"{before:>13.1f}{change:>+11.1f}"
+            print(f"{line}  {'ok' if ok else 'over budget'}")
+    passed = worst <= BUDGET_MS and worst_change <= CHANGE_BUDGET_MS
+    print(
+        f"{'PASS' if passed else 'FAIL'}: the provider adds at most {worst:.1f} ms per DAG file "
+        f"(budget {BUDGET_MS:g} ms)"
+        + (
+            f"; this change at most {worst_change:+.1f} ms (budget {CHANGE_BUDGET_MS:g} ms)"
+            if args.baseline
+            else ""
+        )
+    )
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

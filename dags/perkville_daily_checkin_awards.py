@@ -30,7 +30,8 @@ Awards Perkville points for every gym check-in, exactly once, and never skips on
 4. **report** logs one table per day: the run's own day, and the earlier days re-read ("late":
    check-ins awarded after their day's run; re-read rows and the duplicates among them); it fails
    the run over `max_failure_ratio` (judged on the days no earlier successful run covered) and
-   records the last covered day on the Asset `perkville://<business_id>/checkin_awards`.
+   records the last covered day on the Asset
+   `perkville://api.perkville.com/business/<business_id>/transactions`.
 5. **cleanup_staging** deletes staged runs older than `staging_retention_days`.
 
 Why not `catchup=True`: it creates one run per missed day only when the scheduler was down, not

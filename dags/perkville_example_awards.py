@@ -18,6 +18,7 @@ from perkville_example_common import (
     BUSINESS_ID,
     MEMBERS_ASSET,
     MEMBERS_PER_FILE,
+    PERKVILLE_API_HOST,
     as_utc_iso,
     fetch_rows,
     source_sql,
@@ -38,10 +39,13 @@ from perkville_example_windows import (
 
 from perkville_provider import staging
 from perkville_provider.batch import merge_summaries
+from perkville_provider.lineage import asset_uri
 from perkville_provider.operators.base import raise_for_failure_ratio
 from perkville_provider.records import RecordValidationError, build_trans_source_id
 
-AWARDS_ASSET = Asset(uri=f"perkville://{BUSINESS_ID}/checkin_awards", name="perkville_checkin_awards")
+AWARDS_ASSET = Asset(
+    uri=asset_uri(PERKVILLE_API_HOST, BUSINESS_ID, "transactions"), name="perkville_checkin_awards"
+)
 """Updated by each successful awards run; its asset state holds ``awarded_through``."""
 SETTLED_STATUSES = ("awarded", "duplicate", "daily_limited")
 """What Perkville answers for good: re-sending such a row can only come back a duplicate."""

@@ -25,6 +25,7 @@ from airflow.sdk import Asset, Param
 
 from perkville_provider import staging
 from perkville_provider.batch import format_summary, merge_summaries
+from perkville_provider.lineage import add_sql_read, asset_uri
 from perkville_provider.operators.base import raise_for_failure_ratio
 
 BUSINESS_ID = 9823
@@ -34,7 +35,11 @@ SOURCE_CONN_ID = "gym_source_db"
 SOURCE_SYSTEM = "MYGYM"
 CLUB_LOCATIONS = {"DT": 101, "WS": 102}
 """The gym's club codes and the Perkville location ids they map to."""
-MEMBERS_ASSET = Asset(uri=f"perkville://{BUSINESS_ID}/members", name="perkville_members")
+PERKVILLE_API_HOST = "api.perkville.com"
+"""The API the assets name: the OpenLineage datasets of a connection to this host are the same nodes."""
+MEMBERS_ASSET = Asset(
+    uri=asset_uri(PERKVILLE_API_HOST, BUSINESS_ID, "external_members"), name="perkville_members"
+)
 """Updated by the member sync; its asset state holds the sync's watermark (``synced_until``)."""
 
 SOURCE_TIME_FORMAT = "YYYY-MM-DD HH:mm:ss"
@@ -246,7 +251,11 @@ def _json_value(value: Any) -> Any:
 
 
 def fetch_rows(conn_id: str, sql: str, binds: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Run ``sql`` with named ``binds`` on the connection's SQL hook; rows as JSON-friendly dicts."""
+    """Run ``sql`` with named ``binds`` on the connection's SQL hook; rows as JSON-friendly dicts.
+
+    With OpenLineage, the read goes to the SQL hook's own lineage and the tables it reads become
+    inputs of the running task (``perkville_provider.lineage.add_sql_read``).
+    """
     from airflow.sdk import BaseHook
     from sqlalchemy import text
 
@@ -258,6 +267,7 @@ def fetch_rows(conn_id: str, sql: str, binds: Mapping[str, Any]) -> list[dict[st
             rows = [{name: _json_value(value) for name, value in row.items()} for row in result.mappings()]
     finally:
         engine.dispose()
+    add_sql_read(hook, sql, len(rows))
     log.info("%d rows from %s", len(rows), conn_id)
     return rows
 

@@ -9,10 +9,11 @@ Keeps the gym's members in Perkville in step with the membership system; no chan
    was queued). So hours whose runs failed or never ran (scheduler down, a failed run nobody
    cleared) are covered by the next successful run. The first sync ever, or `full_sync`, sends
    every member. The watermark lives in Airflow's **asset state store** on the Asset
-   `perkville://<business_id>/members` (key `synced_until`), Airflow 3.3's home for a producer's
-   watermark: it belongs to the data, survives any run, and needs no Variable. (The previous
-   successful run's `prev_data_interval_end_success` is not enough: a run without a logical date
-   has no data interval, and a full sync triggered by hand would not move it.) The rows are staged
+   `perkville://api.perkville.com/business/<business_id>/external_members` (key `synced_until`),
+   Airflow 3.3's home for a producer's watermark: it belongs to the data, survives any run, and
+   needs no Variable. (The previous successful run's `prev_data_interval_end_success` is not
+   enough: a run without a logical date has no data interval, and a full sync triggered by hand
+   would not move it.) The rows are staged
    as JSON Lines under `staging_root`; only the paths travel by XCom.
 2. **sync_members** upserts them as Perkville external members (`PerkvilleSyncMembersOperator`):
    a member is created in Perkville (user and connection) the first time, updated afterwards.
@@ -23,7 +24,8 @@ Keeps the gym's members in Perkville in step with the membership system; no chan
    watermark to this run's end (never backwards).
 4. **cleanup_staging** deletes staged runs older than `staging_retention_days`.
 
-Updates the Asset `perkville://<business_id>/members`. Re-running a window is safe (upserts).
+Updates the Asset `perkville://api.perkville.com/business/<business_id>/external_members` (the
+same node as the sync's OpenLineage output). Re-running a window is safe (upserts).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
+from perkville_provider import metrics
 from perkville_provider.records import RecordValidationError
 from perkville_provider.redaction import redact_optional
 from perkville_provider.report_file import ReportPath, WritablePath, report_writer
@@ -417,6 +418,7 @@ def run_batch(
                 tally.stop_retriable = outcome.retriable  # an outage (breaker.py): a retry may pass
                 logger.error("%s: stopping the batch: %s", job.name, outcome.message)
             tally.add(index, key, outcome)
+            metrics.record(outcome.status, outcome.metrics)
             report(_report_line(index, key, outcome))
             if outcome.is_failure and failures_logged < MAX_FAILURES_SHOWN:
                 failures_logged += 1

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from perkville_provider import metrics
 from perkville_provider.connection_settings import DEFAULT_OUTAGE_SECONDS
 from perkville_provider.exceptions import PerkvilleNetworkError
 
@@ -78,6 +79,7 @@ class OutageBreaker:
                     "no further request is sent in this task (the outage_breaker_seconds extra)",
                     status=429,
                 )
+                metrics.breaker_opened(path)
         self.check(method, path)
 
     def unreachable(self, reason: str, method: str, path: str) -> None:
@@ -90,4 +92,5 @@ class OutageBreaker:
                     f"{reason}, for {_span(self.seconds)}; no further request is sent in this task "
                     "(the outage_breaker_seconds extra)"
                 )
+                metrics.breaker_opened(path)
         self.check(method, path)

@@ -62,6 +62,15 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["perkville_provider.links.PerkvilleBusinessLink"],
+        # perkville://<API host>/business/<id>/<resource>: the same node as the operators'
+        # OpenLineage datasets (perkville_provider.lineage).
+        "asset-uris": [
+            {
+                "schemes": ["perkville"],
+                "handler": "perkville_provider.lineage.sanitize_uri",
+                "to_openlineage_converter": "perkville_provider.lineage.convert_asset_to_openlineage",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "perkville",

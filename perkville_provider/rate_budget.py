@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from perkville_provider import metrics
 from perkville_provider.connection_settings import SettingError, flag, read_setting
 from perkville_provider.exceptions import PerkvilleConfigurationError
 from perkville_provider.pacing import HEADROOM, Pace, PaceChange, PaceRules
@@ -238,12 +239,13 @@ class SharedPace:
         """Book the next start on the shared pace; the start and when it was booked."""
         rules = self.rules
 
-        def rule(pace: Pace, now: float) -> tuple[float, float, float | None, float]:
+        def rule(pace: Pace, now: float) -> tuple[float, float, float | None, float, float | None]:
             start = rules.reserve(pace, now)
             recovered_from = pace.decreased_at if rules.recovered(pace, now) else 0.0
-            return start, recovered_from, pace.throttled_rate, now
+            return start, recovered_from, pace.throttled_rate, now, rules.rate(pace, now)
 
-        start, recovered_from, rate, booked_at = self.schedule.update(rule)
+        start, recovered_from, rate, booked_at, paced = self.schedule.update(rule)
+        metrics.pace(paced, rate)
         if recovered_from > self._recovery_logged:
             self._recovery_logged = recovered_from
             log.info("Perkville pace on connection %s is back to %.1f requests/s", self.label, rate or 0.0)
@@ -257,6 +259,7 @@ class SharedPace:
         """
         change = self.schedule.update(lambda pace, now: self.rules.throttled(pace, sent_at, now, retry_after))
         if change is not None:
+            metrics.pace(change.after, None, changed=True)
             log.warning(
                 "Perkville answered 429 on connection %s: pacing %.1f -> %.1f requests/s for every "
                 "task sharing its budget (Retry-After %s)",

@@ -118,6 +118,14 @@ def is_staged_reference(value: Any) -> bool:
     return False
 
 
+def staged_uris(value: Any) -> list[str]:
+    """The URIs of the staged files ``value`` names; none when it holds records (inline, XCom)."""
+    if value is None or not is_staged_reference(value):
+        return []
+    items = value if isinstance(value, list | tuple) else [value]
+    return [str(as_storage_path(item)) for item in items]
+
+
 def read_staged_records(value: Any) -> Iterator[Any]:
     """The records of one staged file or a list of them, in order, read lazily line by line.
 

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from perkville_provider import __version__
+from perkville_provider import __version__, metrics
 from perkville_provider.answers import answer_error
 from perkville_provider.breaker import OutageBreaker
 from perkville_provider.connection_settings import Limits
@@ -245,7 +245,7 @@ class Transport:
         if self.limiter is None:
             return None
         try:
-            return self.limiter.acquire(self.deadlines.stopped)
+            return metrics.waited(lambda: self.limiter.acquire(self.deadlines.stopped))
         except WaitStopped:
             raise self._stopped(method, path) from None
         except PerkvilleNetworkError as error:  # the shared budget's store did not answer
@@ -277,11 +277,12 @@ class Transport:
 
     def _attempt(self, seconds: float, method: str, url: str, **kwargs: Any) -> requests.Response:
         """One request under a deadline of ``seconds``, its answer read whole (up to the size cap)."""
-        with self.deadlines.attempt(seconds) as attempt:
+        with self.deadlines.attempt(seconds) as attempt, metrics.request_timer(urlsplit(url).path) as answer:
             try:
                 response = self.session.request(
                     method, url, timeout=self.limits.timeout, stream=True, **kwargs
                 )
+                answer.status = response.status_code
                 read_body(response, self.limits.max_response_bytes)
             except requests.RequestException as error:
                 if attempt.cut in ("deadline", "stopped"):

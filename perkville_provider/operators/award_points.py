@@ -59,6 +59,9 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
         "max_quantity",
     )
     template_fields_renderers = {"awards": "json"}
+    lineage_resource = "transactions"
+    lineage_records = ("awards",)
+    lineage_written = ("awarded",)
 
     def __init__(
         self,

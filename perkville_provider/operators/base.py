@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from perkville_provider import staging
+from perkville_provider import metrics, staging
 from perkville_provider.batch import (
     DEFAULT_MAX_WORKERS,
+    FAILED,
+    INVALID,
+    WOULD_SEND,
     BatchJob,
     exceeds_failure_ratio,
     failure_count,
@@ -39,6 +42,7 @@ from perkville_provider.operators._settings import (
 )
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from perkville_provider.hooks.perkville import PerkvilleHook
@@ -157,6 +161,12 @@ class PerkvilleBatchOperator(BaseOperator):
     ui_color = "#fde8d7"
     ui_fgcolor = "#000000"
     operator_extra_links = (PerkvilleBusinessLink(),)
+    #: OpenLineage: the business's resource the operator writes (``business/<id>/<resource>``)
+    lineage_resource = ""
+    #: OpenLineage: the parameters whose staged files are read (their URIs are the inputs)
+    lineage_records: tuple[str, ...] = ()
+    #: OpenLineage: the outcomes that wrote a row (the output's statistics); none: it only reads
+    lineage_written: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -221,12 +231,22 @@ class PerkvilleBatchOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the batch and judge it; the summary goes to XCom."""
         settings = self.settings()
+        with metrics.task_scope(dag_id=self.dag_id, task_id=self.task_id, business_id=settings.business_id):
+            summary = self._send(context, settings)
+        self.log.info("Summary:\n%s", format_summary(summary))
+        judge_batch(summary, self._settings)
+        return summary
+
+    def _send(self, context: Context, settings: BatchSettings) -> dict[str, Any]:
+        """Read the business, then run every record through the batch engine; the summary."""
         hook = self._hook = self.make_hook(settings)
-        settings = self._with_business(context, hook, settings)
+        settings = self._settings = self._with_business(context, hook, settings)
+        metrics.set_business(settings.business_id)
         job = self.build_job(hook, settings)
         job = dataclasses.replace(job, prepare=staging.rejecting_bad_lines(job.prepare))
         self._stop_sending = threading.Event()
-        summary = run_batch(
+        self._lineage_target = (hook.base_url, settings.business_id)
+        summary = self._summary = run_batch(
             self.records(),
             job,
             max_workers=settings.max_workers,
@@ -235,9 +255,55 @@ class PerkvilleBatchOperator(BaseOperator):
             logger=self.log,
             stop=self._stop_sending,
         )
-        self.log.info("Summary:\n%s", format_summary(summary))
-        judge_batch(summary, settings)
+        names = (WOULD_SEND,) if settings.dry_run else job.statuses
+        self._outcomes = {name: int(summary.get(name, 0)) for name in (*names, INVALID, FAILED)}
         return summary
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """OpenLineage at the start: the staged files to read and the resource to write."""
+        return self._lineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage at the end: also the rows written and the ``perkville_outcomes`` counts."""
+        return self._lineage(getattr(self, "_summary", None))
+
+    def _lineage(self, summary: Mapping[str, Any] | None) -> OperatorLineage:
+        """This run's lineage (see :mod:`perkville_provider.lineage` for the names).
+
+        Before ``execute`` the API and the business are read from the connection (nothing is sent).
+        A dry run writes nothing: its resource is not an output.
+        """
+        from perkville_provider import lineage
+
+        base_url, business_id = getattr(self, "_lineage_target", None) or self._connection_target()
+        read = [
+            lineage.object_storage_dataset(str(uri))
+            for name in self.lineage_records
+            for uri in staging.staged_uris(getattr(self, name, None))
+        ]
+        dry_run = bool(summary and summary.get("dry_run"))
+        written = bool(self.lineage_written) and not dry_run
+        rows = sum(int(summary.get(name, 0)) for name in self.lineage_written) if summary else None
+        outcomes = getattr(self, "_outcomes", None) if summary else None
+        return lineage.batch_lineage(
+            base_url=base_url,
+            business_id=business_id,
+            resource=self.lineage_resource,
+            read=read,
+            written=written,
+            rows=rows if written else None,
+            outcomes=outcomes,
+        )
+
+    def _connection_target(self) -> tuple[str | None, Any]:
+        """The API's base URL and the business, from the connection and the rendered parameters."""
+        from perkville_provider import lineage
+
+        try:
+            settings = self.settings()
+            return lineage.connection_target(settings.perkville_conn_id, settings.business_id)
+        except Exception:  # bad parameters fail in execute(), with their own error
+            return None, None
 
     def on_kill(self) -> None:
         """Stop taking records and cut the requests in flight.

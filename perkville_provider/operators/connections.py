@@ -95,6 +95,8 @@ class PerkvilleGetConnectionsOperator(PerkvilleBatchOperator):
 
     template_fields: Sequence[str] = (*PerkvilleBatchOperator.template_fields, "emails", "user_ids")
     template_fields_renderers = {"emails": "json", "user_ids": "json"}
+    lineage_resource = "connections"
+    lineage_records = ("emails",)
 
     def __init__(self, *, emails: Any = None, user_ids: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -193,6 +195,9 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
         "external_system_id",
     )
     template_fields_renderers = {"members": "json"}
+    lineage_resource = "connections"
+    lineage_records = ("members",)
+    lineage_written = ("joined",)
 
     def __init__(
         self,

@@ -49,6 +49,9 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
         "external_system_id",
     )
     template_fields_renderers = {"members": "json"}
+    lineage_resource = "external_members"
+    lineage_records = ("members",)
+    lineage_written = ("created", "updated")
 
     def __init__(self, *, members: Any, external_system_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -20,6 +20,7 @@ import pendulum
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from perkville_provider import metrics
 from perkville_provider.operators._settings import (
     as_bool,
     as_optional_ref,
@@ -40,6 +41,7 @@ from perkville_provider.transfers.writer import TableWriter
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from perkville_provider.api_conventions import ApiConventions
@@ -275,10 +277,19 @@ class PerkvilleToSqlOperator(BaseOperator):
         if settings.create_table:
             writer.create_if_missing()
         writer.check_table()
+        with metrics.task_scope(dag_id=self.dag_id, task_id=self.task_id, business_id=settings.business_id):
+            summary = self._export(settings, writer)
+        self.log.info("Exported %s into %s: %s", summary.resource, summary.table, summary.progress())
+        return asdict(summary)
+
+    def _export(self, settings: ExportSettings, writer: TableWriter) -> ExportSummary:
+        """Read the business, then walk its list into the table, page by page."""
         hook = self.make_hook(settings)
         api = hook.conventions()
         business_id = int(hook.get_business(settings.business_id)["business_id"])
-        summary = ExportSummary(
+        metrics.set_business(business_id)
+        self._lineage_target = (hook.base_url, business_id)
+        summary = self._summary = ExportSummary(
             resource=settings.layout.resource,
             table=settings.table,
             window=settings.window_summary(),
@@ -289,8 +300,41 @@ class PerkvilleToSqlOperator(BaseOperator):
             page_size=settings.page_size,
         )
         export_pages(pages, writer, summary, window=settings.window, api=api, log=self.log)
-        self.log.info("Exported %s into %s: %s", summary.resource, summary.table, summary.progress())
-        return asdict(summary)
+        return summary
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """OpenLineage at the start: the Perkville resource read, the table written."""
+        return self._lineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage at the end: also the rows written (inserted and updated) and the counts."""
+        return self._lineage(getattr(self, "_summary", None))
+
+    def _lineage(self, summary: ExportSummary | None) -> OperatorLineage:
+        """The resource (``business/<id>/<resource>``) in, the table (as its SQL hook names it) out."""
+        from perkville_provider import lineage
+
+        settings = self.settings()
+        target = getattr(self, "_lineage_target", None)
+        base_url, business_id = target or lineage.connection_target(
+            settings.perkville_conn_id, settings.business_id
+        )
+        counts = (
+            {name: getattr(summary, name) for name in ("inserted", "updated", "unchanged", "invalid")}
+            if summary is not None
+            else None
+        )
+        result = lineage.batch_lineage(
+            base_url=base_url,
+            business_id=business_id,
+            resource=settings.layout.resource,
+            written=False,
+            outcomes=counts,
+        )
+        table = lineage.sql_table(sql_hook(settings.sql_conn_id), settings.table)
+        rows = summary.inserted + summary.updated if summary is not None else None
+        result.outputs.append(table if rows is None else lineage.with_rows(table, rows))
+        return result
 
 
 def sql_hook(conn_id: str) -> DbApiHook:

@@ -51,7 +51,9 @@ def test_the_member_sync_runs_hourly_extract_sync_report_and_updates_the_members
     assert type(sync).__name__ == "PerkvilleSyncMembersOperator"
     assert sync.upstream_task_ids == {"extract_changed_members"}
     assert dag.get_task("report").upstream_task_ids == {"sync_members", "extract_changed_members"}
-    assert [asset.uri for asset in sync.outlets] == ["perkville://9823/members"]
+    assert [asset.uri for asset in sync.outlets] == [
+        "perkville://api.perkville.com/business/9823/external_members"
+    ]
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 * * * *", "UTC")
     assert "external members" in dag.doc_md
 

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 from tests.ui.conftest import MEMBER_SYNC, screenshot
 from tests.ui.stack import Stack
 
-MEMBERS_URI = "perkville://9823/members"
+MEMBERS_URI = "perkville://api.perkville.com/business/9823/external_members"
 
 
 def test_assets_page_shows_the_members_asset_produced_by_the_member_sync(
