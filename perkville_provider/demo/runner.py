@@ -7,7 +7,8 @@
 2. points a reused ``AIRFLOW_HOME`` (``.demo/airflow``, SQLite metadata) at ``dags/`` and defines
    the two connections as ``AIRFLOW_CONN_*`` variables: ``perkville_default`` (the sandbox) and
    ``gym_source_db`` (the SQLite membership database);
-3. runs the member sync, then the check-in awards for each demo day, then the balance export,
+3. prints what ``perkville-provider doctor`` concludes about the sandbox (reads only), then runs
+   the member sync, then the check-in awards for each demo day, then the balance export,
    with ``dag.test()``;
 4. prints what each run did, the sandbox's own ledger totals and a few exported rows (balances
    checked against the ledger), then stops the sandbox.
@@ -41,6 +42,7 @@ MEMBER_SYNC_DAG_ID = "perkville_member_sync"
 AWARDS_DAG_ID = "perkville_daily_checkin_awards"
 REPORT_TASK_ID = "report"
 SOURCE_CONN_ENV_VAR = "AIRFLOW_CONN_GYM_SOURCE_DB"
+PERKVILLE_CONN_ID = "perkville_default"
 PERKVILLE_CONN_ENV_VAR = "AIRFLOW_CONN_PERKVILLE_DEFAULT"
 DAG_BUNDLE_NAME = "perkville_example_dags"
 
@@ -317,6 +319,14 @@ def print_report(
     print(f"Done in {elapsed:.0f} s: {verdict}.", file=out)
 
 
+def print_doctor(out: TextIO) -> None:
+    """The doctor's table for the sandbox: the step before a first run against a real Perkville."""
+    from perkville_provider.doctor import render_table, run_doctor
+
+    print(f"\n$ perkville-provider doctor --conn-id {PERKVILLE_CONN_ID}", file=out)
+    print(render_table(run_doctor(PERKVILLE_CONN_ID)), file=out, end="\n\n", flush=True)
+
+
 def run_demo(
     sandbox: SandboxHandle, gym_db: Path, dags_folder: Path, log_path: Path, out: TextIO
 ) -> DemoResults:
@@ -330,6 +340,7 @@ def run_demo(
     spec = data.ensure(gym_db, data.DemoDataSpec(anchor=today))
     days = ", ".join(day.to_date_string() for day in spec.checkin_days)
     print(f"Membership database: {gym_db} ({spec.members} members, check-ins on {days})", file=out)
+    print_doctor(out)
     before = LedgerTotals.of(sandbox.admin.ledger(), sandbox.business_id)
     print(f"Running the DAGs with dag.test(); Airflow's output goes to {log_path}", file=out, flush=True)
     with output_to(log_path):
