@@ -186,6 +186,17 @@ class PerkvilleBatchOperator(BaseOperator):
         """How one record is validated, sent and previewed; checks the operator's own parameters."""
         raise NotImplementedError
 
+    def before_batch(self, context: Context, hook: PerkvilleHook, settings: BatchSettings) -> None:
+        """Read or check what the whole batch needs before its first record (a plan, a guard)."""
+
+    def batch_records(self, settings: BatchSettings) -> Iterable[Any]:
+        """What the batch runs: the records, and whatever the operator adds after them."""
+        return self.records()
+
+    def summary_extras(self, settings: BatchSettings) -> Mapping[str, Any]:
+        """What the operator adds to the batch summary (a dry run's plan)."""
+        return {}
+
     def settings(self) -> BatchSettings:
         """The shared parameters, checked now that templates are rendered."""
         return BatchSettings(
@@ -218,11 +229,12 @@ class PerkvilleBatchOperator(BaseOperator):
         settings = self.settings()
         hook = self._hook = self.make_hook(settings)
         settings = self._with_business(context, hook, settings)
+        self.before_batch(context, hook, settings)
         job = self.build_job(hook, settings)
         job = dataclasses.replace(job, prepare=staging.rejecting_bad_lines(job.prepare))
         self._stop_sending = threading.Event()
         summary = run_batch(
-            self.records(),
+            self.batch_records(settings),
             job,
             max_workers=settings.max_workers,
             dry_run=settings.dry_run,
@@ -230,6 +242,7 @@ class PerkvilleBatchOperator(BaseOperator):
             logger=self.log,
             stop=self._stop_sending,
         )
+        summary = {**summary, **self.summary_extras(settings)}
         self.log.info("Summary:\n%s", format_summary(summary))
         judge_batch(summary, settings)
         return summary
