@@ -560,6 +560,7 @@ _LAYOUT_KEYS = frozenset(
         "stop_reason",
         "planned",
         "planned_first",
+        "guard",
     }
 )
 
@@ -571,6 +572,8 @@ def format_summary(summary: Mapping[str, Any], *, max_failures: int = 20) -> str
     title += " (stopped early: the rest was not sent)" if summary.get("stopped") else ""
     counts = [(name, value) for name, value in summary.items() if name not in _LAYOUT_KEYS]
     counts += [(f"planned {name}", value) for name, value in (summary.get("planned") or {}).items()]
+    if summary.get("guard"):
+        counts.append(("guard", summary["guard"]))
     width = max([len(name) for name, _ in counts] + [8])
     lines = [title, "-" * len(title)]
     lines += [f"{name:<{width}}  {value:>10}" for name, value in counts]

@@ -129,6 +129,8 @@ class MemberPlan:
     )
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     deactivations: list[Mapping[str, Any]] = field(default_factory=list)
+    guard: str | None = None
+    """What the mass-change guard would say of this run (a dry run reports it; None: it passes)."""
 
     def add(self, kind: str, sample: dict[str, Any]) -> None:
         """Count one record of ``kind``; keep it as a sample while there are few."""
@@ -144,7 +146,12 @@ class MemberPlan:
 
     def as_summary(self) -> dict[str, Any]:
         """The dry run's report: ``planned`` counts and the first few of each kind."""
-        return {"known_members": self.known, "planned": dict(self.counts), "planned_first": self.samples}
+        return {
+            "known_members": self.known,
+            "planned": dict(self.counts),
+            "planned_first": self.samples,
+            "guard": self.guard or "passes",
+        }
 
 
 def plan_members(

@@ -203,7 +203,10 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
         self._known = known
         self.log.info("Plan: %s", plan.counts)
         refusal = guard_refusal(plan, max_change_ratio=sync.max_change_ratio, max_changes=sync.max_changes)
-        if refusal is None or settings.dry_run:
+        if settings.dry_run:
+            plan.guard = refusal
+            return
+        if refusal is None:
             return
         if sync.allow_mass_change:
             self.log.warning("Mass-change guard overridden for this run (allow_mass_change): %s", refusal)

@@ -215,5 +215,6 @@ def test_the_dry_run_reports_planned_changes_and_writes_nothing(sandbox):
         f"{system}-9",
     ]
     assert summary["planned_first"]["invalid"][0]["field"] == "user_email"
+    assert summary["guard"].startswith("4 changes (1 creates, 1 updates, 2 deactivations) for 10 known")
     assert _writes(sandbox) == writes
     assert _ledger(sandbox, system) == ledger
