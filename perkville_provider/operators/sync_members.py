@@ -139,6 +139,7 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
         self.max_changes = max_changes
         self.allow_mass_change = allow_mass_change
         self._plan: MemberPlan | None = None
+        self._sync: SyncSettings | None = None
 
     def sync_settings(self) -> SyncSettings:
         """This operator's parameters, checked now that templates are rendered."""
@@ -159,7 +160,7 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
 
     def before_batch(self, context: Context, hook: PerkvilleHook, settings: BatchSettings) -> None:
         """Plan the run from the source and Perkville's known members; the guard may stop it here."""
-        sync = self._sync
+        sync = self._sync or self.sync_settings()
         self._plan = None
         map_index = getattr(context.get("ti"), "map_index", -1)
         mapped = isinstance(map_index, int) and map_index >= 0
@@ -240,7 +241,7 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
 
     def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Member | Deactivation]:
         """Validate, send and preview one record (or deactivate one member who left)."""
-        sync = self._sync
+        sync = self._sync or self.sync_settings()
         validate = self._validator(sync, settings)
         known = self._known if self._plan is not None else None
 
