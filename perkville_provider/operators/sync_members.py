@@ -143,7 +143,7 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
 
     def sync_settings(self) -> SyncSettings:
         """This operator's parameters, checked now that templates are rendered."""
-        return SyncSettings(
+        sync = SyncSettings(
             external_system_id=as_text(self.external_system_id, "external_system_id"),
             mode=as_choice(self.mode, "mode", SYNC_MODES),
             on_missing=as_choice(self.on_missing, "on_missing", ON_MISSING),
@@ -152,6 +152,11 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
             max_changes=as_optional_positive_int(self.max_changes, "max_changes"),
             allow_mass_change=as_bool(self.allow_mass_change, "allow_mass_change"),
         )
+        if sync.mode == "create_only" and sync.on_missing == "deactivate":
+            raise setting_error(
+                "on_missing", "deactivate changes existing members, which mode='create_only' never does"
+            )
+        return sync
 
     def settings(self) -> BatchSettings:
         """The shared parameters and this operator's, all checked before the first request."""

@@ -92,12 +92,22 @@ def test_create_only_never_changes_an_existing_member(sandbox, sandbox_mode):
     assert ledger[f"{system}-99"]["first_name"] == "Member99"
 
 
-def test_a_bad_mode_fails_before_any_request(sandbox):
-    sandbox.admin.set_settings()
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"mode": "update-only"}, "mode: must be one of upsert, update_only, create_only"),
+        ({"on_missing": "delete"}, "on_missing: must be one of ignore, deactivate"),
+        ({"mode": "create_only", "on_missing": "deactivate"}, "on_missing: deactivate changes existing"),
+        ({"max_change_ratio": 2}, "max_change_ratio: must be a number from 0 to 1"),
+        ({"max_changes": 0}, "max_changes"),
+        ({"allow_mass_change": "maybe"}, "allow_mass_change: must be true or false"),
+    ],
+)
+def test_a_bad_sync_setting_fails_before_any_request(sandbox, settings, message):
     before = sandbox.admin.stats()["requests"]
 
-    with pytest.raises(AirflowFailException, match="mode: must be one of upsert, update_only, create_only"):
-        _sync([_member(1, "BADMODE")], "BADMODE", mode="update-only")
+    with pytest.raises(AirflowFailException, match=message):
+        _sync([_member(1, "BADMODE")], "BADMODE", **settings)
 
     assert sandbox.admin.stats()["requests"] == before
 
