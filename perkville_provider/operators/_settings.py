@@ -103,17 +103,22 @@ def _parse_rendered(text: str, name: str) -> Any:
         raise setting_error(name, "is text that is neither a JSON nor a Python list of records") from None
 
 
-def optional_rate(value: Any) -> float | None:
-    """``max_requests_per_second``: a positive number, or None."""
-    if value is None or value == "":
+def optional_positive_number(value: Any, name: str) -> float | None:
+    """A positive (finite) number, or None when not given."""
+    if value is None or value == "" or value == "None":
         return None
     try:
-        rate = float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        rate = 0.0
-    if isinstance(value, bool) or not rate > 0:
-        raise setting_error("max_requests_per_second", f"must be a positive number or None, got {value!r}")
-    return rate
+        number = 0.0
+    if isinstance(value, bool) or not 0 < number < float("inf"):
+        raise setting_error(name, f"must be a positive number or None, got {value!r}")
+    return number
+
+
+def optional_rate(value: Any) -> float | None:
+    """``max_requests_per_second``: a positive number, or None."""
+    return optional_positive_number(value, "max_requests_per_second")
 
 
 def ratio(value: Any, name: str = "max_failure_ratio") -> float:

@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_CONN_ID",
     "BatchSettings",
     "PerkvilleBatchOperator",
+    "enforce_mass_change_guard",
     "judge_batch",
     "raise_for_failure_ratio",
 ]
@@ -98,6 +99,24 @@ def judge_batch(summary: Mapping[str, Any], settings: BatchSettings) -> None:
             f"{summary['retriable_failures']} records failed transiently; a retry of the task "
             "resends them (nothing already sent is sent twice)."
         )
+
+
+def enforce_mass_change_guard(refusal: str | None, *, allow: bool, limits: str, logger: Any) -> None:
+    """Stop the run before any write when the guard refuses it, unless this run is allowed through.
+
+    :param refusal: what the guard counted and which limit it passed, or None (the run may go on)
+    :param allow: ``allow_mass_change`` for this run (a trigger Param)
+    :param limits: the parameters to raise instead, named in the message
+    """
+    if refusal is None:
+        return
+    if allow:
+        logger.warning("Mass-change guard overridden for this run (allow_mass_change): %s", refusal)
+        return
+    raise AirflowFailException(
+        f"Mass-change guard: {refusal}. Nothing was sent. If the source is right, run once with "
+        f"allow_mass_change=True (the DAG's allow_mass_change Param), or raise {limits}."
+    )
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, get_args
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from perkville_provider import staging
 from perkville_provider.batch import BatchJob, Outcome
 from perkville_provider.bodies import MemberStatus, member_request_body
@@ -34,7 +32,7 @@ from perkville_provider.operators._settings import (
     optional_ratio,
     setting_error,
 )
-from perkville_provider.operators.base import BatchSettings, PerkvilleBatchOperator
+from perkville_provider.operators.base import BatchSettings, PerkvilleBatchOperator, enforce_mass_change_guard
 from perkville_provider.records import Member, validate_member
 
 if TYPE_CHECKING:
@@ -212,15 +210,8 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
         if settings.dry_run:
             plan.guard = refusal
             return
-        if refusal is None:
-            return
-        if sync.allow_mass_change:
-            self.log.warning("Mass-change guard overridden for this run (allow_mass_change): %s", refusal)
-            return
-        raise AirflowFailException(
-            f"Mass-change guard: {refusal}. Nothing was sent. If the source is right, run once with "
-            "allow_mass_change=True (the DAG's allow_mass_change Param), or raise max_change_ratio "
-            "or max_changes."
+        enforce_mass_change_guard(
+            refusal, allow=sync.allow_mass_change, limits="max_change_ratio or max_changes", logger=self.log
         )
 
     def batch_records(self, settings: BatchSettings) -> Iterable[Any]:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 from perkville_provider.operators.sync_members import PerkvilleSyncMembersOperator
 from perkville_provider.sandbox.modes import STOCK_TASTYPIE
 from perkville_provider.sandbox.paths import TOKEN_PATH
@@ -228,3 +229,30 @@ def test_the_dry_run_reports_planned_changes_and_writes_nothing(sandbox):
     assert summary["guard"].startswith("4 changes (1 creates, 1 updates, 2 deactivations) for 10 known")
     assert _writes(sandbox) == writes
     assert _ledger(sandbox, system) == ledger
+
+
+def _award(n: int) -> dict[str, Any]:
+    return {"trans_source_id": f"GUARD:{n}", "user_email": "casey@example.com"}
+
+
+def test_the_awards_guard_refuses_many_more_awards_than_the_daily_average_until_overridden(sandbox):
+    def award(count: int, **settings: Any) -> dict[str, Any]:
+        operator = PerkvilleAwardPointsOperator(
+            task_id="award", awards=[_award(n) for n in range(count)], perk_id=502, **settings
+        )
+        return operator.execute({"ti": TaskInstanceStub()})
+
+    def guarded() -> list[dict[str, Any]]:
+        return [
+            r for r in sandbox.admin.ledger()["transactions"] if r["trans_source_id"].startswith("GUARD:")
+        ]
+
+    assert award(12, recent_daily_awards=2)["awarded"] == 12  # off by default
+
+    with pytest.raises(AirflowFailException, match=r"20 awards in this run, more than max_awards_ratio=3 x"):
+        award(20, max_awards_ratio=3, recent_daily_awards="4")
+    assert len(guarded()) == 12
+
+    assert award(12, max_awards_ratio=3, recent_daily_awards=4)["duplicate"] == 12  # 12 <= 3 x 4
+    assert award(20, max_awards_ratio=3, recent_daily_awards=4, allow_mass_change=True)["awarded"] == 8
+    assert len(guarded()) == 20
