@@ -162,6 +162,9 @@ def perkville_daily_checkin_awards() -> None:
         task_id="upsert_checkin_members",
         members=extracted["members"],
         external_system_id="{{ params.external_system_id }}",
+        # Only members who checked in, created when the member sync has not run yet: a share of
+        # the known members means nothing here. The member sync DAG keeps the guard.
+        max_change_ratio=None,
         **operator_settings(),
     )
 

@@ -18,7 +18,10 @@ Keeps the gym's members in Perkville in step with the membership system; no chan
 2. **sync_members** upserts them as Perkville external members (`PerkvilleSyncMembersOperator`):
    a member is created in Perkville (user and connection) the first time, updated afterwards.
    Rows that cannot be sent (no member id, a missing or malformed email...) are reported, never
-   sent, and never stop the others.
+   sent, and never stop the others. A `full_sync` also sets members who left the source to
+   `INACTIVE` (`on_missing="deactivate"`). The mass-change guard stops a run that would change
+   more than 20% of the known members before it sends anything (a source query gone wrong);
+   `allow_mass_change` lets one run through.
 3. **report** logs one table (created, updated, invalid with the reason for each row...), fails
    the run loudly when more than `max_failure_ratio` of the rows failed, and otherwise moves the
    watermark to this run's end (never backwards).
@@ -67,7 +70,18 @@ ORDER BY updated_at, member_id"""  # noqa: S608 (a constant column list; values 
     render_template_as_native_obj=True,
     params={
         **common_params(max_failure_ratio=0.2),
-        "full_sync": Param(False, type="boolean", title="Full sync: every member, not only the changed"),
+        "full_sync": Param(
+            False,
+            type="boolean",
+            title="Full sync: every member, not only the changed",
+            description="Members Perkville knows and the source no longer lists are set INACTIVE.",
+        ),
+        "allow_mass_change": Param(
+            False,
+            type="boolean",
+            title="Allow a mass change (this run only)",
+            description="Send even when the run would change more than 20% of the known members.",
+        ),
         **sql_params({"members_sql": (MEMBERS_SQL, ":changed_since, :changed_until (UTC)")}),
         **staging_params(),
     },
@@ -86,6 +100,8 @@ def perkville_member_sync() -> None:
         task_id="sync_members",
         members=extracted["members"],
         external_system_id="{{ params.external_system_id }}",
+        on_missing="{{ 'deactivate' if params.full_sync else 'ignore' }}",
+        allow_mass_change="{{ params.allow_mass_change }}",
         **operator_settings(),
         outlets=[MEMBERS_ASSET],
     )

@@ -565,6 +565,9 @@ _LAYOUT_KEYS = frozenset(
         "stopped",
         "stop_reason",
         "stop_retriable",
+        "planned",
+        "planned_first",
+        "guard",
     }
 )
 
@@ -575,6 +578,9 @@ def format_summary(summary: Mapping[str, Any], *, max_failures: int = 20) -> str
     title += " (dry run)" if summary.get("dry_run") else ""
     title += " (stopped early: the rest was not sent)" if summary.get("stopped") else ""
     counts = [(name, value) for name, value in summary.items() if name not in _LAYOUT_KEYS]
+    counts += [(f"planned {name}", value) for name, value in (summary.get("planned") or {}).items()]
+    if summary.get("guard"):
+        counts.append(("guard", summary["guard"]))
     width = max([len(name) for name, _ in counts] + [8])
     lines = [title, "-" * len(title)]
     lines += [f"{name:<{width}}  {value:>10}" for name, value in counts]

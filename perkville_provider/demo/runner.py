@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import pendulum
 
-from perkville_provider.demo import data, export
+from perkville_provider.demo import data, export, leavers
 
 if TYPE_CHECKING:
     from perkville_provider.sandbox.launcher import SandboxHandle
@@ -357,12 +357,14 @@ def run_demo(
             task: report_summary(export.EXPORT_DAG_ID, results.runs[-1].run_id, task)
             for task in export.EXPORT_TASK_IDS
         }
+        leaver_runs = leavers.run_leavers(gym_db, dags_folder)
     after = LedgerTotals.of(sandbox.admin.ledger(), sandbox.business_id)
     print_report(results, before, after, out, time.monotonic() - started)
     check = export.print_export(
         exported, gym_db, sandbox.admin.ledger(), sandbox.business_id, out, purchase=purchase
     )
-    results.balances_ok = check.ok
+    leavers_ok = leavers.print_leavers(leaver_runs, log_path, out)
+    results.balances_ok = check.ok and leavers_ok
     return results
 
 

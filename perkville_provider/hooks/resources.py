@@ -264,6 +264,22 @@ class PerkvilleResourcesMixin(_RequestPathBase):
         path = self._api().path("connections")
         return self.paginate(path, {"business": self._business(business_id), **filters})
 
+    def iter_external_members(
+        self, business_id: int | None = None, **filters: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every external member record of the business matching ``filters``, a page at a time.
+
+        A filter Perkville ignores returns more records, never fewer: callers that filter (the
+        member sync's plan, on ``external_system_id``) check each record themselves.
+
+        :param business_id: the business; defaults to the connection's ``business_id`` extra
+        :param filters: API query filters, e.g. ``external_system_id="MY_SYS"``
+        :return: an iterator of external member records
+        :raises PerkvilleError: when Perkville refuses or does not answer
+        """
+        path = self._api().path("external_members")
+        return self.paginate(path, {"business": self._business(business_id), **filters})
+
     def find_connection(
         self, business_id: int | None = None, email: str | None = None, user_id: int | None = None
     ) -> dict[str, Any] | None:

@@ -103,28 +103,47 @@ def _parse_rendered(text: str, name: str) -> Any:
         raise setting_error(name, "is text that is neither a JSON nor a Python list of records") from None
 
 
-def optional_rate(value: Any) -> float | None:
-    """``max_requests_per_second``: a positive number, or None."""
-    if value is None or value == "":
+def optional_positive_number(value: Any, name: str) -> float | None:
+    """A positive (finite) number, or None when not given."""
+    if value is None or value == "" or value == "None":
         return None
     try:
-        rate = float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        rate = 0.0
-    if isinstance(value, bool) or not rate > 0:
-        raise setting_error("max_requests_per_second", f"must be a positive number or None, got {value!r}")
-    return rate
+        number = 0.0
+    if isinstance(value, bool) or not 0 < number < float("inf"):
+        raise setting_error(name, f"must be a positive number or None, got {value!r}")
+    return number
 
 
-def ratio(value: Any) -> float:
-    """``max_failure_ratio``: a number from 0 to 1."""
+def optional_rate(value: Any) -> float | None:
+    """``max_requests_per_second``: a positive number, or None."""
+    return optional_positive_number(value, "max_requests_per_second")
+
+
+def ratio(value: Any, name: str = "max_failure_ratio") -> float:
+    """A share: a number from 0 to 1 (``max_failure_ratio`` unless named)."""
     try:
         ratio = float(value)
     except (TypeError, ValueError):
         ratio = -1.0
     if isinstance(value, bool) or not 0.0 <= ratio <= 1.0:
-        raise setting_error("max_failure_ratio", f"must be a number from 0 to 1, got {value!r}")
+        raise setting_error(name, f"must be a number from 0 to 1, got {value!r}")
     return ratio
+
+
+def optional_ratio(value: Any, name: str) -> float | None:
+    """A share from 0 to 1, or None (the check it sets is off)."""
+    return None if value is None or value == "" or value == "None" else ratio(value, name)
+
+
+def as_choice(value: Any, name: str, choices: Iterable[str]) -> str:
+    """One of ``choices`` (any case, surrounding space ignored)."""
+    options = tuple(choices)
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text not in options:
+        raise setting_error(name, f"must be one of {', '.join(options)}, got {value!r}")
+    return text
 
 
 def report_path(value: Any) -> Any:

@@ -8,11 +8,19 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from perkville_provider.batch import BatchJob, Outcome
 from perkville_provider.bodies import AwardStatus, award_request_body
-from perkville_provider.operators._settings import as_bool, as_optional_ref, as_records, setting_error
-from perkville_provider.operators.base import BatchSettings, PerkvilleBatchOperator
+from perkville_provider.operators._settings import (
+    as_bool,
+    as_optional_ref,
+    as_records,
+    optional_positive_number,
+    setting_error,
+)
+from perkville_provider.operators.base import BatchSettings, PerkvilleBatchOperator, enforce_mass_change_guard
 from perkville_provider.records import Award, RecordValidationError, validate_award, validate_max_quantity
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
     from perkville_provider.hooks.perkville import AwardResult, PerkvilleHook
 
 __all__ = [
@@ -49,6 +57,11 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
     :param max_quantity: the largest ``quantity`` an award may carry (default 10,000); above it the
         record is ``invalid``. Quantities may have 2 decimal places (money amounts of a
         per-dollar perk)
+    :param max_awards_ratio: the mass-change guard, off by default: a run (a mapped task: its chunk)
+        with more award records than this multiple of ``recent_daily_awards`` stops before any write
+    :param recent_daily_awards: the recent daily average of awards, as the DAG knows it (None: the
+        guard waits for one)
+    :param allow_mass_change: let this run through the guard (a trigger Param, for one run)
     """
 
     template_fields: Sequence[str] = (
@@ -57,6 +70,9 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
         "perk_id",
         "limit_to_once_per_calendar_day",
         "max_quantity",
+        "max_awards_ratio",
+        "recent_daily_awards",
+        "allow_mass_change",
     )
     template_fields_renderers = {"awards": "json"}
     lineage_resource = "transactions"
@@ -70,9 +86,15 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
         perk_id: int | str | None = None,
         limit_to_once_per_calendar_day: bool | str = False,
         max_quantity: int | str | None = None,
+        max_awards_ratio: float | str | None = None,
+        recent_daily_awards: float | str | None = None,
+        allow_mass_change: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_awards_ratio = max_awards_ratio
+        self.recent_daily_awards = recent_daily_awards
+        self.allow_mass_change = allow_mass_change
         self.max_quantity = max_quantity
         self.awards = awards
         self.perk_id = perk_id
@@ -81,6 +103,26 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
     def records(self) -> Iterable[Any]:
         """The records to run, from the rendered parameter."""
         return as_records(self.awards, "awards")
+
+    def before_batch(self, context: Context, hook: PerkvilleHook, settings: BatchSettings) -> None:
+        """The mass-change guard: more awards than ``max_awards_ratio`` x the daily average stop here."""
+        ratio = optional_positive_number(self.max_awards_ratio, "max_awards_ratio")
+        average = optional_positive_number(self.recent_daily_awards, "recent_daily_awards")
+        allow = as_bool(self.allow_mass_change, "allow_mass_change")
+        if ratio is None:
+            return
+        if average is None:
+            self.log.info("No recent daily average of awards yet: the mass-change guard is not applied.")
+            return
+        count = sum(1 for _ in self.records())
+        refusal = (
+            f"{count} awards in this run, more than max_awards_ratio={ratio:g} x the recent daily "
+            f"average of {average:g}"
+            if count > ratio * average
+            else None
+        )
+        if not settings.dry_run:
+            enforce_mass_change_guard(refusal, allow=allow, limits="max_awards_ratio", logger=self.log)
 
     def build_job(self, hook: PerkvilleHook, settings: BatchSettings) -> BatchJob[Award]:
         """Validate, send and preview one record; checks this operator's own parameters."""

@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_CONN_ID",
     "BatchSettings",
     "PerkvilleBatchOperator",
+    "enforce_mass_change_guard",
     "judge_batch",
     "raise_for_failure_ratio",
 ]
@@ -107,6 +108,24 @@ def judge_batch(summary: Mapping[str, Any], settings: BatchSettings) -> None:
             f"{summary['retriable_failures']} records failed transiently; a retry of the task "
             "resends them (nothing already sent is sent twice)."
         )
+
+
+def enforce_mass_change_guard(refusal: str | None, *, allow: bool, limits: str, logger: Any) -> None:
+    """Stop the run before any write when the guard refuses it, unless this run is allowed through.
+
+    :param refusal: what the guard counted and which limit it passed, or None (the run may go on)
+    :param allow: ``allow_mass_change`` for this run (a trigger Param)
+    :param limits: the parameters to raise instead, named in the message
+    """
+    if refusal is None:
+        return
+    if allow:
+        logger.warning("Mass-change guard overridden for this run (allow_mass_change): %s", refusal)
+        return
+    raise AirflowFailException(
+        f"Mass-change guard: {refusal}. Nothing was sent. If the source is right, run once with "
+        f"allow_mass_change=True (the DAG's allow_mass_change Param), or raise {limits}."
+    )
 
 
 @dataclass(frozen=True)
@@ -201,6 +220,17 @@ class PerkvilleBatchOperator(BaseOperator):
         """How one record is validated, sent and previewed; checks the operator's own parameters."""
         raise NotImplementedError
 
+    def before_batch(self, context: Context, hook: PerkvilleHook, settings: BatchSettings) -> None:
+        """Read or check what the whole batch needs before its first record (a plan, a guard)."""
+
+    def batch_records(self, settings: BatchSettings) -> Iterable[Any]:
+        """What the batch runs: the records, and whatever the operator adds after them."""
+        return self.records()
+
+    def summary_extras(self, settings: BatchSettings) -> Mapping[str, Any]:
+        """What the operator adds to the batch summary (a dry run's plan)."""
+        return {}
+
     def settings(self) -> BatchSettings:
         """The shared parameters, checked now that templates are rendered."""
         return BatchSettings(
@@ -242,12 +272,13 @@ class PerkvilleBatchOperator(BaseOperator):
         hook = self._hook = self.make_hook(settings)
         settings = self._settings = self._with_business(context, hook, settings)
         metrics.set_business(settings.business_id)
+        self.before_batch(context, hook, settings)
         job = self.build_job(hook, settings)
         job = dataclasses.replace(job, prepare=staging.rejecting_bad_lines(job.prepare))
         self._stop_sending = threading.Event()
         self._lineage_target = (hook.base_url, settings.business_id)
         summary = self._summary = run_batch(
-            self.records(),
+            self.batch_records(settings),
             job,
             max_workers=settings.max_workers,
             dry_run=settings.dry_run,
@@ -257,6 +288,7 @@ class PerkvilleBatchOperator(BaseOperator):
         )
         names = (WOULD_SEND,) if settings.dry_run else job.statuses
         self._outcomes = {name: int(summary.get(name, 0)) for name in (*names, INVALID, FAILED)}
+        summary = self._summary = {**summary, **self.summary_extras(settings)}
         return summary
 
     def get_openlineage_facets_on_start(self) -> OperatorLineage:

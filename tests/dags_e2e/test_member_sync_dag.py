@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pendulum
+import pytest
 
 from perkville_provider.demo import data, runner
 from tests.helpers.dags import EXAMPLE_DAGS
@@ -135,3 +136,36 @@ def test_more_failures_than_the_threshold_fail_the_run_after_sending_every_valid
     states = task_states(run.run_id)
     assert (states["sync_members"], states["report"]) == ({"success"}, {"failed"})
     assert set(_synced_members(sandbox)) == set(gym.valid_members())
+
+
+@pytest.mark.soak
+def test_a_full_sync_deactivates_who_left_once_and_the_guard_refuses_an_empty_source(
+    airflow_db, sandbox, gym
+):
+    """The example DAG's full_sync Param: a member gone is set INACTIVE; an empty source is refused
+    before any write, until the allow_mass_change Param lets that one run through."""
+    at = pendulum.datetime(2026, 11, 20, 6, 30, tz="UTC")
+    assert sync(None, run_after=at, full_sync=True).state == "success"
+    leaver = sorted(gym.valid_members())[-1]
+    gym.execute("DELETE FROM members WHERE member_id = ?", leaver)
+
+    left = sync(None, run_after=at.add(hours=1), full_sync=True)
+    again = sync(None, run_after=at.add(hours=2), full_sync=True)
+
+    assert (left.state, left.summary["deactivated"], again.summary["deactivated"]) == ("success", 1, 0)
+    members = _synced_members(sandbox)
+    assert members[leaver]["external_membership_status"] == "INACTIVE"
+    assert {m["external_membership_status"] for k, m in members.items() if k != leaver} != {"INACTIVE"}
+
+    gym.execute("DELETE FROM members")
+    posts = _member_posts(sandbox)
+    refused = sync(None, run_after=at.add(hours=3), full_sync=True)
+
+    assert refused.state == "failed"
+    assert _synced_members(sandbox) == members
+    assert _member_posts(sandbox) == posts
+
+    allowed = sync(None, run_after=at.add(hours=4), full_sync=True, allow_mass_change=True)
+
+    assert allowed.state == "success"
+    assert {m["external_membership_status"] for m in _synced_members(sandbox).values()} == {"INACTIVE"}
