@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
+from perkville_provider.failure_groups import LOGGED_PER_CODE, FailureGroups, format_groups, merge_groups
 from perkville_provider.records import RecordValidationError
 from perkville_provider.redaction import redact_optional
 from perkville_provider.report_file import ReportPath, WritablePath, report_writer
@@ -225,9 +226,11 @@ class _Tally:
         self.stop_reason: str | None = None
         self.done = 0
         self.failures = _FirstByIndex(MAX_FAILURES_SHOWN)
+        self.groups = FailureGroups()
         self.results = _FirstByIndex(job.inline_results)
 
-    def add(self, index: int, key: str | None, outcome: Outcome) -> None:
+    def add(self, index: int, key: str | None, outcome: Outcome) -> int:
+        """Count one outcome; for a failure, return how many of its code were seen (else 0)."""
         self.done += 1
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         for name, value in outcome.metrics.items():
@@ -235,8 +238,11 @@ class _Tally:
         if outcome.is_failure:
             self.retriable_failures += outcome.retriable
             self.failures.add(index, _failure_entry(index, key, outcome))
-        elif self.job.inline_results:
+            message = _clip(outcome.message, _MESSAGE_MAX_CHARS) if outcome.message else None
+            return self.groups.add(index, key, outcome.status, outcome.code, message)
+        if self.job.inline_results:
             self.results.add(index, _result_entry(index, key, outcome))
+        return 0
 
     def summary(self, *, elapsed: float, report_path: str | None) -> dict[str, Any]:
         failures = self.failures.entries()
@@ -252,6 +258,7 @@ class _Tally:
             **({"stop_reason": self.stop_reason} if self.stop_reason else {}),
             "failures": failures,
             "failures_not_shown": self.failures.seen - len(failures),
+            "failures_by_code": self.groups.as_dict(),
         }
         if self.job.inline_results:
             results = self.results.entries()
@@ -346,6 +353,8 @@ def _report_line(index: int, key: str | None, outcome: Outcome) -> dict[str, Any
         if value is not None:
             line[name] = value
     line.update(outcome.detail)
+    if any(outcome.metrics.values()):
+        line["metrics"] = dict(outcome.metrics)  # so a run's report can be summed from the files
     return line
 
 
@@ -413,9 +422,13 @@ def run_batch(
             if outcome.stops_batch and tally.stop_reason is None:
                 tally.stop_reason = outcome.message
                 logger.error("%s: stopping the batch: %s", job.name, outcome.message)
-            tally.add(index, key, outcome)
+            of_code = tally.add(index, key, outcome)
             report(_report_line(index, key, outcome))
-            if outcome.is_failure and failures_logged < MAX_FAILURES_SHOWN:
+            if of_code == LOGGED_PER_CODE + 1:
+                logger.warning(
+                    "%s: more records fail with %s; counted, not logged one by one", job.name, outcome.code
+                )
+            if 0 < of_code <= LOGGED_PER_CODE and failures_logged < MAX_FAILURES_SHOWN:
                 failures_logged += 1
                 logger.warning(
                     "%s: record %d (%s) %s: %s %s: %s",
@@ -469,6 +482,8 @@ def run_batch(
         elapsed,
         tally.done / elapsed if elapsed > 0 else 0.0,
     )
+    if groups := format_groups(tally.groups.as_dict()):
+        logger.warning("%s: %s", job.name, "\n".join(groups))
     return tally.summary(elapsed=elapsed, report_path=None if report_path is None else str(report_path))
 
 
@@ -496,7 +511,7 @@ def chunked(records: Iterable[Any], size: int) -> list[list[Any]]:
     return list(iter(lambda: list(islice(iterator, size)), []))
 
 
-_NOT_SUMMED = frozenset({"elapsed_seconds", "failures_not_shown", "results_not_shown"})
+_NOT_SUMMED = frozenset({"elapsed_seconds", "failures_not_shown", "results_not_shown", "failures_by_code"})
 
 
 def merge_summaries(summaries: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
@@ -513,9 +528,11 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any] | None]) -> dict[str, 
     elapsed = 0.0
     has_results = False
     offset = 0
+    groups: list[Mapping[str, Any] | None] = []
     for chunk, summary in enumerate(summaries):
         if not summary:
             continue
+        groups.append(summary.get("failures_by_code"))
         merged.setdefault("operation", summary.get("operation"))
         merged["dry_run"] = bool(merged.get("dry_run")) or bool(summary.get("dry_run"))
         merged["stopped"] = bool(merged.get("stopped")) or bool(summary.get("stopped"))
@@ -536,6 +553,7 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any] | None]) -> dict[str, 
         offset += int(summary.get("total", 0))
     merged["failures"] = failures.entries()
     merged["failures_not_shown"] = hidden["failures"] + failures.seen - len(merged["failures"])
+    merged["failures_by_code"] = merge_groups(groups)
     if has_results:
         merged["results"] = results.entries()
         merged["results_not_shown"] = hidden["results"] + results.seen - len(merged["results"])
@@ -550,6 +568,7 @@ _LAYOUT_KEYS = frozenset(
         "dry_run",
         "failures",
         "failures_not_shown",
+        "failures_by_code",
         "results",
         "results_not_shown",
         "report_path",
@@ -575,6 +594,8 @@ def format_summary(summary: Mapping[str, Any], *, max_failures: int = 20) -> str
     lines.append(f"{'failure ratio':<{width}}  {ratio:>10.2%}")
     failures = list(summary.get("failures") or [])
     not_shown = int(summary.get("failures_not_shown", 0)) + max(0, len(failures) - max_failures)
+    groups = format_groups(summary.get("failures_by_code") or {})
+    lines += ["", *groups] if groups else []
     if failures:
         lines += ["", "first failures (index, key, field, code: message):"]
         for entry in failures[:max_failures]:

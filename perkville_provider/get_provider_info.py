@@ -42,6 +42,10 @@ def _field(label: str, description: str, schema: dict[str, Any], *, markdown: bo
     return {"label": label, "description": description, "schema": schema}
 
 
+# Every type includes "null": Airflow's form marks a field of a non-null type required (a star,
+# and no saving it empty). A default stands in for null where the hook has one.
+
+
 def _string_field(label: str, description: str, *, secret: bool = False) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": ["string", "null"]}
     if secret:
@@ -51,18 +55,20 @@ def _string_field(label: str, description: str, *, secret: bool = False) -> dict
 
 def _choice_field(label: str, description: str, choices: tuple[str, ...]) -> dict[str, Any]:
     """A select of ``choices``, the first the default (so the form saves a value, not null)."""
-    return _field(label, description, {"type": "string", "enum": list(choices), "default": choices[0]})
+    return _field(
+        label, description, {"type": ["string", "null"], "enum": list(choices), "default": choices[0]}
+    )
 
 
 def _number_field(label: str, description: str, kind: str, default: float | None = None) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": [kind, "null"]}
     if default is not None:
-        schema = {"type": kind, "default": default, "minimum": 1 if kind == "integer" else 0}
+        schema = {"type": [kind, "null"], "default": default, "minimum": 1 if kind == "integer" else 0}
     return _field(label, description, schema)
 
 
 def _flag_field(label: str, description: str, default: bool) -> dict[str, Any]:
-    return _field(label, description, {"type": "boolean", "default": default})
+    return _field(label, description, {"type": ["boolean", "null"], "default": default})
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -147,7 +153,7 @@ def get_provider_info() -> dict[str, Any]:
                     "oauth_url": _field(
                         "OAuth token URL",
                         "OAuth token endpoint (Perkville's is on another host than the API).",
-                        {"type": "string", "default": DEFAULT_TOKEN_URL},
+                        {"type": ["string", "null"], "default": DEFAULT_TOKEN_URL},
                     ),
                     "business_id": _field(
                         "Business ID",
