@@ -109,8 +109,20 @@ def cleanup_staging(root: str, dag_id: str, retention_days: int) -> list[str]:
 def common_params(*, max_failure_ratio: float) -> dict[str, Param]:
     """The Params both DAGs show in the trigger form."""
     return {
-        "business_id": Param(BUSINESS_ID, type="integer", minimum=1, title="Perkville business id"),
-        "perkville_conn_id": Param(PERKVILLE_CONN_ID, type="string", title="Perkville connection id"),
+        "business_id": Param(
+            BUSINESS_ID,
+            type="integer",
+            minimum=1,
+            title="Perkville business id",
+            description="The business every record is sent to (the demo sandbox's is 9823).",
+        ),
+        "perkville_conn_id": Param(
+            PERKVILLE_CONN_ID,
+            type="string",
+            title="Perkville connection id",
+            description="The Airflow connection of type perkville to send with (Admin > Connections; "
+            "one set by an AIRFLOW_CONN_ environment variable works too, but is not listed there).",
+        ),
         "source_conn_id": Param(
             SOURCE_CONN_ID,
             type="string",
@@ -137,14 +149,22 @@ def common_params(*, max_failure_ratio: float) -> dict[str, Param]:
             title="Failure threshold",
             description="Share of records that may fail (invalid rows included) before the run fails.",
         ),
-        "max_workers": Param(8, type="integer", minimum=1, maximum=64, title="Concurrent requests"),
+        "max_workers": Param(
+            8,
+            type="integer",
+            minimum=1,
+            maximum=64,
+            title="Concurrent requests",
+            description="Records each task sends at once; the pace is still the connection's rate budget.",
+        ),
         "max_requests_per_second": Param(
             None,
             type=["null", "number"],
             exclusiveMinimum=0,
             title="Requests per second, for the whole Perkville connection",
-            description="One budget shared by every chunk task of this run and every other task on the "
-            "connection, on every worker: never multiplied by the chunks. Empty: the connection's "
+            description="One budget for the connection, shared by every task that sends with it (all "
+            "of this run's tasks, and other runs'), on every worker: never multiplied by the tasks. "
+            "Empty: the connection's "
             "max_requests_per_second extra, else adaptive pacing that slows down on 429. Shared by the "
             "processes of one machine by default; the connection's rate_limit_redis_url extra shares "
             "it across workers. See README 'Rate limits'.",
@@ -170,13 +190,14 @@ def operator_settings() -> dict[str, Any]:
     }
 
 
-def sql_param(default: str, *, binds: str) -> Param:
-    """A query Param; ``binds`` documents the named binds the DAG supplies."""
+def sql_param(default: str, *, binds: str, title: str) -> Param:
+    """A query Param; ``binds`` documents the named binds the DAG supplies, ``title`` tells it
+    apart from the DAG's other queries in the trigger form."""
     return Param(
         default,
         type="string",
         format="multiline",
-        title="Source query",
+        title=title,
         description=f"Runs on the source connection. Named binds available: {binds}.",
     )
 

@@ -66,7 +66,9 @@ ORDER BY updated_at, member_id"""  # noqa: S608 (a constant column list; values 
     params={
         **common_params(max_failure_ratio=0.2),
         "full_sync": Param(False, type="boolean", title="Full sync: every member, not only the changed"),
-        "members_sql": sql_param(MEMBERS_SQL, binds=":changed_since, :changed_until (UTC)"),
+        "members_sql": sql_param(
+            MEMBERS_SQL, binds=":changed_since, :changed_until (UTC)", title="Source query: changed members"
+        ),
         **staging_params(),
     },
     doc_md=__doc__,

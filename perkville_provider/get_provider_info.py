@@ -43,11 +43,13 @@ def _field(label: str, description: str, schema: dict[str, Any], *, markdown: bo
 
 
 # Every type includes "null": Airflow's form marks a field of a non-null type required (a star,
-# and no saving it empty). A default stands in for null where the hook has one.
+# and no saving it empty). Airflow's form saves every field, an untouched one as its default:
+# the hook's default where it has one, else "" (which the hook reads as "not set", as it reads
+# null), so that the saved extra holds no null.
 
 
 def _string_field(label: str, description: str, *, secret: bool = False) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": ["string", "null"]}
+    schema: dict[str, Any] = {"type": ["string", "null"], "default": ""}
     if secret:
         schema["format"] = "password"
     return _field(label, description, schema)
@@ -61,7 +63,7 @@ def _choice_field(label: str, description: str, choices: tuple[str, ...]) -> dic
 
 
 def _number_field(label: str, description: str, kind: str, default: float | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": [kind, "null"]}
+    schema: dict[str, Any] = {"type": [kind, "null"], "default": ""}
     if default is not None:
         schema = {"type": [kind, "null"], "default": default, "minimum": 1 if kind == "integer" else 0}
     return _field(label, description, schema)
@@ -137,7 +139,7 @@ def get_provider_info() -> dict[str, Any]:
                         "Client ID",
                         "API client id from Perkville's registration. Every setting is explained in "
                         f"[the provider's documentation]({DOCS_URL}#connection-set-up).",
-                        {"type": ["string", "null"]},
+                        {"type": ["string", "null"], "default": ""},
                         markdown=True,
                     ),
                     "client_secret": _string_field(
@@ -158,7 +160,7 @@ def get_provider_info() -> dict[str, Any]:
                     "business_id": _field(
                         "Business ID",
                         "Default business for every call that does not name one (a number).",
-                        {"type": ["integer", "null"], "minimum": 1},
+                        {"type": ["integer", "null"], "minimum": 1, "default": ""},
                     ),
                     "scope": _string_field(
                         "Scope", "Space-separated scopes to request (empty: all granted)."
@@ -197,7 +199,12 @@ def get_provider_info() -> dict[str, Any]:
                         "Rate budget shared by",
                         f"Who shares the budget: machine, redis or process (empty: redis when a Redis "
                         f"URL is set, else machine). See [Rate limits]({DOCS_URL}#rate-limits).",
-                        {"type": ["string", "null"], "enum": [None, *SHARINGS]},
+                        {
+                            "type": ["string", "null"],
+                            "enum": ["", *SHARINGS],
+                            "default": "",
+                            "values_display": {"": "automatic"},
+                        },
                         markdown=True,
                     ),
                     "rate_limit_redis_url": _string_field(
@@ -215,7 +222,7 @@ def get_provider_info() -> dict[str, Any]:
                         "Resource paths",
                         "Paths that differ from the defaults, e.g. "
                         '{"external_members": "/v2/external_members/"} (empty: none).',
-                        {"type": ["object", "null"]},
+                        {"type": ["object", "null"], "default": {}},
                     ),
                     "relations": _choice_field(
                         "Related objects sent as", "uri (/v2/perks/501/) or id (501).", RELATIONS

@@ -95,6 +95,17 @@ def test_each_dag_offers_its_settings_as_params_with_defaults(example_dags, dag_
     assert all(task.retries >= 1 for task in dag.tasks if task.task_id != "report")
 
 
+@pytest.mark.parametrize("dag_id", [runner.MEMBER_SYNC_DAG_ID, runner.AWARDS_DAG_ID])
+def test_the_trigger_form_tells_every_param_apart_and_explains_the_ones_users_asked_about(
+    example_dags, dag_id
+):
+    params = example_dags[dag_id].params
+    titles = [params.get_param(name).schema.get("title") for name in params]
+    assert len(set(titles)) == len(titles), f"two Params share a title: {titles}"
+    for name in ("business_id", "perkville_conn_id", "max_workers", "max_requests_per_second"):
+        assert params.get_param(name).description, name
+
+
 @pytest.mark.parametrize(
     ("count", "wanted", "expected"), [(2000, 500, 500), (2000, 1, 2), (5000, 3, 5), (0, 500, 500)]
 )
@@ -126,7 +137,8 @@ def test_every_perkville_task_draws_on_the_connections_one_budget_named_in_the_p
     dag = example_dags[dag_id]
     param = dag.params.get_param("max_requests_per_second")
     assert param.value is None
-    assert "never multiplied by the chunks" in param.description
+    assert "never multiplied by the tasks" in param.description
+    assert "chunk" not in param.description, "the member sync has no chunk tasks"
     perkville_tasks = [task for task in dag.tasks if "Perkville" in getattr(task, "task_type", "")]
     assert perkville_tasks
     for task in perkville_tasks:
