@@ -187,7 +187,7 @@ def perkville_daily_checkin_awards() -> None:
     @task(
         task_id="report",
         retries=0,
-        trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
+        trigger_rule=TriggerRule.ALL_DONE,
         outlets=[AWARDS_ASSET],
     )
     def report(members_summary: Any, plan: dict[str, Any], **context: Any) -> dict[str, Any]:

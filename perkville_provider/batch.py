@@ -323,6 +323,11 @@ class _Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def start(self) -> None:
+        """Say how many records the batch holds, when that is known (staged files, lists)."""
+        if self.total:
+            self.logger.info("%s: 0/%d records (0%%), starting", self.name, self.total)
+
     def maybe_log(self, done: int) -> None:
         now = time.monotonic()
         if now < self._next:
@@ -405,6 +410,7 @@ def run_batch(
     )
     window = max_workers * 4
     failures_logged = 0
+    progress.start()
 
     with (
         report_writer(report_path) as report,
@@ -475,10 +481,12 @@ def run_batch(
             drain(progress_interval)
 
     elapsed = progress.elapsed()
+    of_total = f"/{progress.total} ({100.0 * tally.done / progress.total:.0f}%)" if progress.total else ""
     logger.info(
-        "%s: %d records in %.1fs (%.1f records/s)",
+        "%s: %d%s records in %.1fs (%.1f records/s)",
         job.name,
         tally.done,
+        of_total,
         elapsed,
         tally.done / elapsed if elapsed > 0 else 0.0,
     )

@@ -45,13 +45,16 @@ def _field(label: str, description: str, schema: dict[str, Any], *, markdown: bo
 # Every type includes "null": Airflow's form marks a field of a non-null type required (a star,
 # and no saving it empty). Airflow's form saves every field, an untouched one as its default:
 # the hook's default where it has one, else "" (which the hook reads as "not set", as it reads
-# null), so that the saved extra holds no null.
+# null), so that the saved extra holds no null; except an untouched secret, saved as null: Airflow
+# shows a secret as "***", and an empty one came back from its Test button as a literal "***".
 
 
 def _string_field(label: str, description: str, *, secret: bool = False) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": ["string", "null"], "default": ""}
+    schema: dict[str, Any] = {"type": ["string", "null"]}
     if secret:
         schema["format"] = "password"
+    else:
+        schema["default"] = ""
     return _field(label, description, schema)
 
 

@@ -40,6 +40,8 @@ def test_staged_input_logs_done_of_total_the_percentage_and_the_time_left(tmp_pa
     ]
     assert count == 6
     assert progress, caplog.text
+    assert progress[0] == "test_awards: 0/6 records (0%), starting"
+    assert "test_awards: 6/6 (100%) records in" in caplog.text
     assert re.search(
         r"test_awards: \d/6 records \(\d+%\), [\d.]+ records/s, (\d+s left|time left unknown)", progress[-1]
     )
