@@ -44,7 +44,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
-from perkville_example_awards import AWARD_REPORTS, AWARDS_ASSET, extract_awards, report_awards
+from perkville_example_awards import AWARD_REPORTS, AWARD_TASK, AWARDS_ASSET, extract_awards, report_awards
 from perkville_example_common import (
     BUSINESS_TIMEZONE,
     DEFAULT_ARGS,
@@ -173,7 +173,7 @@ def perkville_daily_checkin_awards() -> None:
     )
 
     awarded = PerkvilleAwardPointsOperator.partial(
-        task_id="award_checkin_points",
+        task_id=AWARD_TASK,
         perk_id="{{ params.perk_id }}",
         limit_to_once_per_calendar_day=True,
         report_path="{{ staged_report_path(params.staging_root, dag.dag_id, run_id, ti.map_index, "

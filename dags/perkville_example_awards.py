@@ -44,6 +44,7 @@ AWARDS_ASSET = Asset(uri=f"perkville://{BUSINESS_ID}/checkin_awards", name="perk
 """Updated by each successful awards run; its asset state holds ``awarded_through``."""
 SETTLED_STATUSES = ("awarded", "duplicate", "daily_limited")
 """What Perkville answers for good: re-sending such a row can only come back a duplicate."""
+AWARD_TASK = "award_checkin_points"
 AWARD_REPORTS = "awards"
 """The award chunks' report files: ``reports/awards-<chunk>-try<try>.jsonl`` in the run's staging."""
 DAY_COLUMNS = ("total", "awarded", "points", "duplicate", "daily_limited", "invalid", "failed")
@@ -267,10 +268,19 @@ def report_awards(
         result["run"],
         result["tries"],
     )
+    # Chunks are not leaves: without this a run whose chunks failed would end "success".
+    failed_chunks = context["ti"].get_ti_count(
+        dag_id=dag_run.dag_id, run_ids=[dag_run.run_id], task_ids=[AWARD_TASK], states=["failed"]
+    )
+    if failed_chunks:
+        raise AirflowFailException(
+            f"{failed_chunks} chunks of {AWARD_TASK} failed (their logs say why, grouped by code); the "
+            "counts above include what they sent. Clear them, once fixed, to send the rest."
+        )
     missing = [chunk for chunk, summary in enumerate(chunks) if summary is None]
     if missing:
         raise AirflowFailException(
-            f"chunks {missing} of award_checkin_points wrote no report: they did not run (see their "
+            f"chunks {missing} of {AWARD_TASK} wrote no report: they did not run (see their "
             "state); their check-ins were not sent. Clear them, or the run, to send them."
         )
     judged_days = [d for d in plan["days"] if d >= plan["judged_from"]]

@@ -51,6 +51,9 @@ AWARDS_LOGICAL_DATE = "2026-11-20T05:00:00Z"
 the three days before it (the lookback), which the demo's first awards run awards too."""
 AWARDS_CHUNK_SIZE = 10
 """Small chunks, so that each day's check-ins map to several task instances."""
+AWARDS_CONF = {"chunk_size": AWARDS_CHUNK_SIZE, "max_failure_ratio": 0.5}
+"""A chunk fails on its own bad rows past the threshold: with ten rows a chunk may hold three of
+a day's bad rows (30%), which the run is not about."""
 FAILED_CHUNKS_LOGICAL_DATE = "2026-11-20T06:00:00Z"
 FAILED_CHUNKS_CONF = {"day": "2026-11-19", "lookback_days": 0, "max_failure_ratio": 0.0, "chunk_size": 5}
 """The awards run's day again, allowing no failure: what the first run settled is skipped, the
@@ -170,9 +173,7 @@ def demo_runs(stack: Stack) -> Iterator[DemoRuns]:
         full_sync = pool.submit(
             _run_to_end, stack, MEMBER_SYNC, FULL_SYNC_LOGICAL_DATE, {"full_sync": True}, None
         )
-        awards = pool.submit(
-            _run_to_end, stack, AWARDS, AWARDS_LOGICAL_DATE, {"chunk_size": AWARDS_CHUNK_SIZE}, full_sync
-        )
+        awards = pool.submit(_run_to_end, stack, AWARDS, AWARDS_LOGICAL_DATE, AWARDS_CONF, full_sync)
         failed_chunks = pool.submit(
             _run_to_end, stack, AWARDS, FAILED_CHUNKS_LOGICAL_DATE, FAILED_CHUNKS_CONF, awards, "failed"
         )

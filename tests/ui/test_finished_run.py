@@ -105,7 +105,7 @@ def test_perkville_business_link_opens_the_business(
     screenshot(page, f"extra-link-{dag_id}")
     # The page it opens is watched, not answered: the browser resolves no host but this machine
     # (CHROMIUM_ARGS), so the request leaves for perkville.com and fails there.
-    with page.context.expect_request(BUSINESS_URL) as opened:
+    with page.context.expect_event("request", lambda request: request.url == BUSINESS_URL) as opened:
         link.click()
     assert opened.value.url == BUSINESS_URL
 
