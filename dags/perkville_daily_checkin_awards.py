@@ -44,7 +44,14 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
-from perkville_example_awards import AWARD_REPORTS, AWARD_TASK, AWARDS_ASSET, extract_awards, report_awards
+from perkville_example_awards import (
+    AWARD_REPORTS,
+    AWARD_TASK,
+    AWARDS_ASSET,
+    chunk_failure_ratio,
+    extract_awards,
+    report_awards,
+)
 from perkville_example_common import (
     BUSINESS_TIMEZONE,
     DEFAULT_ARGS,
@@ -101,7 +108,10 @@ def staged_report_path(root: str, dag_id: str, run_id: str, map_index: int, try_
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     render_template_as_native_obj=True,
-    user_defined_macros={"staged_report_path": staged_report_path},
+    user_defined_macros={
+        "staged_report_path": staged_report_path,
+        "chunk_failure_ratio": chunk_failure_ratio,
+    },
     params={
         **common_params(max_failure_ratio=0.2),
         "day": Param(
@@ -179,7 +189,11 @@ def perkville_daily_checkin_awards() -> None:
         report_path="{{ staged_report_path(params.staging_root, dag.dag_id, run_id, ti.map_index, "
         "ti.try_number) }}",
         # A chunk fails on its own bad records over the threshold (the report still sums the run).
-        **{**operator_settings(), "max_failure_ratio": "{{ params.max_failure_ratio }}"},
+        **{
+            **operator_settings(),
+            "max_failure_ratio": "{{ chunk_failure_ratio(ti.xcom_pull(task_ids='extract_checkin_awards', "
+            "key='plan'), ti.map_index, params.max_failure_ratio) }}",
+        },
     ).expand(awards=extracted.map(chunk_in_current_run))  # short names in XCom, full paths here
     members >> awarded
 

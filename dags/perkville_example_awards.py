@@ -183,6 +183,24 @@ def _counts(summary: Mapping[str, Any]) -> dict[str, int]:
     return {name: int(summary.get(name, 0)) for name in DAY_COLUMNS}
 
 
+def chunk_failure_ratio(plan: Mapping[str, Any], map_index: int, max_failure_ratio: float) -> float:
+    """The ``max_failure_ratio`` one award chunk is judged by, so that it fails on its own bad rows.
+
+    The run's threshold, with the rows of its day that earlier runs settled (skipped, never staged)
+    counted as successes, spread over the day's chunks; a day no longer judged (an earlier
+    successful run covered it) allows any share: its bad rows were judged by that run. A re-run of
+    a day thus re-reads its few bad rows without failing on them, while a chunk whose rows all
+    fail (a wrong perk) fails.
+    """
+    day = plan["chunk_days"][int(map_index)]
+    if day < plan["judged_from"]:
+        return 1.0
+    staged = int(plan["rows_by_day"][day]) - int(plan["skipped_known_by_day"].get(day, 0))
+    if staged <= 0:
+        return float(max_failure_ratio)
+    return min(1.0, float(max_failure_ratio) * int(plan["rows_by_day"][day]) / staged)
+
+
 def asset_extra(result: Mapping[str, Any]) -> dict[str, Any]:
     """What a downstream DAG reads of this run on the Asset event: small, counts only."""
     return {

@@ -118,6 +118,28 @@ def test_a_big_day_is_cut_into_no_more_chunks_than_airflow_can_map(count, wanted
     assert -(-count // size) <= 1024
 
 
+@pytest.mark.parametrize(
+    ("day", "rows", "skipped", "expected"),
+    [
+        ("2026-11-19", 29, 0, 0.2),  # a fresh day: the run's threshold (a wrong perk fails every chunk)
+        ("2026-11-19", 29, 26, 1.0),  # a re-run: 3 bad rows re-read, 26 settled rows count as successes
+        ("2026-11-19", 40, 20, 0.4),
+        ("2026-11-17", 29, 0, 1.0),  # a day an earlier successful run covered (and judged)
+    ],
+)
+def test_an_award_chunk_is_judged_by_its_days_threshold(day, rows, skipped, expected, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE_DAGS))
+    from perkville_example_awards import chunk_failure_ratio
+
+    plan = {
+        "chunk_days": ["2026-11-17", day],
+        "judged_from": "2026-11-18",
+        "rows_by_day": {day: rows},
+        "skipped_known_by_day": {day: skipped},
+    }
+    assert chunk_failure_ratio(plan, 1, 0.2) == pytest.approx(expected)
+
+
 def test_the_balance_export_runs_nightly_two_exports_each_updating_its_tables_asset(example_dags):
     dag = example_dags[export.EXPORT_DAG_ID]
     assert set(dag.task_ids) == {"export_window", *export.EXPORT_TASK_IDS}
