@@ -76,8 +76,10 @@ def test_perkville_form_has_labelled_fields_and_masked_secrets(page: Page, stack
         expect(field).to_be_visible()
         assert (field.get_attribute("type") == "password") == (label in SECRET_EXTRAS), label
     for label in (*CHOICES, *FLAGS):
-        expect(form.get_by_text(label, exact=True)).to_be_visible()
-    expect(extra_field(form, "Business ID")).to_have_attribute("type", "number")
+        expect(form.get_by_text(label, exact=True).first).to_be_visible()
+    for label in FLAGS:
+        expect(form.get_by_role("checkbox", name=label)).to_have_count(1)
+    expect(form.get_by_role("spinbutton", name="Business ID")).to_be_visible()  # a number, not a text area
     expect(form.get_by_role("link", name="the provider's documentation")).to_have_attribute(
         "href", "https://pypi.org/project/airflow-provider-perkville/#connection-set-up"
     )
