@@ -45,7 +45,14 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
-from perkville_example_awards import AWARDS_ASSET, extract_awards, report_awards
+from perkville_example_awards import (
+    AWARD_REPORTS,
+    AWARD_TASK,
+    AWARDS_ASSET,
+    chunk_failure_ratio,
+    extract_awards,
+    report_awards,
+)
 from perkville_example_common import (
     BUSINESS_TIMEZONE,
     DEFAULT_ARGS,
@@ -60,6 +67,7 @@ from perkville_example_common import (
 
 from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 from perkville_provider.operators.sync_members import PerkvilleSyncMembersOperator
+from perkville_provider.run_tally import report_name
 from perkville_provider.staging import REPORTS_DIR, chunk_in_current_run, run_staging_dir
 
 CHECKIN_PERK_ID = 501
@@ -83,9 +91,14 @@ WHERE updated_at >= :changed_since
 ORDER BY member_id"""  # noqa: S608 (a constant column list; values are binds)
 
 
-def staged_report_path(root: str, dag_id: str, run_id: str, map_index: int) -> str:
-    """Where a chunk writes its per-record report: read by later runs to skip settled rows."""
-    return str(run_staging_dir(root, dag_id, run_id) / REPORTS_DIR / f"awards-{int(map_index):05d}.jsonl")
+def staged_report_path(root: str, dag_id: str, run_id: str, map_index: int, try_number: int = 1) -> str:
+    """Where a chunk's try writes its per-record report.
+
+    One file per try, so that the run's report counts every try (see
+    ``perkville_provider.run_tally``); later runs read them to skip settled rows.
+    """
+    name = report_name(AWARD_REPORTS, map_index, try_number)
+    return str(run_staging_dir(root, dag_id, run_id) / REPORTS_DIR / name)
 
 
 @dag(
@@ -96,7 +109,10 @@ def staged_report_path(root: str, dag_id: str, run_id: str, map_index: int) -> s
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     render_template_as_native_obj=True,
-    user_defined_macros={"staged_report_path": staged_report_path},
+    user_defined_macros={
+        "staged_report_path": staged_report_path,
+        "chunk_failure_ratio": chunk_failure_ratio,
+    },
     params={
         **common_params(max_failure_ratio=0.2),
         "day": Param(
@@ -138,8 +154,12 @@ def staged_report_path(root: str, dag_id: str, run_id: str, map_index: int) -> s
         "chunk_size": Param(500, type="integer", minimum=1, maximum=10_000, title="Awards per mapped task"),
         **sql_params(
             {
-                "checkins_sql": (CHECKINS_SQL, ":window_start, :window_end (UTC)"),
-                "members_sql": (MEMBERS_TO_UPSERT_SQL, ":changed_since, :window_start, :window_end (UTC)"),
+                "checkins_sql": (CHECKINS_SQL, ":window_start, :window_end (UTC)", "check-ins"),
+                "members_sql": (
+                    MEMBERS_TO_UPSERT_SQL,
+                    ":changed_since, :window_start, :window_end (UTC)",
+                    "members to upsert first",
+                ),
             }
         ),
         **staging_params(),
@@ -169,19 +189,32 @@ def perkville_daily_checkin_awards() -> None:
     )
 
     awarded = PerkvilleAwardPointsOperator.partial(
-        task_id="award_checkin_points",
+        task_id=AWARD_TASK,
         perk_id="{{ params.perk_id }}",
         limit_to_once_per_calendar_day=True,
-        report_path="{{ staged_report_path(params.staging_root, dag.dag_id, run_id, ti.map_index) }}",
-        **operator_settings(),
+        report_path="{{ staged_report_path(params.staging_root, dag.dag_id, run_id, ti.map_index, "
+        "ti.try_number) }}",
+        # A chunk fails on its own bad records over the threshold (the report still sums the run).
+        **{
+            **operator_settings(),
+            "max_failure_ratio": "{{ chunk_failure_ratio(ti.xcom_pull(task_ids='extract_checkin_awards', "
+            "key='plan'), ti.map_index, params.max_failure_ratio) }}",
+        },
     ).expand(awards=extracted.map(chunk_in_current_run))  # short names in XCom, full paths here
     members >> awarded
 
-    @task(task_id="report", retries=0, trigger_rule=TriggerRule.NONE_FAILED, outlets=[AWARDS_ASSET])
-    def report(summaries: Any, members_summary: Any, plan: dict[str, Any], **context: Any) -> dict[str, Any]:
-        return report_awards(summaries, members_summary, plan, context)
+    # Also after failed chunks: it reads every chunk's and try's report file, not their XCom.
+    @task(
+        task_id="report",
+        retries=0,
+        trigger_rule=TriggerRule.ALL_DONE,
+        outlets=[AWARDS_ASSET],
+    )
+    def report(members_summary: Any, plan: dict[str, Any], **context: Any) -> dict[str, Any]:
+        return report_awards(members_summary, plan, context)
 
-    done = report(awarded.output, members.output, extracted["plan"])
+    done = report(members.output, extracted["plan"])
+    awarded >> done
 
     @task(task_id="cleanup_staging", trigger_rule=TriggerRule.ALL_DONE)
     def cleanup(params: dict[str, Any], dag: Any = None) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pendulum
@@ -37,9 +37,10 @@ from perkville_example_windows import (
     state_watermark,
 )
 
-from perkville_provider import staging
+from perkville_provider import run_tally, staging
 from perkville_provider.batch import merge_summaries
 from perkville_provider.lineage import asset_uri
+from perkville_provider.operators.award_points import AWARD_STATUSES
 from perkville_provider.operators.base import raise_for_failure_ratio
 from perkville_provider.records import RecordValidationError, build_trans_source_id
 
@@ -49,6 +50,9 @@ AWARDS_ASSET = Asset(
 """Updated by each successful awards run; its asset state holds ``awarded_through``."""
 SETTLED_STATUSES = ("awarded", "duplicate", "daily_limited")
 """What Perkville answers for good: re-sending such a row can only come back a duplicate."""
+AWARD_TASK = "award_checkin_points"
+AWARD_REPORTS = "awards"
+"""The award chunks' report files: ``reports/awards-<chunk>-try<try>.jsonl`` in the run's staging."""
 DAY_COLUMNS = ("total", "awarded", "points", "duplicate", "daily_limited", "invalid", "failed")
 
 log = logging.getLogger(__name__)
@@ -190,6 +194,37 @@ def _counts(summary: Mapping[str, Any]) -> dict[str, int]:
     return {name: int(summary.get(name, 0)) for name in DAY_COLUMNS}
 
 
+def chunk_failure_ratio(plan: Mapping[str, Any], map_index: int, max_failure_ratio: float) -> float:
+    """The ``max_failure_ratio`` one award chunk is judged by, so that it fails on its own bad rows.
+
+    The run's threshold, with the rows of its day that earlier runs settled (skipped, never staged)
+    counted as successes, spread over the day's chunks; a day no longer judged (an earlier
+    successful run covered it) allows any share: its bad rows were judged by that run. A re-run of
+    a day thus re-reads its few bad rows without failing on them, while a chunk whose rows all
+    fail (a wrong perk) fails.
+    """
+    day = plan["chunk_days"][int(map_index)]
+    if day < plan["judged_from"]:
+        return 1.0
+    staged = int(plan["rows_by_day"][day]) - int(plan["skipped_known_by_day"].get(day, 0))
+    if staged <= 0:
+        return float(max_failure_ratio)
+    return min(1.0, float(max_failure_ratio) * int(plan["rows_by_day"][day]) / staged)
+
+
+def asset_extra(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What a downstream DAG reads of this run on the Asset event: small, counts only."""
+    return {
+        "day": result["day"],
+        "window": result["window"],
+        "run": result["run"],
+        "tries": result["tries"],
+        "own_day": result["own_day"],
+        "late": result["late"],
+        "skipped_known": result["skipped_known"],
+    }
+
+
 def day_table(plan: Mapping[str, Any], per_day: Mapping[str, Mapping[str, Any]]) -> str:
     """One line per day of the window: what was sent, and what was skipped as already settled."""
     header = f"{'day':<12}{'':<6}" + "".join(f"{c:>14}" for c in (*DAY_COLUMNS, "skipped_known"))
@@ -203,19 +238,25 @@ def day_table(plan: Mapping[str, Any], per_day: Mapping[str, Mapping[str, Any]])
 
 
 def report_awards(
-    summaries: Iterable[Mapping[str, Any] | None],
     members_summary: Mapping[str, Any] | None,
     plan: Mapping[str, Any],
     context: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Log the run's tables, judge it, and advance ``awarded_through`` when it succeeded.
 
+    Counts come from the chunks' per-record reports (``perkville_provider.run_tally``), not from
+    XCom: a failed chunk pushes none, and a retry replaces the one before. The result, and the
+    Asset event's ``extra``, carry the run's counts across tries (``run``: what this run added to
+    the ledger) and each try's (``tries``).
+
     The threshold is judged on the days no earlier successful run covered (the run's own day, and
     the days of a widened window): earlier days' bad rows were judged by their own runs.
     """
-    params = context["params"]
-    # By index: iterating a mapped task's lazy XCom sequence asks for one past its end.
-    chunks = [summaries[i] for i in range(len(summaries))] if summaries is not None else []
+    params, dag_run = context["params"], context["dag_run"]
+    run_dir = staging.run_staging_dir(params["staging_root"], dag_run.dag_id, dag_run.run_id)
+    chunks = run_tally.chunk_summaries(
+        run_dir, AWARD_REPORTS, len(plan["chunk_days"]), operation="award_points", statuses=AWARD_STATUSES
+    )
     per_day = {
         day: merge_summaries(s for s, d in zip(chunks, plan["chunk_days"], strict=False) if d == day)
         for day in plan["days"]
@@ -234,11 +275,16 @@ def report_awards(
         members_upserted={
             k: int((members_summary or {}).get(k, 0)) for k in ("created", "updated", "invalid", "failed")
         },
+        run=run_tally.run_counts(run_dir, AWARD_REPORTS, added="awarded"),
+        tries=run_tally.try_counts(run_dir, AWARD_REPORTS),
     )
+    if not params["dry_run"]:
+        context["outlet_events"][AWARDS_ASSET].extra = asset_extra(result)
     log.info(
         "Awarded day %s (from %s); window %s to %s; %d late check-ins awarded for earlier days; "
         "%d rows of earlier days re-read (%d duplicates, %d skipped as already settled); "
-        "members upserted first: %s\n%s",
+        "members upserted first: %s\n%s\nthis run across its tries (what it added to the ledger): %s; "
+        "each try: %s",
         plan["day"],
         plan["day_source"],
         *result["window"],
@@ -248,7 +294,24 @@ def report_awards(
         result["skipped_known"],
         result["members_upserted"],
         day_table(plan, per_day),
+        result["run"],
+        result["tries"],
     )
+    # Chunks are not leaves: without this a run whose chunks failed would end "success".
+    failed_chunks = context["ti"].get_ti_count(
+        dag_id=dag_run.dag_id, run_ids=[dag_run.run_id], task_ids=[AWARD_TASK], states=["failed"]
+    )
+    if failed_chunks:
+        raise AirflowFailException(
+            f"{failed_chunks} chunks of {AWARD_TASK} failed (their logs say why, grouped by code); the "
+            "counts above include what they sent. Clear them, once fixed, to send the rest."
+        )
+    missing = [chunk for chunk, summary in enumerate(chunks) if summary is None]
+    if missing:
+        raise AirflowFailException(
+            f"chunks {missing} of {AWARD_TASK} wrote no report: they did not run (see their "
+            "state); their check-ins were not sent. Clear them, or the run, to send them."
+        )
     judged_days = [d for d in plan["days"] if d >= plan["judged_from"]]
     judged = merge_summaries(per_day[d] for d in judged_days)
     # Rows skipped as settled went through in an earlier run: they count, as successes.

@@ -114,8 +114,20 @@ def cleanup_staging(root: str, dag_id: str, retention_days: int) -> list[str]:
 def common_params(*, max_failure_ratio: float) -> dict[str, Param]:
     """The Params both DAGs show in the trigger form."""
     return {
-        "business_id": Param(BUSINESS_ID, type="integer", minimum=1, title="Perkville business id"),
-        "perkville_conn_id": Param(PERKVILLE_CONN_ID, type="string", title="Perkville connection id"),
+        "business_id": Param(
+            BUSINESS_ID,
+            type="integer",
+            minimum=1,
+            title="Perkville business id",
+            description="The business every record is sent to (the demo sandbox's is 9823).",
+        ),
+        "perkville_conn_id": Param(
+            PERKVILLE_CONN_ID,
+            type="string",
+            title="Perkville connection id",
+            description="The Airflow connection of type perkville to send with (Admin > Connections; "
+            "one set by an AIRFLOW_CONN_ environment variable works too, but is not listed there).",
+        ),
         "source_conn_id": Param(
             SOURCE_CONN_ID,
             type="string",
@@ -142,14 +154,22 @@ def common_params(*, max_failure_ratio: float) -> dict[str, Param]:
             title="Failure threshold",
             description="Share of records that may fail (invalid rows included) before the run fails.",
         ),
-        "max_workers": Param(8, type="integer", minimum=1, maximum=64, title="Concurrent requests"),
+        "max_workers": Param(
+            8,
+            type="integer",
+            minimum=1,
+            maximum=64,
+            title="Concurrent requests",
+            description="Records each task sends at once; the pace is still the connection's rate budget.",
+        ),
         "max_requests_per_second": Param(
             None,
             type=["null", "number"],
             exclusiveMinimum=0,
             title="Requests per second, for the whole Perkville connection",
-            description="One budget shared by every chunk task of this run and every other task on the "
-            "connection, on every worker: never multiplied by the chunks. Empty: the connection's "
+            description="One budget for the connection, shared by every task that sends with it (all "
+            "of this run's tasks, and other runs'), on every worker: never multiplied by the tasks. "
+            "Empty: the connection's "
             "max_requests_per_second extra, else adaptive pacing that slows down on 429. Shared by the "
             "processes of one machine by default; the connection's rate_limit_redis_url extra shares "
             "it across workers. See README 'Rate limits'.",
@@ -184,7 +204,7 @@ def sql_params_allowed() -> bool:
     return os.environ.get(SQL_PARAMS_ENV_VAR, "").strip() == "1"
 
 
-def sql_params(queries: Mapping[str, tuple[str, str]]) -> dict[str, Param]:
+def sql_params(queries: Mapping[str, tuple[str, str, str]]) -> dict[str, Param]:
     """The source queries as trigger Params, only where the deployment opted in; else none.
 
     A query Param runs whatever SQL the person triggering the run types, with the source
@@ -193,7 +213,8 @@ def sql_params(queries: Mapping[str, tuple[str, str]]) -> dict[str, Param]:
     author's constants, and only a deployment that trusts every triggerer with the source database
     sets ``PERKVILLE_EXAMPLE_SQL_PARAMS=1`` (the local cluster does, to sample a day).
 
-    :param queries: Param name -> (the default query, the named binds it may use)
+    :param queries: Param name -> (the default query, the named binds it may use, its title: what
+        it reads, so the DAG's queries are told apart in the trigger form)
     """
     if not sql_params_allowed():
         return {}
@@ -202,11 +223,11 @@ def sql_params(queries: Mapping[str, tuple[str, str]]) -> dict[str, Param]:
             default,
             type="string",
             format="multiline",
-            title="Source query (runs as the source connection)",
+            title=f"Source query: {title} (runs as the source connection)",
             description=f"WARNING: whoever triggers this DAG can run any SQL here on the source database "
             f"with the source connection's rights ({SQL_PARAMS_ENV_VAR}=1 is set). Named binds: {binds}.",
         )
-        for name, (default, binds) in queries.items()
+        for name, (default, binds, title) in queries.items()
     }
 
 

@@ -82,7 +82,9 @@ ORDER BY updated_at, member_id"""  # noqa: S608 (a constant column list; values 
             title="Allow a mass change (this run only)",
             description="Send even when the run would change more than 20% of the known members.",
         ),
-        **sql_params({"members_sql": (MEMBERS_SQL, ":changed_since, :changed_until (UTC)")}),
+        **sql_params(
+            {"members_sql": (MEMBERS_SQL, ":changed_since, :changed_until (UTC)", "changed members")}
+        ),
         **staging_params(),
     },
     doc_md=__doc__,

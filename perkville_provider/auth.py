@@ -125,7 +125,7 @@ def password_grant(credentials: Credentials, send: GrantSender) -> str:
         raise PerkvilleConfigurationError(
             f"the token endpoint of connection {credentials.conn_id!r} answered 200 without a usable "
             "access_token (missing, null, empty, not text, or with a control character inside); "
-            "check the token_url extra",
+            "check the oauth_url extra",
             status=response.status_code,
             method="POST",
             path=urlsplit(response.url).path,

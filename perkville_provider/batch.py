@@ -28,6 +28,7 @@ from itertools import islice
 from typing import Any, Generic, TypeVar
 
 from perkville_provider import metrics
+from perkville_provider.failure_groups import LOGGED_PER_CODE, FailureGroups, format_groups, merge_groups
 from perkville_provider.records import RecordValidationError
 from perkville_provider.redaction import redact_optional
 from perkville_provider.report_file import ReportPath, WritablePath, report_writer
@@ -227,9 +228,11 @@ class _Tally:
         self.stop_retriable = False
         self.done = 0
         self.failures = _FirstByIndex(MAX_FAILURES_SHOWN)
+        self.groups = FailureGroups()
         self.results = _FirstByIndex(job.inline_results)
 
-    def add(self, index: int, key: str | None, outcome: Outcome) -> None:
+    def add(self, index: int, key: str | None, outcome: Outcome) -> int:
+        """Count one outcome; for a failure, return how many of its code were seen (else 0)."""
         self.done += 1
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         for name, value in outcome.metrics.items():
@@ -237,8 +240,11 @@ class _Tally:
         if outcome.is_failure:
             self.retriable_failures += outcome.retriable
             self.failures.add(index, _failure_entry(index, key, outcome))
-        elif self.job.inline_results:
+            message = _clip(outcome.message, _MESSAGE_MAX_CHARS) if outcome.message else None
+            return self.groups.add(index, key, outcome.status, outcome.code, message)
+        if self.job.inline_results:
             self.results.add(index, _result_entry(index, key, outcome))
+        return 0
 
     def summary(self, *, elapsed: float, report_path: str | None) -> dict[str, Any]:
         failures = self.failures.entries()
@@ -255,6 +261,7 @@ class _Tally:
             **({"stop_retriable": True} if self.stop_retriable else {}),
             "failures": failures,
             "failures_not_shown": self.failures.seen - len(failures),
+            "failures_by_code": self.groups.as_dict(),
         }
         if self.job.inline_results:
             results = self.results.entries()
@@ -319,6 +326,11 @@ class _Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def start(self) -> None:
+        """Say how many records the batch holds, when that is known (staged files, lists)."""
+        if self.total:
+            self.logger.info("%s: 0/%d records (0%%), starting", self.name, self.total)
+
     def maybe_log(self, done: int) -> None:
         now = time.monotonic()
         if now < self._next:
@@ -349,6 +361,8 @@ def _report_line(index: int, key: str | None, outcome: Outcome) -> dict[str, Any
         if value is not None:
             line[name] = value
     line.update(outcome.detail)
+    if any(outcome.metrics.values()):
+        line["metrics"] = dict(outcome.metrics)  # so a run's report can be summed from the files
     return line
 
 
@@ -399,6 +413,7 @@ def run_batch(
     )
     window = max_workers * 4
     failures_logged = 0
+    progress.start()
 
     with (
         report_writer(report_path) as report,
@@ -417,10 +432,14 @@ def run_batch(
                 tally.stop_reason = outcome.message
                 tally.stop_retriable = outcome.retriable  # an outage (breaker.py): a retry may pass
                 logger.error("%s: stopping the batch: %s", job.name, outcome.message)
-            tally.add(index, key, outcome)
+            of_code = tally.add(index, key, outcome)
             metrics.record(outcome.status, outcome.metrics)
             report(_report_line(index, key, outcome))
-            if outcome.is_failure and failures_logged < MAX_FAILURES_SHOWN:
+            if of_code == LOGGED_PER_CODE + 1:
+                logger.warning(
+                    "%s: more records fail with %s; counted, not logged one by one", job.name, outcome.code
+                )
+            if 0 < of_code <= LOGGED_PER_CODE and failures_logged < MAX_FAILURES_SHOWN:
                 failures_logged += 1
                 logger.warning(
                     "%s: record %d (%s) %s: %s %s: %s",
@@ -467,13 +486,17 @@ def run_batch(
             drain(progress_interval)
 
     elapsed = progress.elapsed()
+    of_total = f"/{progress.total} ({100.0 * tally.done / progress.total:.0f}%)" if progress.total else ""
     logger.info(
-        "%s: %d records in %.1fs (%.1f records/s)",
+        "%s: %d%s records in %.1fs (%.1f records/s)",
         job.name,
         tally.done,
+        of_total,
         elapsed,
         tally.done / elapsed if elapsed > 0 else 0.0,
     )
+    if groups := format_groups(tally.groups.as_dict()):
+        logger.warning("%s: %s", job.name, "\n".join(groups))
     return tally.summary(elapsed=elapsed, report_path=None if report_path is None else str(report_path))
 
 
@@ -501,7 +524,7 @@ def chunked(records: Iterable[Any], size: int) -> list[list[Any]]:
     return list(iter(lambda: list(islice(iterator, size)), []))
 
 
-_NOT_SUMMED = frozenset({"elapsed_seconds", "failures_not_shown", "results_not_shown"})
+_NOT_SUMMED = frozenset({"elapsed_seconds", "failures_not_shown", "results_not_shown", "failures_by_code"})
 
 
 def merge_summaries(summaries: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
@@ -518,9 +541,11 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any] | None]) -> dict[str, 
     elapsed = 0.0
     has_results = False
     offset = 0
+    groups: list[Mapping[str, Any] | None] = []
     for chunk, summary in enumerate(summaries):
         if not summary:
             continue
+        groups.append(summary.get("failures_by_code"))
         merged.setdefault("operation", summary.get("operation"))
         merged["dry_run"] = bool(merged.get("dry_run")) or bool(summary.get("dry_run"))
         merged["stopped"] = bool(merged.get("stopped")) or bool(summary.get("stopped"))
@@ -542,6 +567,7 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any] | None]) -> dict[str, 
         offset += int(summary.get("total", 0))
     merged["failures"] = failures.entries()
     merged["failures_not_shown"] = hidden["failures"] + failures.seen - len(merged["failures"])
+    merged["failures_by_code"] = merge_groups(groups)
     if has_results:
         merged["results"] = results.entries()
         merged["results_not_shown"] = hidden["results"] + results.seen - len(merged["results"])
@@ -556,6 +582,7 @@ _LAYOUT_KEYS = frozenset(
         "dry_run",
         "failures",
         "failures_not_shown",
+        "failures_by_code",
         "results",
         "results_not_shown",
         "report_path",
@@ -588,6 +615,8 @@ def format_summary(summary: Mapping[str, Any], *, max_failures: int = 20) -> str
     lines.append(f"{'failure ratio':<{width}}  {ratio:>10.2%}")
     failures = list(summary.get("failures") or [])
     not_shown = int(summary.get("failures_not_shown", 0)) + max(0, len(failures) - max_failures)
+    groups = format_groups(summary.get("failures_by_code") or {})
+    lines += ["", *groups] if groups else []
     if failures:
         lines += ["", "first failures (index, key, field, code: message):"]
         for entry in failures[:max_failures]:

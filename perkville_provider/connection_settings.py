@@ -44,6 +44,7 @@ SETTING_EXTRAS = (
     "client_id",
     "client_secret",
     "token",
+    "oauth_url",
     "token_url",
     "business_id",
     "scope",
@@ -97,7 +98,7 @@ class ConnectionSettings:
         """Refuse plain HTTP off loopback; warn when the token URL is on another domain than the API."""
         if self.allow_insecure_http:
             return
-        for name, url in (("host", base_url), ("token_url", self.credentials.token_url)):
+        for name, url in (("host", base_url), ("oauth_url", self.credentials.token_url)):
             if insecure(url):
                 raise PerkvilleConfigurationError(
                     f"connection {self.conn_id!r}: the {name} {url!r} is plain http:// off this machine, "
@@ -114,7 +115,7 @@ class ConnectionSettings:
         if api and token and api != token:
             log.warning(
                 "Connection %r sends the password to %s but the API is on %s: the token URL's "
-                "registrable domain differs from the API's; check the token_url extra",
+                "registrable domain differs from the API's; check the oauth_url extra",
                 self.conn_id,
                 token,
                 api,
@@ -217,7 +218,7 @@ def read_settings(connection: Any, conn_id: str, *, timeout: Any = None) -> Conn
 
     credentials = Credentials(
         conn_id=conn_id,
-        token_url=setting("token_url", text_setting, extra.get("token_url")) or DEFAULT_TOKEN_URL,
+        token_url=_oauth_url(conn_id, extra),
         username=setting("login", text_setting, connection.login, "field"),
         password=setting("password", lambda v: text_setting(v, secret=True), connection.password, "field"),
         client_id=setting("client_id", text_setting, extra.get("client_id")),
@@ -266,6 +267,22 @@ def read_settings(connection: Any, conn_id: str, *, timeout: Any = None) -> Conn
         allow_insecure_http=setting("allow_insecure_http", flag, extra.get("allow_insecure_http", False)),
         extras=extra,
     )
+
+
+def _oauth_url(conn_id: str, extra: Mapping[str, Any]) -> str:
+    """The token endpoint: the ``oauth_url`` extra, else its first name ``token_url``, else Perkville's.
+
+    ``token_url`` was renamed because Airflow masks every extra whose name holds "token": the
+    edit form showed the endpoint as ``***``. Both may be set only to the same URL.
+    """
+    url = read_setting(conn_id, "oauth_url", text_setting, extra.get("oauth_url"))
+    old = read_setting(conn_id, "token_url", text_setting, extra.get("token_url"))
+    if url and old and url != old:
+        raise PerkvilleConfigurationError(
+            f"connection {conn_id!r}: the oauth_url extra {url!r} and its old name token_url {old!r} "
+            "differ; keep only oauth_url"
+        )
+    return url or old or DEFAULT_TOKEN_URL
 
 
 def _or_default(extra: Mapping[str, Any], name: str, default: int, read: Any) -> int:

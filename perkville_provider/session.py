@@ -11,28 +11,62 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from requests.models import DEFAULT_REDIRECT_LIMIT
 
+from perkville_provider.exceptions import PerkvilleConfigurationError
+
 __all__ = ["DEFAULT_API_URL", "base_url_of", "build_session"]
 
 DEFAULT_API_URL = "https://api.perkville.com"
 
 
-def base_url_of(connection: Any) -> str:
+def base_url_of(connection: Any, conn_id: str | None = None) -> str:
     """The API's base URL from a connection's host, schema and port.
 
-    HttpHook's rule, except that a host without a scheme means HTTPS (HttpHook assumes HTTP).
+    HttpHook's rule, except that a host without a scheme means HTTPS (HttpHook assumes HTTP), and
+    that the port goes into the URL's authority (not after a path) and must agree with a port the
+    host already names. The Port field is shown in the form because Airflow 3.3.2's Test button
+    sends ``port: 0`` for a connection without one, which its API refuses; so a port equal to the
+    scheme's default, or 0 (that button's "none"), changes nothing.
 
     :param connection: an Airflow connection
-    :return: ``scheme://host[:port]``
+    :param conn_id: the connection's id, for the error (default ``connection.conn_id``)
+    :return: ``scheme://host[:port][/path]``
+    :raises PerkvilleConfigurationError: a port that is not 1..65535 or differs from the host's
     """
+    conn_id = conn_id or getattr(connection, "conn_id", None)
     host = connection.host or DEFAULT_API_URL
     url = host if "://" in host else f"{connection.schema or 'https'}://{host}"
-    return f"{url}:{connection.port}" if connection.port else url
+    port = connection.port
+    if port in (None, "", 0, "0"):
+        return url
+    if isinstance(port, bool) or not str(port).isdigit() or not 0 < int(port) < 65536:
+        raise PerkvilleConfigurationError(
+            f"connection {conn_id!r}: the port field must be 1 to 65535, got {port!r}"
+        )
+    parts = urlsplit(url)
+    try:
+        named = parts.port
+    except ValueError:
+        named = None
+    if named is not None:
+        if named != int(port):
+            raise PerkvilleConfigurationError(
+                f"connection {conn_id!r}: the port field {port} differs from the port {named} of the host "
+                f"{host!r}; give the same port, or leave the port out of one of them"
+            )
+        return url
+    if _DEFAULT_PORTS.get(parts.scheme) == int(port):
+        return url
+    return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{int(port)}"))
+
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def build_session(extra: Mapping[str, Any], *, adapter: HTTPAdapter, auth: AuthBase) -> requests.Session:

@@ -188,7 +188,7 @@ def test_the_report_has_one_json_line_per_record_with_its_outcome(tmp_path):
     assert summary["report_path"] == str(report)
     assert sorted(line["index"] for line in lines) == [0, 1, 2, 3, 4]
     by_key = {line["key"]: line for line in lines}
-    assert by_key["r2"] == {"index": 2, "key": "r2", "status": "awarded", "n": 2}
+    assert by_key["r2"] == {"index": 2, "key": "r2", "status": "awarded", "n": 2, "metrics": {"points": 2}}
     assert by_key["bad"]["status"] == "invalid"
     assert by_key["bad"]["field"] == "n"
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import airflow
 import jsonschema
 import pytest
 
+from perkville_provider import api_conventions, auth, connection_settings, rate_budget
+from perkville_provider import get_provider_info as provider_info_module
+from perkville_provider.api_conventions import API_EXTRAS
 from perkville_provider.connection_settings import SETTING_EXTRAS
 from perkville_provider.get_provider_info import get_provider_info
 from perkville_provider.hooks.perkville import PerkvilleHook
@@ -60,4 +64,34 @@ def test_the_connection_form_masks_every_secret_field():
     fields = connection_type["conn-fields"]
     secret = {name for name, spec in fields.items() if spec["schema"].get("format") == "password"}
     assert secret == {"client_secret", "token", "rate_limit_redis_url"}
-    assert set(fields) == set(SETTING_EXTRAS)
+
+
+def test_the_form_has_a_field_for_each_setting_the_readme_lists_and_airflow_masks_only_secrets():
+    """``token_url`` was shown as ``***``: Airflow masks any extra named like a secret, password
+    format or not; the endpoint is ``oauth_url`` now (``token_url`` is still read)."""
+    from airflow._shared.secrets_masker import should_hide_value_for_key
+
+    (connection_type,) = get_provider_info()["connection-types"]
+    fields = connection_type["conn-fields"]
+    settings = (set(SETTING_EXTRAS) - {"token_url"}) | set(API_EXTRAS) | {"verify"}
+    settings |= {"max_requests_per_second", "rate_limit_sharing", "rate_limit_redis_url"}
+    settings |= {"adaptive_pacing", "rate_limit_dir"}
+    assert set(fields) == settings
+    for name, spec in fields.items():
+        secret = spec["schema"].get("format") == "password"
+        assert secret or not should_hide_value_for_key(name), f"{name} would show as ***"
+    assert fields["business_id"]["schema"]["type"] == ["integer", "null"]  # a number field, not text
+    assert "port" not in connection_type["ui-field-behaviour"]["hidden-fields"]
+
+
+def test_the_forms_written_out_defaults_are_the_hooks():
+    info = provider_info_module
+    assert info.DEFAULT_TOKEN_URL == auth.DEFAULT_TOKEN_URL
+    assert info.DEFAULT_READ_TIMEOUT == connection_settings.DEFAULT_READ_TIMEOUT
+    assert info.DEFAULT_MAX_RESPONSE_BYTES == connection_settings.DEFAULT_MAX_RESPONSE_BYTES
+    assert info.DEFAULT_MAX_PAGES == connection_settings.DEFAULT_MAX_PAGES
+    assert info.DEFAULT_OUTAGE_SECONDS == connection_settings.DEFAULT_OUTAGE_SECONDS
+    assert info.SHARINGS == rate_budget.SHARINGS
+    assert typing.get_args(api_conventions.Relations) == info.RELATIONS
+    assert typing.get_args(api_conventions.QuantityFormat) == info.QUANTITY_FORMATS
+    assert typing.get_args(api_conventions.DatetimeFormat) == info.DATETIME_FORMATS

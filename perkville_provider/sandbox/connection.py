@@ -23,7 +23,7 @@ def airflow_connection(base_url: str, **overrides: Any) -> dict[str, Any]:
         "extra": {
             "client_id": seed.CLIENT_ID,
             "client_secret": seed.CLIENT_SECRET,
-            "token_url": f"{base_url}{TOKEN_PATH}",
+            "oauth_url": f"{base_url}{TOKEN_PATH}",
             "business_id": seed.BUSINESS_ID,
         },
     }

@@ -97,6 +97,17 @@ def test_each_dag_offers_its_settings_as_params_with_defaults(example_dags, dag_
     assert all(task.retries >= 1 for task in dag.tasks if task.task_id != "report")
 
 
+@pytest.mark.parametrize("dag_id", [runner.MEMBER_SYNC_DAG_ID, runner.AWARDS_DAG_ID])
+def test_the_trigger_form_tells_every_param_apart_and_explains_the_ones_users_asked_about(
+    example_dags, dag_id
+):
+    params = example_dags[dag_id].params
+    titles = [params.get_param(name).schema.get("title") for name in params]
+    assert len(set(titles)) == len(titles), f"two Params share a title: {titles}"
+    for name in ("business_id", "perkville_conn_id", "max_workers", "max_requests_per_second"):
+        assert params.get_param(name).description, name
+
+
 @pytest.mark.parametrize(
     ("count", "wanted", "expected"), [(2000, 500, 500), (2000, 1, 2), (5000, 3, 5), (0, 500, 500)]
 )
@@ -107,6 +118,28 @@ def test_a_big_day_is_cut_into_no_more_chunks_than_airflow_can_map(count, wanted
     size = chunk_size_for(count, wanted)
     assert size == expected
     assert -(-count // size) <= 1024
+
+
+@pytest.mark.parametrize(
+    ("day", "rows", "skipped", "expected"),
+    [
+        ("2026-11-19", 29, 0, 0.2),  # a fresh day: the run's threshold (a wrong perk fails every chunk)
+        ("2026-11-19", 29, 26, 1.0),  # a re-run: 3 bad rows re-read, 26 settled rows count as successes
+        ("2026-11-19", 40, 20, 0.4),
+        ("2026-11-17", 29, 0, 1.0),  # a day an earlier successful run covered (and judged)
+    ],
+)
+def test_an_award_chunk_is_judged_by_its_days_threshold(day, rows, skipped, expected, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLE_DAGS))
+    from perkville_example_awards import chunk_failure_ratio
+
+    plan = {
+        "chunk_days": ["2026-11-17", day],
+        "judged_from": "2026-11-18",
+        "rows_by_day": {day: rows},
+        "skipped_known_by_day": {day: skipped},
+    }
+    assert chunk_failure_ratio(plan, 1, 0.2) == pytest.approx(expected)
 
 
 def test_the_balance_export_runs_nightly_two_exports_each_updating_its_tables_asset(example_dags):
@@ -128,7 +161,8 @@ def test_every_perkville_task_draws_on_the_connections_one_budget_named_in_the_p
     dag = example_dags[dag_id]
     param = dag.params.get_param("max_requests_per_second")
     assert param.value is None
-    assert "never multiplied by the chunks" in param.description
+    assert "never multiplied by the tasks" in param.description
+    assert "chunk" not in param.description, "the member sync has no chunk tasks"
     perkville_tasks = [task for task in dag.tasks if "Perkville" in getattr(task, "task_type", "")]
     assert perkville_tasks
     for task in perkville_tasks:

@@ -73,9 +73,12 @@ def test_staged_records_are_read_lazily_one_line_at_a_time(tmp_path):
 
     records = as_records([path, path], "awards")
 
-    assert iter(records) is records, "a generator, not a list held in memory"
-    assert next(records)["trans_source_id"] == "GYM:DT:CHECKIN:0"
-    assert sum(1 for _ in records) == 1999
+    assert not isinstance(records, list | tuple), "read from the files, not a list held in memory"
+    lines = iter(records)
+    assert iter(lines) is lines, "a generator over the lines"
+    assert next(lines)["trans_source_id"] == "GYM:DT:CHECKIN:0"
+    assert sum(1 for _ in lines) == 1999
+    assert len(records) == 2000, "counted (for progress) without parsing or keeping them"
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,7 @@ def test_the_sandbox_fixture_points_the_default_connection_at_this_sandbox_as_it
 
     assert (env["conn_type"], env["host"]) == ("perkville", sandbox.base_url)
     assert (env["login"], env["password"]) == (seed.ADMIN_USERNAME, seed.ADMIN_PASSWORD)
-    assert env["extra"]["token_url"] == f"{sandbox.base_url}/api/token/"
+    assert env["extra"]["oauth_url"] == f"{sandbox.base_url}/api/token/"
 
 
 def test_stats_per_second_count_each_seconds_requests_by_status_and_429s(sandbox):

@@ -60,7 +60,7 @@ def test_serve_prints_the_url_credentials_and_a_ready_connection_export(tmp_path
     assert value["extra"] == {
         "client_id": seed.CLIENT_ID,
         "client_secret": seed.CLIENT_SECRET,
-        "token_url": f"{base_url}/api/token/",
+        "oauth_url": f"{base_url}/api/token/",
         "business_id": seed.BUSINESS_ID,
     }
     assert seed.CLIENT_SECRET in "".join(lines)

@@ -30,6 +30,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    # No network: every host but this machine is unresolvable (what the tests open elsewhere, the
+    # Perkville business link, is watched as a request, never answered by the tests).
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 ARTIFACTS = REPO_ROOT / ".artifacts" / "ui"
 VIEWPORT = {"width": 1400, "height": 900}
@@ -48,6 +51,13 @@ AWARDS_LOGICAL_DATE = "2026-11-20T05:00:00Z"
 the three days before it (the lookback), which the demo's first awards run awards too."""
 AWARDS_CHUNK_SIZE = 10
 """Small chunks, so that each day's check-ins map to several task instances."""
+AWARDS_CONF = {"chunk_size": AWARDS_CHUNK_SIZE, "max_failure_ratio": 0.5}
+"""A chunk fails on its own bad rows past the threshold: with ten rows a chunk may hold three of
+a day's bad rows (30%), which the run is not about."""
+FAILED_CHUNKS_LOGICAL_DATE = "2026-11-20T06:00:00Z"
+FAILED_CHUNKS_CONF = {"day": "2026-11-19", "lookback_days": 0, "max_failure_ratio": 0.0, "chunk_size": 5}
+"""The awards run's day again, allowing no failure: what the first run settled is skipped, the
+invalid rows it met are read again, and their chunks fail on their own."""
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -138,14 +148,17 @@ class DemoRuns:
 
     full_sync: Future[str]
     awards: Future[str]
+    failed_chunks: Future[str]
 
 
-def _run_to_success(stack: Stack, dag_id: str, logical_date: str, conf: dict, after: Future | None) -> str:
+def _run_to_end(
+    stack: Stack, dag_id: str, logical_date: str, conf: dict, after: Future | None, expected: str = "success"
+) -> str:
     if after is not None:
         after.result()
     run_id = stack.api.trigger(dag_id, logical_date=logical_date, conf=conf)
     state = stack.api.wait_for_run(dag_id, run_id)
-    assert state == "success", f"{dag_id} run {run_id} ended {state}"
+    assert state == expected, f"{dag_id} run {run_id} ended {state}"
     return run_id
 
 
@@ -158,12 +171,13 @@ def demo_runs(stack: Stack) -> Iterator[DemoRuns]:
         stack.api.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="demo-runs") as pool:
         full_sync = pool.submit(
-            _run_to_success, stack, MEMBER_SYNC, FULL_SYNC_LOGICAL_DATE, {"full_sync": True}, None
+            _run_to_end, stack, MEMBER_SYNC, FULL_SYNC_LOGICAL_DATE, {"full_sync": True}, None
         )
-        awards = pool.submit(
-            _run_to_success, stack, AWARDS, AWARDS_LOGICAL_DATE, {"chunk_size": AWARDS_CHUNK_SIZE}, full_sync
+        awards = pool.submit(_run_to_end, stack, AWARDS, AWARDS_LOGICAL_DATE, AWARDS_CONF, full_sync)
+        failed_chunks = pool.submit(
+            _run_to_end, stack, AWARDS, FAILED_CHUNKS_LOGICAL_DATE, FAILED_CHUNKS_CONF, awards, "failed"
         )
-        yield DemoRuns(full_sync, awards)
+        yield DemoRuns(full_sync, awards, failed_chunks)
 
 
 @pytest.fixture
@@ -174,3 +188,8 @@ def full_sync_run(demo_runs: DemoRuns) -> str:
 @pytest.fixture
 def awards_run(demo_runs: DemoRuns) -> str:
     return demo_runs.awards.result(timeout=2 * RUN_TIMEOUT)
+
+
+@pytest.fixture
+def failed_chunks_run(demo_runs: DemoRuns) -> str:
+    return demo_runs.failed_chunks.result(timeout=3 * RUN_TIMEOUT)

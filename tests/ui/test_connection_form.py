@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+from urllib.parse import urlsplit
 
 import pytest
 import requests
-from playwright.sync_api import Locator, Page, Route, expect
+from playwright.sync_api import Locator, Page, expect
 
 from perkville_provider.sandbox import seed
 from tests.ui.conftest import screenshot
@@ -18,12 +20,21 @@ EXTRA_FIELDS = {
     "Client ID": "API client id from Perkville's registration.",
     "Client secret": "API client secret from Perkville's registration.",
     "Token": "A pre-issued long-lived token",
-    "Token URL": "OAuth token endpoint",
-    "Business ID": "Default business for every call that does not name one.",
+    "OAuth token URL": "OAuth token endpoint",
+    "Business ID": "Default business for every call that does not name one",
     "Scope": "Space-separated scopes to request",
     "Timeout (s)": "Read timeout in seconds",
+    "Requests per second": "The connection's rate budget",
+    "Rate budget Redis URL": "shared by every worker",
+    "Resource paths": "Paths that differ from the defaults",
+    "Related objects sent as": "uri (/v2/perks/501/) or id (501).",
+    "Quantities sent as": "number (9.99) or string",
+    "Date-times sent as": "api (2026-05-01 11:30:00+00:00)",
 }
-SECRET_EXTRAS = ("Client secret", "Token")
+SECRET_EXTRAS = ("Client secret", "Token", "Rate budget Redis URL")
+CHOICES = ("Rate budget shared by", "Related objects sent as", "Quantities sent as", "Date-times sent as")
+EDITORS = ("Resource paths",)  # a JSON editor, not an input
+FLAGS = ("Adaptive pacing", "Verify TLS certificates", "Allow plain HTTP")
 
 
 def open_add_form(page: Page, stack: Stack) -> Locator:
@@ -49,37 +60,57 @@ def test_perkville_form_has_labelled_fields_and_masked_secrets(page: Page, stack
     ):
         expect(form.get_by_label(label, exact=True)).to_have_attribute("placeholder", placeholder)
     expect(form.get_by_label("Staff password", exact=True)).to_have_attribute("type", "password")
-    for hidden in ("Schema", "Port"):
-        expect(form.get_by_label(hidden, exact=True)).to_have_count(0)
+    expect(form.get_by_label("Schema", exact=True)).to_have_count(0)
+    # Shown for Airflow 3.3.2's Test button, which needs a stored port (the README says why).
+    expect(form.get_by_label("Port (443, or the one in the URL)", exact=True)).to_have_attribute(
+        "placeholder", "443"
+    )
 
     form.get_by_role("button", name="Extra Fields", exact=True).click()
     for label, description in EXTRA_FIELDS.items():
         expect(form.get_by_text(label, exact=True)).to_be_visible()
         expect(form.get_by_text(description, exact=False)).to_be_visible()
+        if label in CHOICES or label in EDITORS:
+            continue
         field = extra_field(form, label)
         expect(field).to_be_visible()
         assert (field.get_attribute("type") == "password") == (label in SECRET_EXTRAS), label
-    screenshot(page, "connection-form-extras")
+    for label in (*CHOICES, *FLAGS):
+        expect(form.get_by_text(label, exact=True).first).to_be_visible()
+    for label in FLAGS:
+        expect(form.get_by_role("checkbox", name=label)).to_have_count(1)
+    expect(form.get_by_role("spinbutton", name="Business ID")).to_be_visible()  # a number, not a text area
+    expect(form.get_by_role("link", name="the provider's documentation")).to_have_attribute(
+        "href", "https://pypi.org/project/airflow-provider-perkville/#connection-set-up"
+    )
+    screenshot(page, "connection-form-extras", full_page=True)
 
 
 def test_connection_saved_through_the_form_tests_ok_and_says_why_when_not(page: Page, stack: Stack) -> None:
-    page.route("**/api/v2/connections/test", send_no_port_for_portless_connection)
+    """The Test button as Airflow 3.3.2 ships it: it tests the stored connection with its port."""
     form = open_add_form(page, stack)
     form.get_by_label("Connection ID").fill(CONN_ID)
     form.get_by_label("API base URL").fill(stack.sandbox_url)
+    form.get_by_label("Port (443, or the one in the URL)").fill(str(urlsplit(stack.sandbox_url).port))
     form.get_by_label("Staff username (email)").fill(seed.ADMIN_USERNAME)
     form.get_by_label("Staff password").fill(seed.ADMIN_PASSWORD)
     screenshot(page, "connection-form")
     form.get_by_role("button", name="Extra Fields", exact=True).click()
     extra_field(form, "Client ID").fill(seed.CLIENT_ID)
     extra_field(form, "Client secret").fill(seed.CLIENT_SECRET)
-    extra_field(form, "Token URL").fill(f"{stack.sandbox_url}/api/token/")
+    token_url = f"{stack.sandbox_url}/api/token/"
+    extra_field(form, "OAuth token URL").fill(token_url)
     extra_field(form, "Business ID").fill(str(seed.BUSINESS_ID))
     form.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Connection has been successfully created.")).to_be_visible()
     stored = stack.api.call("GET", f"/connections/{CONN_ID}")
     assert stored["conn_type"] == "perkville"
-    assert json.loads(stored["extra"])["client_id"] == seed.CLIENT_ID
+    extra = json.loads(stored["extra"])
+    assert extra["client_id"] == seed.CLIENT_ID
+    assert extra["business_id"] == seed.BUSINESS_ID  # a number, not the text "9823"
+    assert extra["oauth_url"] == token_url  # not masked: its name holds no "token"
+    # Untouched fields hold their defaults, or "": null only for the secrets left empty.
+    assert {name for name, value in extra.items() if value is None} == {"token", "rate_limit_redis_url"}
 
     toast = press_test(page, stack)
     expect(toast).to_contain_text("Test Connection Successful")
@@ -91,13 +122,20 @@ def test_connection_saved_through_the_form_tests_ok_and_says_why_when_not(page: 
 
     row = page.get_by_role("row").filter(has_text=CONN_ID)
     row.get_by_role("button", name="Edit Connection").click()
-    page.get_by_role("dialog").get_by_label("Staff password").fill("not-the-password")
-    page.get_by_role("dialog").get_by_role("button", name="Save").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Staff password").fill("not-the-password")
+    dialog.get_by_role("button", name="Extra Fields", exact=True).click()
+    expect(extra_field(dialog, "OAuth token URL")).to_have_value(token_url)  # readable, not ***
+    screenshot(page, "connection-edit-extras")
+    dialog.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Connection has been successfully updated.")).to_be_visible()
 
     toast = press_test(page, stack)
     expect(toast).to_contain_text("Test Connection Failed")
     expect(toast).to_contain_text("Perkville refused the username or password")
+    expect(toast).to_contain_text("check this connection")
+    # Airflow tests a copy under a random id: the message names no connection the user does not have.
+    expect(toast).not_to_contain_text(re.compile(r"connection '"))
     expect(toast).not_to_contain_text("not-the-password")
     screenshot(page, "connection-test-wrong-password")
 
@@ -110,17 +148,6 @@ def press_test(page: Page, stack: Stack) -> Locator:
     toast = page.get_by_role("status").filter(has_text="Test Connection")
     expect(toast).to_be_visible()
     return toast
-
-
-def send_no_port_for_portless_connection(route: Route) -> None:
-    """Airflow 3.3.2's Test button sends ``port: 0`` for a connection without a port (``Number(null)``)
-    and its API then refuses with 400 "The host or port to test differs from the stored connection"
-    for every such connection. apache/airflow#73298 (after 3.3.2) treats 0 as no port; this does
-    the same on the way out, and nothing else."""
-    body = json.loads(route.request.post_data or "{}")
-    if body.get("port") == 0:
-        del body["port"]
-    route.continue_(post_data=json.dumps(body))
 
 
 @pytest.fixture(autouse=True)
