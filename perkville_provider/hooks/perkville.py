@@ -416,6 +416,9 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
     def test_connection(self) -> tuple[bool, str]:
         """Read the business (when ``business_id`` is set), else ``users/me``; say which check ran.
 
+        A connection that works also gets the doctor's one-line verdict on the API's unknowns
+        (``perkville-provider doctor`` prints the table), so the Test button says which extras fit.
+
         The business is "a known working endpoint" for other clients of the API, which found
         ``/me/`` unreliable.
 
@@ -433,7 +436,17 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
             return False, self._without_conn_id(str(error))
         except Exception as error:
             return False, self._without_conn_id(redact_text(f"{type(error).__name__}: {error}"))
-        return True, f"Connected to Perkville at {self._wire().base_url}: {check}"
+        connected = f"Connected to Perkville at {self._wire().base_url}: {check}"
+        return True, f"{connected}. {self._without_conn_id(self._doctor_summary())}"
+
+    def _doctor_summary(self) -> str:
+        """The doctor's one line (read-only probes of the API's unknowns) for the Test button.
+
+        Imported here: the doctor is for a person at the button or the CLI, not for tasks.
+        """
+        from perkville_provider.doctor import quick_summary
+
+        return quick_summary(self)
 
     def _without_conn_id(self, message: str) -> str:
         """``message`` saying "this connection" where it named the connection's id.

@@ -72,3 +72,15 @@ def test_the_test_buttons_message_does_not_name_airflows_random_connection_id(ma
     assert "WZSK5aOs" not in message
     assert "this connection" in message
     assert "wrong-password-9" not in message
+
+
+def test_the_test_button_adds_the_doctors_verdict_naming_no_random_connection_id(make_hook, sandbox_control):
+    """A working connection's Test answer carries the doctor's short form: its read-only verdict on
+    the API's unknowns, with the CLI to run for the table (under the id the user knows)."""
+    ok, message = make_hook("Q7ZKBxw2").test_connection()
+    assert ok, message
+    assert "doctor: " in message
+    assert " hold" in message
+    assert "cannot tell without a write" in message
+    assert "Q7ZKBxw2" not in message
+    assert "--conn-id <connection id>" in message
