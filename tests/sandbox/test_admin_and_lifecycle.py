@@ -57,6 +57,7 @@ def test_reset_reseeds_forgets_tokens_clears_stats_faults_and_settings(sandbox, 
         "requests": {},
         "faults_injected": dict.fromkeys(sandbox.admin.stats()["faults_injected"], 0),
         "token_grants": 0,
+        "in_flight": 0,
     }
     ledger = sandbox.admin.ledger()
     assert ledger["transactions"] == []
