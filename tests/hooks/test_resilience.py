@@ -32,6 +32,7 @@ def award(trans_source_id: str, **changes):
 
 
 @pytest.mark.parametrize("retry_after_format", ["seconds", "http-date"])
+@pytest.mark.xdist_group("realtime")  # a real-time rate limit
 def test_429_is_retried_after_the_servers_retry_after_in_either_form(
     hook, sandbox_control, retry_after_format
 ):
@@ -51,6 +52,7 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date():
     assert parse_retry_after(None) is None
 
 
+@pytest.mark.xdist_group("realtime")  # a real-time rate limit
 def test_429_that_outlasts_the_retry_budget_raises_rate_limited_with_the_wait(make_hook, sandbox_control):
     hook = make_hook(hook_kwargs={"retry_policy": RetryPolicy(max_attempts=1)})
     hook.get_current_user()
@@ -64,6 +66,7 @@ def test_429_that_outlasts_the_retry_budget_raises_rate_limited_with_the_wait(ma
     assert sandbox_control.requests_to(BUSINESS, "429") == 1
 
 
+@pytest.mark.xdist_group("realtime")  # a real-time rate limit
 def test_the_client_side_rate_limit_keeps_requests_under_the_servers_limit(make_hook, sandbox_control):
     hook = make_hook(hook_kwargs={"max_requests_per_second": 4})
     hook.get_current_user()
