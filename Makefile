@@ -49,10 +49,10 @@ demo: $(STAMP)
 $(REDIS_SERVER):
 	apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)
 
-# `make test`: every test but the slow-by-nature ones, on one xdist worker per core. Each worker
+# `make test`: every test but the slow-by-nature ones, one xdist worker per logical CPU. Each worker
 # has its own Airflow home, sandbox and rate-budget state; the real-time rate tests share one
 # worker (xdist_group "realtime"). The markers are declared in pyproject.toml.
-PYTEST_WORKERS ?= auto
+PYTEST_WORKERS ?= logical
 test: $(STAMP) | $(REDIS_SERVER)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not soak and not slow"
