@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import Counter
 
@@ -44,6 +45,21 @@ def test_the_ledger_exports_transactions_members_connections_and_users(sandbox, 
     assert [m["external_member_id"] for m in ledger["external_members"]] == ["X-1"]
     assert connection_of(sandbox, "ledger@example.com")["point_balance"] == 20
     assert len(ledger["users"]) == 5
+
+
+def test_stats_count_the_requests_still_in_flight(sandbox, admin_api):
+    """What a test that cut a client's requests waits on before it reads the ledger as final."""
+    sandbox.admin.set_faults(latency_ms=1_000)
+    slow = threading.Thread(target=admin_api.get, args=(f"/v2/connections/{seed.CUSTOMER_CONNECTION_ID}/",))
+    slow.start()
+    deadline = time.monotonic() + 10
+    while sandbox.admin.stats()["in_flight"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    in_flight = sandbox.admin.stats()["in_flight"]
+    slow.join(timeout=10)
+
+    assert in_flight == 1
+    assert sandbox.admin.stats()["in_flight"] == 0
 
 
 def test_reset_reseeds_forgets_tokens_clears_stats_faults_and_settings(sandbox, admin_api):
