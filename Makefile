@@ -12,14 +12,20 @@ UV := $(BIN)/uv
 EXTRAS ?= test
 REDIS_SERVER := /usr/bin/redis-server
 
-.PHONY: demo test test-ui lint bench sandbox clean lock cluster cluster-stop cluster-test
+.PHONY: demo test test-slow test-ui lint bench sandbox clean lock cluster cluster-stop cluster-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+# Bytecode for everything installed, written once: where PYTHONDONTWRITEBYTECODE is set, every
+# interpreter (each xdist worker, the Airflow CLI, a worker process) would compile Airflow again,
+# about 4 s of CPU each. compileall skips what is up to date.
+COMPILE := $(BIN)/python -m compileall -q -j 0 $(VENV)/lib
+
 $(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(UV) pip install --quiet --python $(BIN)/python --constraints $(LOCK) -e ".[$(EXTRAS)]"
+	$(COMPILE) >/dev/null
 	touch $(STAMP)
 
 # The local cluster needs the [cluster] extra too (its own stamp: the default install lacks it).
@@ -28,6 +34,7 @@ CLUSTER_TIMEOUT ?= 1080
 
 $(CLUSTER_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(UV) pip install --quiet --python $(BIN)/python --constraints $(LOCK) -e ".[test,cluster]"
+	$(COMPILE) >/dev/null
 	touch $(CLUSTER_STAMP)
 
 # Refresh the lock: every extra, resolved for Python 3.11 on Linux.
@@ -39,10 +46,21 @@ demo: $(STAMP)
 	$(BIN)/python -m perkville_provider.demo
 
 # The shared rate budget's tests start their own redis-server (127.0.0.1, a free port, stopped by PID).
-test: $(STAMP)
-	test -x $(REDIS_SERVER) || apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)
+$(REDIS_SERVER):
+	apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)
+
+# `make test`: every test but the slow-by-nature ones, one xdist worker per logical CPU. Each worker
+# has its own Airflow home, sandbox and rate-budget state; the real-time rate tests share one
+# worker (xdist_group "realtime"). The markers are declared in pyproject.toml.
+PYTEST_WORKERS ?= logical
+test: $(STAMP) | $(REDIS_SERVER)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not soak and not slow"
+
+# The slow-by-nature tests: the fault soak, Airflow's CLI, spawned worker processes. One at a
+# time (-n 0): the worker-process tests measure real-time rates.
+test-slow: $(STAMP) | $(REDIS_SERVER)
+	$(BIN)/python -m pytest -n 0 -m "soak or slow"
 
 # Browser tests of the Airflow UI (tests/ui): a real Airflow and the sandbox, driven through
 # Debian's chromium by playwright (whose own browser download is never used). The [ui] extra
@@ -52,6 +70,7 @@ CHROMIUM := /usr/bin/chromium
 
 $(UI_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(UV) pip install --quiet --python $(BIN)/python --constraints $(LOCK) -e ".[test,ui]"
+	$(COMPILE) >/dev/null
 	touch $(UI_STAMP)
 
 test-ui: $(UI_STAMP)

@@ -126,21 +126,26 @@ def test_an_exception_fails_only_its_record_with_its_code_field_and_message():
 
 
 def test_records_are_sent_concurrently_up_to_max_workers():
+    """Each record waits for four others to be in flight with it: only five at once get through."""
     active = 0
     peak = 0
     lock = threading.Lock()
+    five_at_once = threading.Barrier(5)
 
     def process(record: dict[str, Any]) -> Outcome:
         nonlocal active, peak
         with lock:
             active += 1
             peak = max(peak, active)
-        time.sleep(0.02)
-        with lock:
-            active -= 1
+        try:
+            five_at_once.wait(timeout=10)
+        finally:
+            with lock:
+                active -= 1
         return Outcome("awarded")
 
-    run_batch(_records(40), _job(process), max_workers=5)
+    summary = run_batch(_records(40), _job(process), max_workers=5)
+    assert summary["awarded"] == 40, "fewer than five records were ever in flight together"
     assert peak == 5
 
 
@@ -201,15 +206,18 @@ def test_a_dry_run_report_says_what_would_be_sent(tmp_path):
 
 
 def test_the_summary_keeps_the_first_hundred_failures_and_stays_small_for_huge_batches():
+    """Twenty times the failures shown, each about 1 KB: uncapped, the summary would be 2 MB."""
+    count = 20 * MAX_FAILURES_SHOWN
+
     def records() -> Iterator[dict[str, Any]]:
-        for i in range(20_000):
+        for i in range(count):
             yield {"id": f"member-{i:06d}-" + "x" * 200, "n": "not a number " * 50}
 
     summary = run_batch(records(), _job(), max_workers=2)
-    assert summary["invalid"] == 20_000
+    assert summary["invalid"] == count
     assert len(summary["failures"]) == MAX_FAILURES_SHOWN
     assert [entry["index"] for entry in summary["failures"]] == list(range(MAX_FAILURES_SHOWN))
-    assert summary["failures_not_shown"] == 20_000 - MAX_FAILURES_SHOWN
+    assert summary["failures_not_shown"] == count - MAX_FAILURES_SHOWN
     assert len(json.dumps(summary)) < SUMMARY_MAX_BYTES
 
 

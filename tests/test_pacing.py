@@ -154,11 +154,14 @@ def test_a_burst_spread_over_half_a_second_learns_the_limit_it_met_not_less():
     pace = Pace()
     sends = [100.0 + i / 160 for i in range(80)]
     answers = sorted((sent + 0.05, sent) for sent in sends[40:])  # 429s, 50 ms after each refused start
+    unpaced = []
     for sent in sends:
         while answers and answers[0][0] <= sent:
             rules.throttled(pace, answers.pop(0)[1], sent, retry_after=1.0)
         if pace.throttled_rate is None:
-            assert rules.reserve(pace, sent) == sent  # unpaced until the decrease
+            unpaced.append(rules.reserve(pace, sent) - sent)
+    assert len(unpaced) >= 48, "every start before the first 429's answer came back is sent unpaced"
+    assert unpaced == [0.0] * len(unpaced)  # unpaced until the decrease
     for at, sent in answers:
         rules.throttled(pace, sent, at, retry_after=1.0)
     assert pace.throttled_rate == pytest.approx(40.0, rel=0.05)

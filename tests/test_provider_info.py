@@ -40,12 +40,14 @@ def test_get_provider_info_matches_airflows_provider_schema():
     jsonschema.validate(get_provider_info(), schema)
 
 
+@pytest.mark.slow  # Airflow's CLI, twice
 def test_airflow_lists_the_package(cli_view):
     listed = [p for p in cli_view["providers"] if p["package_name"] == "airflow-provider-perkville"]
     assert len(listed) == 1
     assert "Perkville" in listed[0]["description"]
 
 
+@pytest.mark.slow
 def test_airflow_knows_the_perkville_connection_type_and_its_hook(cli_view):
     hooks = [h for h in cli_view["hooks"] if h["connection_type"] == "perkville"]
     assert hooks == [

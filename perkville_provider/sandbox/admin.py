@@ -26,8 +26,8 @@ from perkville_provider.sandbox.store import Store
 
 
 class Stats:
-    """Request counts by ``"METHOD /path-template"`` and status, the number of token grants, and the
-    same counts for each second.
+    """Request counts by ``"METHOD /path-template"`` and status, the number of token grants, the
+    same counts for each second, and the API requests in flight.
 
     The per-second counts let a caller measure the rate the server saw (what a rate limit counts)
     over any span, and when the 429s fell, from the server's side rather than the client's.
@@ -37,6 +37,12 @@ class Stats:
     """Per-second counts are kept for the last hour of seconds with traffic (bounded memory)."""
 
     def __init__(self) -> None:
+        self.in_flight = 0
+        """API requests arrived and not yet answered (a reset keeps it: they are still running).
+
+        A test that cut a client's requests waits for 0 before it reads the ledger as final: a
+        request the client gave up on may still commit.
+        """
         self.clear()
 
     def clear(self) -> None:
@@ -104,9 +110,11 @@ class StatsMiddleware:
                 status.append(message["status"])
             await send(message)
 
+        self.stats.in_flight += 1
         try:
             await self.app(scope, receive, recording_send)
         finally:
+            self.stats.in_flight -= 1
             template = self.template(scope["path"])
             seen = str(status[0]) if status else ("reset" if scope.get(FAULT_KEY) else "no_answer")
             self.stats.record(f"{scope['method']} {template}", seen, arrived)
@@ -153,6 +161,7 @@ class Admin:
                 "requests": {k: dict(v) for k, v in sorted(self.stats.requests.items())},
                 "faults_injected": dict(self.faults.counters.counts),
                 "token_grants": self.stats.token_grants,
+                "in_flight": self.stats.in_flight,
             }
         )
 

@@ -1,4 +1,4 @@
-"""Fault soak: both example DAGs over 2,000 members and 2,000 check-ins against a faulty sandbox.
+"""Fault soak: both example DAGs over 1,100 members and 1,000 check-ins against a faulty sandbox.
 
 The sandbox answers 10% of requests with a 5xx and 5% with a 429 (``Retry-After: 1``), loses
 3% of write answers after committing them, and adds latency jitter; the shares are printed.
@@ -6,6 +6,9 @@ Those 429s are random, not a rate limit, so the connection turns adaptive pacing
 of it seeded. The failure threshold is set just above the known invalid rows, so any record left
 failed by a transient fault fails the task and Airflow's retry resends it; the ledger must then
 hold every valid member once and every awardable visit exactly once.
+
+The size is what makes every fault kind happen a few dozen times (about 2,300 requests: some 230
+5xx, 115 429s and 60 answers lost after commit), asserted below; it runs in `make test-slow`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ FAULTS = {
 }
 INVALID_MEMBER_ROWS = 3  # malformed email, no email, no member id
 INVALID_CHECKIN_ROWS = 3  # the two members without a usable email, and a check-in without a member id
+MEMBERS = 1100
+CHECKINS = 1000
+FEW_DOZEN = 24
 
 
 def _threshold(invalid: int, total: int) -> float:
@@ -39,7 +45,7 @@ def _threshold(invalid: int, total: int) -> float:
 def test_under_faults_every_valid_checkin_is_awarded_exactly_once_and_no_member_is_lost(
     airflow_db, sandbox, make_gym
 ):
-    gym = make_gym(members=2100, checkins_per_day=2000, days=1)
+    gym = make_gym(members=MEMBERS, checkins_per_day=CHECKINS, days=1)
     day = gym.spec.checkin_days[0]
     member_rows = len(gym.rows("SELECT * FROM members"))
     checkin_rows = len(gym.rows("SELECT * FROM checkins"))
@@ -69,9 +75,8 @@ def test_under_faults_every_valid_checkin_is_awarded_exactly_once_and_no_member_
         f"soak: {requests} requests; 5xx {injected['error'] / requests:.1%}, "
         f"429 {injected['rate_limited'] / requests:.1%}, lost after commit {injected['lost_after_commit']}"
     )
-    assert injected["error"] > 0
-    assert injected["rate_limited"] > 0
-    assert injected["lost_after_commit"] > 0
+    kinds = ("error", "rate_limited", "lost_after_commit")
+    assert {kind: injected[kind] >= FEW_DOZEN for kind in kinds} == dict.fromkeys(kinds, True), injected
     assert (sync.state, awards.state) == ("success", "success")
 
     ledger = sandbox.admin.ledger()
@@ -83,5 +88,5 @@ def test_under_faults_every_valid_checkin_is_awarded_exactly_once_and_no_member_
     )
 
     visits = gym.awardable_visits(day)
-    assert len(visits) == 2000
+    assert len(visits) == CHECKINS
     assert_each_visit_awarded_once(awards_in_ledger(sandbox), visits)

@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Two runs of Airflow's CLI, each its own interpreter: make test-slow.
+pytestmark = pytest.mark.slow
+
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 

@@ -34,6 +34,7 @@ def award(trans_source_id: str, **changes):
 
 
 @pytest.mark.parametrize("retry_after_format", ["seconds", "http-date"])
+@pytest.mark.xdist_group("realtime")  # a real-time rate limit
 def test_429_is_retried_after_the_servers_retry_after_in_either_form(
     hook, sandbox_control, retry_after_format
 ):
@@ -58,6 +59,7 @@ def test_a_retry_after_that_is_no_usable_wait_reads_as_infinite(value):
     assert parse_retry_after(value) == math.inf
 
 
+@pytest.mark.xdist_group("realtime")  # a real-time rate limit
 def test_429_that_outlasts_the_retry_budget_raises_rate_limited_with_the_wait(make_hook, sandbox_control):
     hook = make_hook(hook_kwargs={"retry_policy": RetryPolicy(max_attempts=1)})
     hook.get_current_user()
@@ -71,6 +73,7 @@ def test_429_that_outlasts_the_retry_budget_raises_rate_limited_with_the_wait(ma
     assert sandbox_control.requests_to(BUSINESS, "429") == 1
 
 
+@pytest.mark.xdist_group("realtime")  # a real-time rate limit
 def test_the_client_side_rate_limit_keeps_requests_under_the_servers_limit(make_hook, sandbox_control):
     hook = make_hook(hook_kwargs={"max_requests_per_second": 4})
     hook.get_current_user()

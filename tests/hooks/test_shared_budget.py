@@ -20,6 +20,9 @@ from tests.helpers.hook_sandbox import connection_value
 from tests.helpers.redis_server import redis_server
 from tests.helpers.worker_processes import WorkerTask, run_workers
 
+# Real-time rate limits: these tests run one at a time on one xdist worker (make test's loadgroup).
+pytestmark = pytest.mark.xdist_group("realtime")
+
 BUSINESS = "GET /v2/businesses/{id}/"
 LIMIT = 8
 READS_PER_WORKER = 16
@@ -35,10 +38,12 @@ def _two_workers(sandbox_control, **extra) -> int:
     return sandbox_control.requests_to(BUSINESS, "429")
 
 
+@pytest.mark.slow
 def test_two_worker_processes_on_one_machine_share_the_connections_budget(sandbox_control):
     assert _two_workers(sandbox_control, max_requests_per_second=LIMIT) == 0
 
 
+@pytest.mark.slow
 def test_two_worker_processes_with_a_budget_each_overrun_the_limit_they_share(sandbox_control):
     """The provider's behaviour before the shared budget: each task paced alone, retries only."""
     overrun = _two_workers(
@@ -47,6 +52,7 @@ def test_two_worker_processes_with_a_budget_each_overrun_the_limit_they_share(sa
     assert overrun > 0
 
 
+@pytest.mark.slow
 def test_two_worker_processes_share_the_budget_through_redis(sandbox_control):
     with redis_server() as url:
         assert _two_workers(sandbox_control, max_requests_per_second=LIMIT, rate_limit_redis_url=url) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 
@@ -23,6 +24,19 @@ def _ledger_ids(sandbox) -> Counter:
     return Counter(row["trans_source_id"] for row in sandbox.admin.ledger()["transactions"])
 
 
+def _senders() -> list[threading.Thread]:
+    """The batch's sending threads (its pool names them after the job)."""
+    return [thread for thread in threading.enumerate() if thread.name.startswith("perkville-award_points")]
+
+
+def _wait_until_every_request_is_answered(sandbox) -> None:
+    """A request the task cut may still commit on the server: the ledger is final once none is in flight."""
+    deadline = time.monotonic() + 30
+    while sandbox.admin.stats()["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sandbox.admin.stats()["in_flight"] == 0, "the sandbox still runs requests of the killed task"
+
+
 def test_a_killed_award_task_stops_sending_and_its_retry_awards_the_rest_exactly_once(sandbox):
     sandbox.admin.set_faults(latency_ms=20)
     operator = _operator()
@@ -30,25 +44,30 @@ def test_a_killed_award_task_stops_sending_and_its_retry_awards_the_rest_exactly
     deadline = time.monotonic() + 30
     while len(_ledger_ids(sandbox)) < 20 and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert _senders(), "the batch sends from its pool's threads"
     operator.on_kill()
     worker.join(timeout=30)
 
     assert not worker.is_alive()
     assert isinstance(outcome.get("error"), AirflowException)
     assert "stopped before the end of the batch" in str(outcome["error"])
+    assert _senders() == [], "a thread of the killed task could still send"
+    _wait_until_every_request_is_answered(sandbox)
     after_kill = _ledger_ids(sandbox)
-    time.sleep(0.3)
-    assert _ledger_ids(sandbox) == after_kill, "nothing is sent once the task has stopped"
     assert 20 <= len(after_kill) < len(AWARDS)
 
     summary = _operator().execute({"ti": TaskInstanceStub()})
 
-    assert summary["awarded"] == len(AWARDS) - len(after_kill)
+    assert summary["awarded"] == len(AWARDS) - len(after_kill), "nothing is sent once the task has stopped"
     assert summary["duplicate"] == len(after_kill)
     assert _ledger_ids(sandbox) == Counter(award["trans_source_id"] for award in AWARDS)
 
 
-def test_on_kill_before_the_batch_starts_does_nothing():
+def test_on_kill_before_the_batch_starts_stops_nothing_that_runs_later(sandbox):
     operator = _operator()
     operator.on_kill()
-    assert not hasattr(operator, "_stop_sending")
+
+    summary = operator.execute({"ti": TaskInstanceStub()})
+
+    assert summary["awarded"] == len(AWARDS)
+    assert _ledger_ids(sandbox) == Counter(award["trans_source_id"] for award in AWARDS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import Counter
 
@@ -46,6 +47,21 @@ def test_the_ledger_exports_transactions_members_connections_and_users(sandbox, 
     assert len(ledger["users"]) == 5
 
 
+def test_stats_count_the_requests_still_in_flight(sandbox, admin_api):
+    """What a test that cut a client's requests waits on before it reads the ledger as final."""
+    sandbox.admin.set_faults(latency_ms=1_000)
+    slow = threading.Thread(target=admin_api.get, args=(f"/v2/connections/{seed.CUSTOMER_CONNECTION_ID}/",))
+    slow.start()
+    deadline = time.monotonic() + 10
+    while sandbox.admin.stats()["in_flight"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    in_flight = sandbox.admin.stats()["in_flight"]
+    slow.join(timeout=10)
+
+    assert in_flight == 1
+    assert sandbox.admin.stats()["in_flight"] == 0
+
+
 def test_reset_reseeds_forgets_tokens_clears_stats_faults_and_settings(sandbox, admin_api):
     admin_api.award(user_email=seed.CUSTOMER_USERNAME, trans_source_id="r-1")
     sandbox.admin.set_faults(latency_ms=1)
@@ -57,6 +73,7 @@ def test_reset_reseeds_forgets_tokens_clears_stats_faults_and_settings(sandbox, 
         "requests": {},
         "faults_injected": dict.fromkeys(sandbox.admin.stats()["faults_injected"], 0),
         "token_grants": 0,
+        "in_flight": 0,
     }
     ledger = sandbox.admin.ledger()
     assert ledger["transactions"] == []

@@ -8,6 +8,9 @@ import requests
 from perkville_provider.sandbox import seed
 from tests.helpers.api import Api
 
+# Real-time rate limits: these tests run one at a time on one xdist worker (make test's loadgroup).
+pytestmark = pytest.mark.xdist_group("realtime")
+
 PERKS = f"/v2/perks/?business={seed.BUSINESS_ID}"
 
 
