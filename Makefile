@@ -57,10 +57,13 @@ test: $(STAMP) | $(REDIS_SERVER)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not soak and not slow"
 
-# The slow-by-nature tests: the fault soak, Airflow's CLI, spawned worker processes. One at a
-# time (-n 0): the worker-process tests measure real-time rates.
+# The slow-by-nature tests. `slow` (Airflow's CLI, spawned worker processes) one at a time (-n 0):
+# the worker-process tests measure real-time rates on an otherwise idle machine. Then `soak` (the
+# fault soak, whole DAG runs with OpenLineage or StatsD listening, a PostgreSQL of their own) in
+# parallel, a file per worker.
 test-slow: $(STAMP) | $(REDIS_SERVER)
-	$(BIN)/python -m pytest -n 0 -m "soak or slow"
+	$(BIN)/python -m pytest -n 0 -m "slow and not soak"
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "soak"
 
 # Browser tests of the Airflow UI (tests/ui): a real Airflow and the sandbox, driven through
 # Debian's chromium by playwright (whose own browser download is never used). The [ui] extra

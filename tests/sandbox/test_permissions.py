@@ -105,6 +105,7 @@ def test_any_token_may_read_the_business_its_locations_and_perks(customer_api):
         (501, "EARN", 10),
         (502, "EARN", 25),
         (503, "REDEEM", 500),
+        (504, "EARN", 1),  # a point a dollar: the per-dollar purchase with a fractional quantity
     ]
 
 
