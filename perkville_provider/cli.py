@@ -20,6 +20,7 @@ from perkville_provider.exceptions import PerkvilleError
 __all__ = [
     "main",
     "mint_token",
+    "sandbox_main",
     "stored_connection_json",
 ]
 
@@ -75,6 +76,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--conn-id", default="perkville_default", help="Airflow connection id")
     args = parser.parse_args(argv)
     return mint_token(args.conn_id)
+
+
+def sandbox_main(argv: Sequence[str] | None = None) -> int:
+    """The ``perkville-sandbox`` command: one line naming the ``[sandbox]`` extra when it is missing.
+
+    The script is installed with the provider (scripts cannot depend on an extra), so it must say
+    what to install instead of a traceback from deep inside the sandbox package.
+    """
+    try:
+        from perkville_provider.sandbox.cli import main as sandbox_cli
+    except ImportError as error:
+        if "[sandbox] extra" not in str(error):
+            raise
+        print(f"perkville-sandbox: {error}", file=sys.stderr)
+        return 1
+    return sandbox_cli(argv)
 
 
 if __name__ == "__main__":
