@@ -162,7 +162,7 @@ def install(combo: Combo, uv: str, wheel: Path) -> bool:
         "assert p.__file__.startswith(sys.prefix), p.__file__; "
         "assert u.find_spec('perkville_provider.demo') is None, 'the demo is in the wheel'; "
         "v = m.version('apache-airflow'); "
-        f"assert v.split('.')[:2] == {combo.airflow.split('.')[:2]!r} and v.startswith({combo.airflow!r}), v; "
+        f"assert v.startswith({combo.airflow!r}), v; "
         "print(p.__file__, v)"
     )
     return combo.run("from-wheel", [str(combo.bin / "python"), "-c", check], 60, cwd=OUT)
