@@ -371,11 +371,11 @@ class PerkvilleResourcesMixin(_RequestPathBase):
                 return {"connection": found["resource_uri"]}
         path = self._api().path("external_members")
         params = {"business": business, "external_system_id": member.external_system_id}
-        found = self._lookups.find(
+        record = self._lookups.find(
             path=path,
             filter_name="external_member_id",
-            first=lambda: self.request_json(
-                "GET", path, params={**params, "external_member_id": member.external_member_id, "limit": 1}
+            first=lambda: self._first_objects(
+                path, {**params, "external_member_id": member.external_member_id}
             ),
             matches=lambda item: (
                 item.get("external_member_id") == member.external_member_id
@@ -384,14 +384,14 @@ class PerkvilleResourcesMixin(_RequestPathBase):
             walk=lambda: self.paginate(path, {"business": business}),
             what=f"external member {member.external_member_id}",
         )
-        if found is None:
+        if record is None:
             raise PerkvilleAnswerError(
                 f"answered {response.status_code} without a readable body, and the member is not there",
                 status=response.status_code,
                 method="POST",
                 path=path,
             )
-        return found
+        return record
 
     def update_external_member(self, external_member: ObjectRef, fields: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH some fields of one external member record.
