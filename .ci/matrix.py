@@ -7,8 +7,9 @@ and Python 3.13 with the newest, the locked one; ``--all`` adds the other two):
 1. creates a fresh venv under ``.matrix/`` and installs the wheel with its ``[examples,redis-budget]``
    extras, that Airflow, pytest and pytest-timeout (uv, from its cache or PyPI: the only downloads);
 2. checks the provider is imported from that venv (the wheel), not from the checkout;
-3. runs the hook and operator tests (``tests/hooks``, ``tests/operators``, without the soak runs that
-   the unit layer already makes) from a copy of ``tests/`` beside which there is no package;
+3. runs the hook and operator tests (``tests/hooks``, ``tests/operators``, without the soak runs and
+   the shared rate budget's timing tests, which the unit layer makes) from a copy of ``tests/``
+   beside which there is no package;
 4. runs ``airflow dags test`` once for each example DAG against ``perkville-sandbox serve`` (the
    wheel's own), with a generated membership database, and reads each run's state from the
    metadata database.
@@ -47,6 +48,9 @@ EXAMPLE_RUNS = (
     ("perkville_daily_checkin_awards", "2026-01-04T00:00:00-05:00", {}),
     ("perkville_balance_export", "2026-01-04T00:00:00-05:00", {}),
 )
+#: Measured pacing, not compatibility: the unit layer runs them (they count 429s at an exact limit
+#: and flake on a machine loaded by other jobs, on any Python and Airflow alike).
+DESELECTED = ("--deselect", "tests/hooks/test_shared_budget.py")
 INSTALL_TIMEOUT = 300
 TEST_TIMEOUT = 420
 DAG_TIMEOUT = 240
@@ -169,8 +173,8 @@ def install(combo: Combo, uv: str, wheel: Path) -> bool:
 
 
 def run_tests(combo: Combo, src: Path) -> bool:
-    command = [str(combo.bin / "python"), "-m", "pytest", "tests/hooks", "tests/operators"]
-    command += ["-q", "-p", "no:cacheprovider", "-m", "not soak", "-x"]
+    command = [str(combo.bin / "python"), "-m", "pytest", "tests/hooks", "tests/operators", *DESELECTED]
+    command += ["-q", "-p", "no:cacheprovider", "-m", "not soak"]
     env = {**os.environ, "PATH": f"{combo.bin}:{os.environ['PATH']}"}
     return combo.run("tests", command, TEST_TIMEOUT, cwd=src, env=env)
 
