@@ -384,6 +384,13 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
             max_pages=wiring.limits.max_pages,
         )
 
+    def resolve_business_id(self, business_id: int | str | None = None) -> int:
+        """The business ``business_id`` names, else the connection's ``business_id`` extra (no request).
+
+        :raises PerkvilleConfigurationError: when neither gives one
+        """
+        return self._business(business_id)
+
     def _business(self, business_id: int | str | None) -> int:
         if business_id not in (None, ""):
             return validate_ref(business_id, "business_id", "businesses")

@@ -117,6 +117,15 @@ class BatchSettings:
     perkville_url: str | None = None
     ignore_unknown_fields: bool = False
 
+    @property
+    def business(self) -> int:
+        """The business the batch writes to, resolved by the pre-flight (never ``None`` in a request)."""
+        if self.business_id is None:
+            raise AirflowFailException(
+                "business_id: no business: pass business_id or set the connection's business_id extra"
+            )
+        return self.business_id
+
 
 class PerkvilleBatchOperator(BaseOperator):
     """Base of the Perkville operators: runs a batch of records through the shared engine.
@@ -273,8 +282,8 @@ class PerkvilleBatchOperator(BaseOperator):
             if not settings.dry_run:
                 raise
             self.log.warning("Dry run: could not read the business; validating the records anyway.")
-            return settings
-        business_id = business.get("business_id") or settings.business_id
+            return dataclasses.replace(settings, business_id=hook.resolve_business_id(settings.business_id))
+        business_id = business.get("business_id") or hook.resolve_business_id(settings.business_id)
         url = business_url(business, business_id)
         PerkvilleBusinessLink.persist(context, url)
         return dataclasses.replace(settings, business_id=business_id, perkville_url=url)

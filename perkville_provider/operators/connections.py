@@ -223,7 +223,7 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
             return {
                 "user_email": request.user_email,
                 "create_member": request.member
-                and member_request_body(request.member, business_id, api=hook.conventions()),
+                and member_request_body(request.member, settings.business, api=hook.conventions()),
                 "accept_agreements": accept,
                 "status": ACTIVE,
             }

@@ -78,5 +78,5 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
             key_fields=("external_member_id", "user_email"),
             statuses=MEMBER_STATUSES,
             order_key=lambda member: (member.external_system_id, member.external_member_id),
-            preview=lambda member: member_request_body(member, settings.business_id, api=hook.conventions()),
+            preview=lambda member: member_request_body(member, settings.business, api=hook.conventions()),
         )
