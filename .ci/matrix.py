@@ -52,7 +52,7 @@ EXAMPLE_RUNS = (
 #: and flake on a machine loaded by other jobs, on any Python and Airflow alike).
 DESELECTED = ("--deselect", "tests/hooks/test_shared_budget.py")
 INSTALL_TIMEOUT = 300
-TEST_TIMEOUT = 420
+TEST_TIMEOUT = 600
 DAG_TIMEOUT = 240
 
 
@@ -174,7 +174,7 @@ def install(combo: Combo, uv: str, wheel: Path) -> bool:
 
 def run_tests(combo: Combo, src: Path) -> bool:
     command = [str(combo.bin / "python"), "-m", "pytest", "tests/hooks", "tests/operators", *DESELECTED]
-    command += ["-q", "-p", "no:cacheprovider", "-m", "not soak"]
+    command += ["-v", "-p", "no:cacheprovider", "-m", "not soak"]
     env = {**os.environ, "PATH": f"{combo.bin}:{os.environ['PATH']}"}
     return combo.run("tests", command, TEST_TIMEOUT, cwd=src, env=env)
 

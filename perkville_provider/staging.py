@@ -210,13 +210,26 @@ def read_manifests(root: Any, dag_id: str) -> Iterator[tuple[ObjectStoragePath, 
             continue
 
 
+def _manifest_time(value: Any) -> pendulum.DateTime | None:
+    """A manifest's ``staged_at`` when it is a full date and time; None for anything else.
+
+    A manifest is read back from storage: a bare time, a duration or garbage there must leave the run
+    alone (kept, never deleted on a guess), not stop the clean-up of the others.
+    """
+    try:
+        parsed = pendulum.parse(value) if isinstance(value, str) else None
+    except (ValueError, OverflowError):
+        return None
+    return parsed if isinstance(parsed, pendulum.DateTime) else None
+
+
 def remove_expired_runs(root: Any, dag_id: str, *, retention_days: int, now: pendulum.DateTime) -> list[str]:
     """Delete the staged runs of ``dag_id`` staged more than ``retention_days`` before ``now``."""
     cutoff = now.subtract(days=retention_days)
     removed = []
     for run_dir, manifest in list(read_manifests(root, dag_id)):
-        staged_at = manifest.get("staged_at")
-        if staged_at and pendulum.parse(staged_at) < cutoff:
+        staged_at = _manifest_time(manifest.get("staged_at"))
+        if staged_at is not None and staged_at < cutoff:
             run_dir.rmdir(recursive=True)
             removed.append(str(run_dir))
     return removed
