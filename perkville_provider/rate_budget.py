@@ -33,7 +33,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from perkville_provider.connection_settings import SettingError, flag, read_setting
 from perkville_provider.exceptions import PerkvilleConfigurationError
@@ -262,7 +262,7 @@ class RedisSchedule:
         self.state_key = f"perkville:pace:{key}"
         self.total_key = f"perkville:starts:{key}"
         self.rules = rules
-        self._redis = self.storage.storage
+        self._redis = cast(Any, self.storage).storage  # the redis client under limits' storage
         self._lock = threading.Lock()
         self._next_local = 0.0
         self._started = False

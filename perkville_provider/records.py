@@ -421,13 +421,13 @@ def validate_member(
     system_id = _optional(record, "external_system_id") or external_system_id
     if _is_blank(system_id):
         raise RecordValidationError("external_system_id", "is required", code="required")
-    optional_text = {
+    optional_text: dict[str, Any] = {
         field: _text(value, field, max_length=255)
         for field in ("first_name", "last_name", "external_membership_type", "external_home_location_id")
         if (value := _optional(record, field)) is not None
     }
     status = _optional(record, "external_membership_status")
-    dates = {
+    dates: dict[str, Any] = {
         field: validate_date_or_datetime(value, field)
         for field in ("external_join_dt", "external_cancel_dt")
         if (value := _optional(record, field)) is not None

@@ -281,19 +281,21 @@ class PerkvilleResourcesMixin(_RequestPathBase):
             raise PerkvilleConfigurationError("find_connection needs exactly one of email or user_id")
         business = self._business(business_id)
         path = self._api().path("connections")
+        value: str | int
+        wanted_user: int | None = None
         if email is not None:
             email = validate_email(email, field="email")
             name, value, what = "user__emails__email", email, f"the connection of {email}"
         else:
-            user_id = validate_ref(user_id, "user_id", "users")
-            name, value, what = "user_id", user_id, f"the connection of user {user_id}"
+            wanted_user = validate_ref(user_id, "user_id", "users")
+            name, value, what = "user_id", wanted_user, f"the connection of user {wanted_user}"
 
         def matches(connection: Mapping[str, Any]) -> bool:
             if email is not None and connection.get("user_email"):
                 return str(connection["user_email"]).strip().lower() == email
             if email is not None:  # no email on the connection: read its user (one request)
                 return self._user_has_email(connection, email)
-            return self._api().relation_id(connection.get("user"), "users") == user_id
+            return self._api().relation_id(connection.get("user"), "users") == wanted_user
 
         return self._lookups.find(
             path=path,

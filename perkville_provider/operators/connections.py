@@ -101,7 +101,7 @@ class PerkvilleGetConnectionsOperator(PerkvilleBatchOperator):
         self.emails = emails
         self.user_ids = user_ids
 
-    def records(self) -> Iterator[dict[str, Any]]:
+    def records(self) -> Iterator[Mapping[str, Any] | BadLine]:
         """One lookup per email and per user id."""
         for email in as_records(self.emails, "emails"):
             # A staged file holds {"email": ...} objects (or bad lines), a list holds the emails.
