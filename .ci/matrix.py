@@ -5,7 +5,8 @@ Airflow (default: the two corners, Python 3.11 with the lowest Airflow ``pyproje
 and Python 3.13 with the newest, the locked one; ``--all`` adds the other two):
 
 1. creates a fresh venv under ``.matrix/`` and installs the wheel with its ``[examples,redis-budget]``
-   extras, that Airflow, pytest and pytest-timeout (uv, from its cache or PyPI: the only downloads);
+   extras, that Airflow, pytest and pytest-timeout (uv, from its cache or PyPI: the only downloads),
+   against the lock (for the floor, the lock without Airflow's own three pins);
 2. checks the provider is imported from that venv (the wheel), not from the checkout;
 3. runs the hook and operator tests (``tests/hooks``, ``tests/operators``, without the soak runs and
    the shared rate budget's timing tests, which the unit layer makes) from a copy of ``tests/``
@@ -51,8 +52,10 @@ EXAMPLE_RUNS = (
 #: Measured pacing, not compatibility: the unit layer runs them (they count 429s at an exact limit
 #: and flake on a machine loaded by other jobs, on any Python and Airflow alike).
 DESELECTED = ("--deselect", "tests/hooks/test_shared_budget.py")
+#: Airflow's own distributions, pinned together in a release; the floor replaces them.
+AIRFLOW_PIN = re.compile(r"^apache-airflow(-core|-task-sdk)?==")
 INSTALL_TIMEOUT = 300
-TEST_TIMEOUT = 600
+TEST_TIMEOUT = 840
 DAG_TIMEOUT = 240
 
 
@@ -146,6 +149,14 @@ def membership_db() -> Path:
     return path
 
 
+def floor_constraints() -> Path:
+    """The lock without Airflow's own pins: the floor's Airflow with the locked libraries around it."""
+    path = OUT / "floor-constraints.txt"
+    pins = [line for line in LOCK.read_text().splitlines() if not AIRFLOW_PIN.match(line)]
+    path.write_text("\n".join(pins) + "\n")
+    return path
+
+
 def install(combo: Combo, uv: str, wheel: Path) -> bool:
     shutil.rmtree(combo.home, ignore_errors=True)
     combo.home.mkdir(parents=True)
@@ -157,8 +168,7 @@ def install(combo: Combo, uv: str, wheel: Path) -> bool:
         f"airflow-provider-perkville[examples,redis-budget] @ {wheel.as_uri()}",
         f"apache-airflow=={combo.airflow}", "pytest>=8", "pytest-timeout>=2.3",
     ]  # fmt: skip
-    if combo.label == "newest":
-        command += ["--constraints", str(LOCK)]
+    command += ["--constraints", str(LOCK if combo.label == "newest" else floor_constraints())]
     if not combo.run("install", command, INSTALL_TIMEOUT):
         return False
     check = (
