@@ -45,6 +45,8 @@ MAX_ID = 2**63 - 1
 #: The longest email address SMTP allows (RFC 5321's path limit less the brackets).
 MAX_EMAIL_LENGTH = 254
 DEFAULT_MAX_QUANTITY = decimal.Decimal(10_000)
+#: Integer digits past which a quantity is refused as too large before any arithmetic on it.
+MAX_QUANTITY_DIGITS = 18
 QUANTITY_PLACES = 2
 #: Datetimes outside these years (in UTC) are refused before sending: they are typos, and a server
 #: that converts them to UTC can overflow.
@@ -160,6 +162,10 @@ def validate_quantity(value: Any, max_quantity: Any = DEFAULT_MAX_QUANTITY) -> i
         raise RecordValidationError("quantity", f"must be a number, got {_shown(value)}") from None
     if not number.is_finite() or number <= 0:
         raise RecordValidationError("quantity", f"must be a positive number, got {_shown(value)}")
+    if number.adjusted() >= MAX_QUANTITY_DIGITS:  # quantize() would overflow the decimal context
+        raise RecordValidationError(
+            "quantity", f"is too large (more than {MAX_QUANTITY_DIGITS} digits), got {_shown(value)}"
+        )
     if number != number.quantize(decimal.Decimal(1).scaleb(-QUANTITY_PLACES), rounding=decimal.ROUND_DOWN):
         raise RecordValidationError(
             "quantity", f"must have at most {QUANTITY_PLACES} decimal places, got {_shown(value)}"
