@@ -60,6 +60,9 @@ def error_response(
 
 def store_error_response(exc: StoreError) -> Response:
     """The one mapping from store errors to HTTP statuses and bodies."""
+    if isinstance(exc, ValidationFailed) and exc.resource:
+        fields = {field: [item["message"] for item in items] for field, items in exc.errors.items()}
+        return json_response({exc.resource: fields}, 400)
     if isinstance(exc, ValidationFailed):
         return json_response({"error_type": "validation_error", "errors": exc.errors}, 400)
     if isinstance(exc, PermissionDenied):

@@ -17,7 +17,8 @@ tested against all of them (the sandbox README lists each, with its default and 
                           (only the ``T`` form)
 ``unknown_fields``        ``refuse`` (default, so client typos surface) or ``ignore`` (stock)
 ``duplicate_mode``        ``error`` (default: 400), ``return_existing`` (200), ``created_existing``
-                          (201 with the existing transaction: an idempotent create)
+                          (201 with the existing transaction: an idempotent create), ``tastypie_form``
+                          (400 ``{"transactions": {"trans_source_id": ["...already exists."]}}``)
 ========================  ==========================================================================
 
 The store applies the body rules; :class:`ModesMiddleware` applies the HTTP ones (paths, ignored

@@ -21,7 +21,7 @@ from perkville_provider.sandbox.values import db_dt, parse_dt, parse_ref
 
 DEFAULT_SETTINGS: dict[str, Any] = {"duplicate_mode": "error", **MODE_DEFAULTS}
 #: 400 naming the field (default); 200 with the existing transaction; 201 with it (idempotent create).
-DUPLICATE_MODES = ("error", "return_existing", "created_existing")
+DUPLICATE_MODES = ("error", "return_existing", "created_existing", "tastypie_form")
 
 
 class SettingsMixin(StoreBase):

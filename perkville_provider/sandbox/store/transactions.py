@@ -75,6 +75,11 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
             mode = self._setting("duplicate_mode")
             if mode in ("return_existing", "created_existing"):
                 return WriteResult(self.transaction_api(existing), created=mode == "created_existing")
+            if mode == "tastypie_form":  # stock tastypie's unique-field refusal, no code
+                message = "Transaction with this Trans source id already exists."
+                raise ValidationFailed(
+                    {"trans_source_id": [{"code": "", "message": message}]}, "transactions"
+                )
             raise ValidationFailed.one(
                 "trans_source_id",
                 "pv_duplicate_trans_source_id",
