@@ -10,8 +10,8 @@ from pathlib import Path
 from airflow import __version__ as airflow_version
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
-#: Airflow 3.2's ``connections test`` prints a failure but exits 0; 3.3 exits 1 (the matrix runs both).
-FAILURE_EXITS_NONZERO = tuple(int(part) for part in airflow_version.split(".")[:2]) >= (3, 3)
+#: Airflow 3.3.0's ``connections test`` prints a failure but exits 0; 3.3.2 exits 1 (the matrix runs both).
+FAILURE_EXITS_NONZERO = tuple(int(part) for part in airflow_version.split(".")[:3]) >= (3, 3, 2)
 
 
 def connections_test(conn_value: str) -> subprocess.CompletedProcess[str]:
