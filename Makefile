@@ -12,7 +12,7 @@ UV := $(BIN)/uv
 EXTRAS ?= test
 REDIS_SERVER := /usr/bin/redis-server
 
-.PHONY: demo test test-slow test-ui lint bench sandbox clean lock cluster cluster-stop cluster-test
+.PHONY: demo test test-slow test-ui test-matrix lint bench sandbox clean lock cluster cluster-stop cluster-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,14 @@ test-ui: $(UI_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# The compatibility matrix (.ci/matrix.py): the built wheel, not the checkout, in fresh venvs with
+# the lowest declared and the newest Airflow, on Python 3.11 and 3.13 (the two corners; MATRIX=--all
+# for all four): hook and operator tests, and `airflow dags test` of each example DAG.
+MATRIX ?=
+test-matrix: $(STAMP)
+	$(BIN)/python .ci/matrix.py --uv $(UV) $(MATRIX)
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

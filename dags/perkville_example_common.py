@@ -191,7 +191,7 @@ def operator_settings() -> dict[str, Any]:
         "max_requests_per_second": "{{ params.max_requests_per_second }}",
         "max_failure_ratio": 1.0,
         "retry_transient_failures": True,
-        "dry_run": "{{ params.dry_run }}",
+        "validate_only": "{{ params.dry_run }}",
     }
 
 

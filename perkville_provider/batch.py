@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence, Siz
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from perkville_provider import metrics
 from perkville_provider.failure_groups import LOGGED_PER_CODE, FailureGroups, format_groups, merge_groups
@@ -79,6 +79,16 @@ _REPORT_MESSAGE_MAX_CHARS = 2_000
 
 Prepared = TypeVar("Prepared")
 log = logging.getLogger(__name__)
+
+
+class BatchLogger(Protocol):
+    """What the engine logs through: a stdlib logger or an operator's (Airflow's structlog) ``self.log``."""
+
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
+
+    def warning(self, msg: Any, /, *args: Any) -> Any: ...
+
+    def error(self, msg: Any, /, *args: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -315,7 +325,7 @@ def fit_summary(summary: dict[str, Any], max_bytes: int = SUMMARY_MAX_BYTES) -> 
 class _Progress:
     """Logs done/total, rate and time left every ``interval`` seconds on long batches."""
 
-    def __init__(self, name: str, total: int | None, interval: float, logger: logging.Logger) -> None:
+    def __init__(self, name: str, total: int | None, interval: float, logger: BatchLogger) -> None:
         self.name = name
         self.total = total
         self.interval = interval
@@ -390,7 +400,7 @@ def run_batch(
     max_workers: int = DEFAULT_MAX_WORKERS,
     dry_run: bool = False,
     report_path: ReportPath | None = None,
-    logger: logging.Logger | None = None,
+    logger: BatchLogger | None = None,
     progress_interval: float = PROGRESS_INTERVAL_SECONDS,
     stop: threading.Event | None = None,
 ) -> dict[str, Any]:

@@ -28,6 +28,7 @@ __all__ = [
     "doctor",
     "main",
     "mint_token",
+    "sandbox_main",
     "stored_connection_json",
 ]
 
@@ -148,6 +149,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--save needs --write-extras")
         return doctor(args.conn_id, as_json=args.json, write_extras=args.write_extras, save=args.save)
     return mint_token(args.conn_id)
+
+
+def sandbox_main(argv: Sequence[str] | None = None) -> int:
+    """The ``perkville-sandbox`` command: one line naming the ``[sandbox]`` extra when it is missing.
+
+    The script is installed with the provider (scripts cannot depend on an extra), so it must say
+    what to install instead of a traceback from deep inside the sandbox package.
+    """
+    try:
+        from perkville_provider.sandbox.cli import main as sandbox_cli
+    except ImportError as error:
+        if "[sandbox] extra" not in str(error):
+            raise
+        print(f"perkville-sandbox: {error}", file=sys.stderr)
+        return 1
+    return sandbox_cli(argv)
 
 
 if __name__ == "__main__":

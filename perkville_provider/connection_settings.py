@@ -11,6 +11,7 @@ Plain ``http://`` off loopback is refused unless the connection says ``allow_ins
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import re
@@ -24,6 +25,7 @@ from perkville_provider.auth import DEFAULT_TOKEN_URL, Credentials
 from perkville_provider.exceptions import PerkvilleConfigurationError
 from perkville_provider.origin import insecure, registrable_domain
 from perkville_provider.records import RecordValidationError, validate_positive_int, validate_ref
+from perkville_provider.redaction import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,13 @@ class ConnectionSettings:
     extras: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def check_urls(self, base_url: str) -> None:
-        """Refuse plain HTTP off loopback; warn when the token URL is on another domain than the API."""
+        """Refuse a malformed URL, and plain HTTP off loopback."""
+        for name, url in (("host", base_url), ("token_url", self.credentials.token_url)):
+            problem = url_problem(url)
+            if problem:
+                raise PerkvilleConfigurationError(
+                    f"connection {self.conn_id!r}: the {name} {redact_text(url)!r} is not a URL: {problem}"
+                )
         if self.allow_insecure_http:
             return
         for name, url in (("host", base_url), ("oauth_url", self.credentials.token_url)):
@@ -120,6 +128,18 @@ class ConnectionSettings:
                 token,
                 api,
             )
+
+
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as an API or token URL (None when it is usable)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "it must start with https:// (or http://)"
+    if not parts.hostname:
+        return "it has no host name"
+    if any(char.isspace() or ord(char) < 32 for char in parts.netloc):
+        return "the host name holds spaces or control characters"
+    return None
 
 
 def timeout_pair(value: Any) -> tuple[float, float]:
@@ -194,6 +214,15 @@ def connection_extras(connection: Any, conn_id: str) -> dict[str, Any]:
     Airflow's connection form saves a field left empty as null, which means "not set": every
     reader of the extras (these settings, the rate budget, the session) sees the setting absent.
     """
+    raw = getattr(connection, "extra", None)
+    if isinstance(raw, str) and raw.strip():
+        try:
+            json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise PerkvilleConfigurationError(
+                f"connection {conn_id!r}: the extra is not JSON ({error.msg} at character {error.pos}); "
+                "it must be a JSON object of settings"
+            ) from None
     extra = connection.extra_dejson
     if not isinstance(extra, Mapping):
         raise PerkvilleConfigurationError(

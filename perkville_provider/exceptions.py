@@ -272,7 +272,8 @@ _ERROR_CLASS_BY_STATUS: Mapping[int, type[PerkvilleError]] = {
 def error_details(body: Any) -> tuple[ErrorDetail, ...]:
     """Read Perkville's error entries from an answer's body.
 
-    Reads ``{"errors": {field: [{code, message}]}}`` and OAuth's ``{"error", "error_description"}``;
+    Reads ``{"errors": {field: [{code, message}]}}``, stock tastypie's form validation
+    ``{resource_name: {field: [messages]}}`` and OAuth's ``{"error", "error_description"}``;
     anything else yields no details.
     """
     if not isinstance(body, Mapping):
@@ -285,6 +286,12 @@ def error_details(body: Any) -> tuple[ErrorDetail, ...]:
                 if isinstance(entry, Mapping):
                     details.append(_detail(field, entry.get("code", ""), entry.get("message", "")))
                 else:
+                    details.append(_detail(field, "", entry))
+    if not details and len(body) == 1:
+        resource, fields = next(iter(body.items()))
+        if resource not in ("error", "detail") and isinstance(fields, Mapping):
+            for field, entries in list(fields.items())[:MAX_DETAILS]:
+                for entry in (entries if isinstance(entries, list) else [entries])[:MAX_DETAILS]:
                     details.append(_detail(field, "", entry))
     if not details and isinstance(body.get("error"), str):
         details.append(_detail(GENERAL_FIELD, body["error"], body.get("error_description", "")))

@@ -164,7 +164,9 @@ def exact_decimal(value: Any, field: str = "quantity") -> decimal.Decimal:
     if not number.is_finite():
         raise RecordValidationError(field, f"must be a finite number, got {_shown(value)}")
     if abs(number) >= MAX_QUANTITY_MAGNITUDE:
-        raise RecordValidationError(field, f"must be less than {MAX_QUANTITY_MAGNITUDE}, got {_shown(value)}")
+        raise RecordValidationError(
+            field, f"is too large: must be less than {MAX_QUANTITY_MAGNITUDE}, got {_shown(value)}"
+        )
     places = decimal.Decimal(1).scaleb(-QUANTITY_PLACES)
     if number != number.quantize(places, rounding=decimal.ROUND_DOWN):
         raise RecordValidationError(
@@ -439,13 +441,13 @@ def validate_member(
     system_id = _optional(record, "external_system_id") or external_system_id
     if _is_blank(system_id):
         raise RecordValidationError("external_system_id", "is required", code="required")
-    optional_text = {
+    optional_text: dict[str, Any] = {
         field: _text(value, field, max_length=255)
         for field in ("first_name", "last_name", "external_membership_type", "external_home_location_id")
         if (value := _optional(record, field)) is not None
     }
     status = _optional(record, "external_membership_status")
-    dates = {
+    dates: dict[str, Any] = {
         field: validate_date_or_datetime(value, field)
         for field in ("external_join_dt", "external_cancel_dt")
         if (value := _optional(record, field)) is not None

@@ -17,7 +17,8 @@ import threading
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from airflow.sdk.log import mask_secret, redact
+from airflow.sdk.execution_time.secrets_masker import redact
+from airflow.sdk.log import mask_secret
 
 REPLACEMENT = "***"
 #: Longest server text kept whole; the rest is cut and the cut is said (a 1 MB error message

@@ -36,7 +36,11 @@ def report_writer(report_path: ReportPath | None) -> Iterator[Callable[[dict[str
         yield lambda _line: None
         return
     with _open_for_writing(report_path) as handle:
-        yield lambda line: handle.write(json.dumps(line, default=str) + "\n")
+
+        def write(line: dict[str, Any]) -> None:
+            handle.write(json.dumps(line, default=str) + "\n")
+
+        yield write
 
 
 @contextmanager

@@ -77,7 +77,7 @@ class RetryPolicy:
         :param retry_number: 1 for the first retry
         :return: seconds to wait
         """
-        step = min(self.backoff_max, self.backoff_initial * 2 ** (retry_number - 1))
+        step: float = min(self.backoff_max, self.backoff_initial * 2 ** (retry_number - 1))
         return step / 2 + random.uniform(0, step / 2)
 
     def delay(self, retry_number: int, retry_after: float | None) -> float:

@@ -329,7 +329,7 @@ def read_body(response: requests.Response, max_bytes: int) -> None:
                 break
         else:
             response._content = bytes(body)
-            response._content_consumed = True
+            response._content_consumed = True  # type: ignore[attr-defined]
             return
     response.close()
     raise answer_error(

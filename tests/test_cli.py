@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 
 from perkville_provider.auth import clear_token_cache
 from perkville_provider.cli import main
@@ -55,3 +57,19 @@ def test_the_token_command_explains_a_refused_password_without_printing_it(sandb
     assert "could not mint a token for 'perkville_bad'" in captured.err
     assert "username or password" in captured.err
     assert "bad-secret-password" not in captured.err
+
+
+def test_perkville_sandbox_without_the_sandbox_extra_names_the_extra_in_one_line():
+    # uvicorn and starlette come with Airflow itself: hide one as an install without them would.
+    code = (
+        "import sys; sys.modules['uvicorn'] = None\n"
+        "from perkville_provider.cli import sandbox_main\n"
+        "sys.exit(sandbox_main(['serve', '--port', '0']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)  # noqa: S603
+
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "perkville-sandbox: The Perkville sandbox needs the [sandbox] extra (uvicorn not installed): "
+        "pip install 'airflow-provider-perkville[sandbox]'"
+    ]

@@ -13,6 +13,7 @@ from perkville_provider.records import (
     validate_award,
     validate_max_quantity,
     validate_member,
+    validate_quantity,
 )
 
 
@@ -136,3 +137,11 @@ def test_a_member_may_name_its_home_by_the_source_systems_location_id():
     assert validate_member(member(external_home_location_id="DT")).external_home_location_id == "DT"
     error = refused(validate_member, member(external_home_location_id="DT", home_location_id=101))
     assert error.field == "external_home_location_id"
+
+
+def test_a_quantity_too_large_for_any_arithmetic_says_it_is_too_large():
+    with pytest.raises(RecordValidationError) as raised:
+        validate_quantity(10**30)
+
+    assert raised.value.field == "quantity"
+    assert "is too large: must be less than 10000000000" in str(raised.value)

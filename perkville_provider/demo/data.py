@@ -184,8 +184,8 @@ def _checkins(spec: DemoDataSpec, members: Sequence[_Member], rng: random.Random
         visits.append((_local_checkin_time(day, CLUBS[1], rng), CLUBS[1].code, None, False))  # no member id
     visits.sort(key=lambda visit: (visit[0], visit[1], visit[2] or ""))
     rows = []
-    for position, (moment, club, member_id, twice) in enumerate(visits):
-        row = (FIRST_CHECKIN_ID + position, member_id, club, db_time(moment))
+    for position, (moment, club_code, member_id, twice) in enumerate(visits):
+        row = (FIRST_CHECKIN_ID + position, member_id, club_code, db_time(moment))
         rows.extend([row, row] if twice else [row])
     return rows
 

@@ -131,6 +131,7 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
             idle=120, count=20, interval=30, pool_connections=2, pool_maxsize=self.pool_size, max_retries=0
         )
         super().__init__(method="GET", http_conn_id=perkville_conn_id, adapter=adapter)
+        self._pool_adapter = adapter  # HttpHook's own ``adapter`` is typed optional
         self.perkville_conn_id = perkville_conn_id
         if max_requests_per_second is not None and not float(max_requests_per_second) > 0:
             raise PerkvilleConfigurationError(
@@ -165,7 +166,7 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         settings.warn_about_token_domain(base_url)
         tokens = token_provider(settings.credentials)
         self.base_url = base_url  # HttpHook's public attribute, for url_from_endpoint
-        session = build_session(settings.extras, adapter=self.adapter, auth=_BearerAuth(self))
+        session = build_session(settings.extras, adapter=self._pool_adapter, auth=_BearerAuth(self))
         session.headers["User-Agent"] = user_agent()
         session.headers["Accept"] = "application/json"
         credentials = settings.credentials
@@ -204,7 +205,7 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
             return wiring.session
         connection = self.get_connection(self.perkville_conn_id)
         extra = {**connection_extras(connection, self.perkville_conn_id), **(extra_options or {})}
-        session = build_session(extra, adapter=self.adapter, auth=_BearerAuth(self))
+        session = build_session(extra, adapter=self._pool_adapter, auth=_BearerAuth(self))
         session.headers.update(self._wire().session.headers)
         session.headers.update(headers or {})
         return session
@@ -390,6 +391,13 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
             origin=wiring.origin,
             max_pages=wiring.limits.max_pages,
         )
+
+    def resolve_business_id(self, business_id: int | str | None = None) -> int:
+        """The business ``business_id`` names, else the connection's ``business_id`` extra (no request).
+
+        :raises PerkvilleConfigurationError: when neither gives one
+        """
+        return self._business(business_id)
 
     def _business(self, business_id: int | str | None) -> int:
         if business_id not in (None, ""):

@@ -301,19 +301,21 @@ class PerkvilleResourcesMixin(_RequestPathBase):
             raise PerkvilleConfigurationError("find_connection needs exactly one of email or user_id")
         business = self._business(business_id)
         path = self._api().path("connections")
+        value: str | int
+        wanted_user: int | None = None
         if email is not None:
             email = validate_email(email, field="email")
             name, value, what = "user__emails__email", email, f"the connection of {email}"
         else:
-            user_id = validate_ref(user_id, "user_id", "users")
-            name, value, what = "user_id", user_id, f"the connection of user {user_id}"
+            wanted_user = validate_ref(user_id, "user_id", "users")
+            name, value, what = "user_id", wanted_user, f"the connection of user {wanted_user}"
 
         def matches(connection: Mapping[str, Any]) -> bool:
             if email is not None and connection.get("user_email"):
                 return str(connection["user_email"]).strip().lower() == email
             if email is not None:  # no email on the connection: read its user (one request)
                 return self._user_has_email(connection, email)
-            return self._api().relation_id(connection.get("user"), "users") == user_id
+            return self._api().relation_id(connection.get("user"), "users") == wanted_user
 
         return self._lookups.find(
             path=path,
@@ -391,11 +393,11 @@ class PerkvilleResourcesMixin(_RequestPathBase):
                 return {"connection": found["resource_uri"]}
         path = self._api().path("external_members")
         params = {"business": business, "external_system_id": member.external_system_id}
-        found = self._lookups.find(
+        record = self._lookups.find(
             path=path,
             filter_name="external_member_id",
-            first=lambda: self.request_json(
-                "GET", path, params={**params, "external_member_id": member.external_member_id, "limit": 1}
+            first=lambda: self._first_objects(
+                path, {**params, "external_member_id": member.external_member_id}
             ),
             matches=lambda item: (
                 item.get("external_member_id") == member.external_member_id
@@ -404,14 +406,14 @@ class PerkvilleResourcesMixin(_RequestPathBase):
             walk=lambda: self.paginate(path, {"business": business}),
             what=f"external member {member.external_member_id}",
         )
-        if found is None:
+        if record is None:
             raise PerkvilleAnswerError(
                 f"answered {response.status_code} without a readable body, and the member is not there",
                 status=response.status_code,
                 method="POST",
                 path=path,
             )
-        return found
+        return record
 
     def update_external_member(self, external_member: ObjectRef, fields: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH some fields of one external member record.

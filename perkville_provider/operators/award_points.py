@@ -154,7 +154,7 @@ class PerkvilleAwardPointsOperator(PerkvilleBatchOperator):
             order_key=lambda record: record.trans_source_id,
             preview=lambda record: award_request_body(
                 record,
-                settings.business_id,
+                settings.business,
                 limit_to_once_per_calendar_day=once_a_day,
                 api=hook.conventions(),
             ),

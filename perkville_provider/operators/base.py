@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -143,6 +145,15 @@ class BatchSettings:
     perkville_url: str | None = None
     ignore_unknown_fields: bool = False
 
+    @property
+    def business(self) -> int:
+        """The business the batch writes to, resolved by the pre-flight (never ``None`` in a request)."""
+        if self.business_id is None:
+            raise AirflowFailException(
+                "business_id: no business: pass business_id or set the connection's business_id extra"
+            )
+        return self.business_id
+
 
 class PerkvilleBatchOperator(BaseOperator):
     """Base of the Perkville operators: runs a batch of records through the shared engine.
@@ -155,7 +166,9 @@ class PerkvilleBatchOperator(BaseOperator):
         adaptive pacing (see :mod:`perkville_provider.rate_budget`)
     :param max_failure_ratio: share of records (0 to 1) allowed to end ``invalid`` or ``failed``
         before the task fails; the whole batch is attempted first either way
-    :param dry_run: validate and report what would be sent, send no write
+    :param validate_only: validate and report what would be sent, send no write (a dry run; named
+        so because ``BaseOperator.dry_run()`` is Airflow's own method. ``dry_run=`` is still
+        accepted, with a deprecation warning)
     :param retry_transient_failures: also fail the task (for Airflow to retry it) when any record
         failed transiently (5xx, 429, network) after the hook's retries, whatever
         ``max_failure_ratio`` allows; for mapped chunks whose threshold is judged over the whole run
@@ -172,7 +185,7 @@ class PerkvilleBatchOperator(BaseOperator):
         "max_workers",
         "max_requests_per_second",
         "max_failure_ratio",
-        "dry_run",
+        "validate_only",
         "report_path",
         "retry_transient_failures",
         "ignore_unknown_fields",
@@ -195,19 +208,27 @@ class PerkvilleBatchOperator(BaseOperator):
         max_workers: int | str = DEFAULT_MAX_WORKERS,
         max_requests_per_second: float | str | None = None,
         max_failure_ratio: float | str = 0.0,
-        dry_run: bool | str = False,
+        validate_only: bool | str = False,
         report_path: Any = None,
         retry_transient_failures: bool | str = False,
         ignore_unknown_fields: bool | str = False,
         **kwargs: Any,
     ) -> None:
+        if "dry_run" in kwargs:
+            warnings.warn(
+                f"{type(self).__name__}: dry_run= is deprecated (it hid BaseOperator.dry_run()); "
+                "use validate_only=",
+                AirflowProviderDeprecationWarning,
+                stacklevel=2,
+            )
+            validate_only = kwargs.pop("dry_run")
         super().__init__(**kwargs)
         self.perkville_conn_id = perkville_conn_id
         self.business_id = business_id
         self.max_workers = max_workers
         self.max_requests_per_second = max_requests_per_second
         self.max_failure_ratio = max_failure_ratio
-        self.dry_run = dry_run
+        self.validate_only = validate_only
         self.report_path = report_path
         self.retry_transient_failures = retry_transient_failures
         self.ignore_unknown_fields = ignore_unknown_fields
@@ -239,7 +260,7 @@ class PerkvilleBatchOperator(BaseOperator):
             max_workers=as_positive_int(self.max_workers, "max_workers"),
             max_requests_per_second=optional_rate(self.max_requests_per_second),
             max_failure_ratio=ratio(self.max_failure_ratio),
-            dry_run=as_bool(self.dry_run, "dry_run"),
+            dry_run=as_bool(self.validate_only, "validate_only"),
             report_path=report_path(self.report_path),
             retry_transient_failures=as_bool(self.retry_transient_failures, "retry_transient_failures"),
             ignore_unknown_fields=as_bool(self.ignore_unknown_fields, "ignore_unknown_fields"),
@@ -364,8 +385,8 @@ class PerkvilleBatchOperator(BaseOperator):
             if not settings.dry_run:
                 raise
             self.log.warning("Dry run: could not read the business; validating the records anyway.")
-            return settings
-        business_id = business.get("business_id") or settings.business_id
+            return dataclasses.replace(settings, business_id=hook.resolve_business_id(settings.business_id))
+        business_id = business.get("business_id") or hook.resolve_business_id(settings.business_id)
         url = business_url(business, business_id)
         PerkvilleBusinessLink.persist(context, url)
         return dataclasses.replace(settings, business_id=business_id, perkville_url=url)

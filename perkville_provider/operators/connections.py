@@ -103,7 +103,7 @@ class PerkvilleGetConnectionsOperator(PerkvilleBatchOperator):
         self.emails = emails
         self.user_ids = user_ids
 
-    def records(self) -> Iterator[dict[str, Any]]:
+    def records(self) -> Iterator[Mapping[str, Any] | BadLine]:
         """One lookup per email and per user id."""
         for email in as_records(self.emails, "emails"):
             # A staged file holds {"email": ...} objects (or bad lines), a list holds the emails.
@@ -228,7 +228,7 @@ class PerkvilleJoinProgramOperator(PerkvilleBatchOperator):
             return {
                 "user_email": request.user_email,
                 "create_member": request.member
-                and member_request_body(request.member, business_id, api=hook.conventions()),
+                and member_request_body(request.member, settings.business, api=hook.conventions()),
                 "accept_agreements": accept,
                 "status": ACTIVE,
             }

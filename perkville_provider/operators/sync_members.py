@@ -264,7 +264,7 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
         def preview(item: Member | Deactivation) -> Any:
             if isinstance(item, Deactivation):
                 return {"external_membership_status": sync.inactive_status}
-            return member_request_body(item, settings.business_id, api=hook.conventions())
+            return member_request_body(item, settings.business, api=hook.conventions())
 
         return BatchJob(
             name="sync_members",

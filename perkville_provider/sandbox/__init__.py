@@ -23,3 +23,21 @@ Where each concern lives:
 
 The HTTP contract, including every answer the real API leaves undocumented, is ``README.md``.
 """
+
+import importlib.util
+
+#: The extra that installs the sandbox's web stack (a production install of the provider lacks it).
+SANDBOX_EXTRA_HINT = "pip install 'airflow-provider-perkville[sandbox]'"
+
+
+def missing_web_stack() -> list[str]:
+    """The sandbox's web packages that are not installed (none with the ``[sandbox]`` extra)."""
+    return [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
+
+
+if _missing := missing_web_stack():
+    raise ImportError(
+        f"The Perkville sandbox needs the [sandbox] extra ({', '.join(_missing)} not installed): "
+        f"{SANDBOX_EXTRA_HINT}",
+        name=_missing[0],
+    )

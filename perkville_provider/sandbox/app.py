@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
@@ -40,13 +40,18 @@ _PARAM = re.compile(r"\{\w+(:\w+)?\}")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     body = json.dumps(data, separators=(",", ":")).encode()
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def error_response(
-    status: int, error_type: str, field: str, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    error_type: str,
+    field: str,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     return json_response(
         {"error_type": error_type, "errors": {field: [{"code": code, "message": message}]}}, status, headers
@@ -55,6 +60,9 @@ def error_response(
 
 def store_error_response(exc: StoreError) -> Response:
     """The one mapping from store errors to HTTP statuses and bodies."""
+    if isinstance(exc, ValidationFailed) and exc.resource:
+        fields = {field: [item["message"] for item in items] for field, items in exc.errors.items()}
+        return json_response({exc.resource: fields}, 400)
     if isinstance(exc, ValidationFailed):
         return json_response({"error_type": "validation_error", "errors": exc.errors}, 400)
     if isinstance(exc, PermissionDenied):

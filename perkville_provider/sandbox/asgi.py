@@ -7,7 +7,7 @@ import contextlib
 import json
 import socket
 import struct
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 __all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "abort_connection", "send_json"]
@@ -37,7 +37,7 @@ def abort_connection(raw_send: Send | None) -> bool:
 
 
 async def send_json(
-    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()
+    send: Send, status: int, body: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
     payload = json.dumps(body).encode()
     await send(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -128,10 +129,24 @@ def _reset(args: argparse.Namespace) -> None:
     print(f"reseeded {args.db}")
 
 
+#: Socket errors a user fixes by choosing another address: said in one line, not a traceback.
+_ADDRESS_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        _serve(args) if args.command == "serve" else _reset(args)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            _serve(args) if args.command == "serve" else _reset(args)
+    except OSError as error:
+        if args.command != "serve" or error.errno not in _ADDRESS_ERRORS:
+            raise
+        print(
+            f"perkville-sandbox: cannot listen on {args.host}:{args.port}: {os.strerror(error.errno)} "
+            "(choose another with --port, or --port 0 for a free one)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

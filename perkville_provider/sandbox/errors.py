@@ -13,8 +13,10 @@ class StoreError(Exception):
 class ValidationFailed(StoreError):
     """400: one or more fields are wrong. ``errors`` maps a field (or ``__all__``) to code+message items."""
 
-    def __init__(self, errors: dict[str, list[dict[str, str]]]) -> None:
+    def __init__(self, errors: dict[str, list[dict[str, str]]], resource: str | None = None) -> None:
         self.errors = errors
+        #: Set: answered in stock tastypie's form-validation shape ``{resource: {field: [messages]}}``.
+        self.resource = resource
         super().__init__("; ".join(f"{f}: {e['message']}" for f, items in errors.items() for e in items))
 
     @classmethod

@@ -17,7 +17,8 @@ tested against all of them (the sandbox README lists each, with its default and 
                           (only the ``T`` form)
 ``unknown_fields``        ``refuse`` (default, so client typos surface) or ``ignore`` (stock)
 ``duplicate_mode``        ``error`` (default: 400), ``return_existing`` (200), ``created_existing``
-                          (201 with the existing transaction: an idempotent create)
+                          (201 with the existing transaction: an idempotent create), ``tastypie_form``
+                          (400 ``{"transactions": {"trans_source_id": ["...already exists."]}}``)
 ========================  ==========================================================================
 
 The store applies the body rules; :class:`ModesMiddleware` applies the HTTP ones (paths, ignored
@@ -33,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from perkville_provider.api_conventions import DEFAULT_PATHS
+from perkville_provider.sandbox.asgi import ASGIApp, Message, Receive, Scope, Send
 from perkville_provider.sandbox.errors import ErrorCollector, ValidationFailed
 
 MODE_DEFAULTS: dict[str, Any] = {
@@ -139,10 +141,6 @@ def known_fields(
 
 # --- HTTP rules -------------------------------------------------------------------------------------
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-ASGIApp = Callable[..., Any]
-
 
 class ModesMiddleware:
     """Moves resources to the configured ``paths`` and empties write answers when
@@ -153,7 +151,7 @@ class ModesMiddleware:
         self.settings = settings
         self.raw_send_key = raw_send_key
 
-    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v2/"):
             await self.app(scope, receive, send)
             return

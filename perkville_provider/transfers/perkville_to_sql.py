@@ -337,11 +337,30 @@ class PerkvilleToSqlOperator(BaseOperator):
         return result
 
 
-def sql_hook(conn_id: str) -> DbApiHook:
-    """The connection's common-sql hook; a connection of another kind fails at once."""
-    from airflow.providers.common.sql.hooks.sql import DbApiHook
+#: What to install for the export: common-sql (the extra) and the target database's own provider.
+SQL_EXTRA_HINT = "pip install 'airflow-provider-perkville[sql]'"
 
-    hook = BaseHook.get_connection(conn_id).get_hook()
+
+def sql_hook(conn_id: str) -> DbApiHook:
+    """The connection's common-sql hook; a missing provider or a connection of another kind fails at once."""
+    try:
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+    except ImportError as error:
+        raise AirflowFailException(
+            f"PerkvilleToSqlOperator needs the [sql] extra (common-sql is not installed): {SQL_EXTRA_HINT}"
+        ) from error
+
+    connection = BaseHook.get_connection(conn_id)
+    try:
+        hook = connection.get_hook()
+    except AirflowException as error:
+        if "Unknown hook type" not in str(error):
+            raise
+        raise AirflowFailException(
+            f"sql_conn_id: connection {conn_id!r} is of type {connection.conn_type!r}, and no installed "
+            f"provider has a hook for it: install that database's provider (for {connection.conn_type!r}, "
+            f"usually apache-airflow-providers-{connection.conn_type}) beside the [sql] extra"
+        ) from error
     if not isinstance(hook, DbApiHook):
         raise AirflowFailException(
             f"sql_conn_id: connection {conn_id!r} gives a {type(hook).__name__}, not a SQL (DbApiHook) hook"

@@ -38,7 +38,7 @@ def operators_awards():
         perk_id=501,
         limit_to_once_per_calendar_day="{{ params.once_a_day }}",
         max_failure_ratio="{{ params.max_failure_ratio }}",
-        dry_run="{{ params.dry_run }}",
+        validate_only="{{ params.dry_run }}",
         max_workers=4,
         report_path="{{ params.report_dir and params.report_dir ~ '/awards-' ~ ti.map_index ~ '.jsonl' }}",
     ).expand(awards=award_chunks())

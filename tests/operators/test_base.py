@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from perkville_provider.operators._settings import as_records
@@ -77,7 +78,7 @@ def test_rendered_template_strings_are_read_back_as_typed_settings():
         max_workers="4",
         max_requests_per_second="20",
         max_failure_ratio="0.25",
-        dry_run="False",
+        validate_only="False",
         report_path="file:///tmp/perkville/report.jsonl",
     )
     settings = operator.settings()
@@ -92,7 +93,7 @@ def test_rendered_template_strings_are_read_back_as_typed_settings():
     [
         ("max_workers", "0", "max_workers: must be a positive integer"),
         ("max_failure_ratio", "1.5", "max_failure_ratio: must be a number from 0 to 1"),
-        ("dry_run", "maybe", "dry_run: must be true or false"),
+        ("validate_only", "maybe", "validate_only: must be true or false"),
         ("max_requests_per_second", -1, "max_requests_per_second: must be a positive number"),
         ("business_id", "biz", "business_id: must be a positive integer"),
     ],
@@ -109,3 +110,19 @@ def test_records_must_be_a_list_not_a_single_mapping_or_prose():
     with pytest.raises(AirflowFailException, match="awards: is text"):
         as_records("awards from yesterday", "awards")
     assert as_records("", "awards") == []
+
+
+def test_validate_only_leaves_airflows_own_dry_run_method_callable():
+    operator = PerkvilleAwardPointsOperator(task_id="t", awards=[], validate_only=True)
+
+    operator.dry_run()  # BaseOperator's: renders the template fields; an attribute once hid it
+
+    assert operator.settings().dry_run is True
+
+
+def test_the_old_dry_run_keyword_still_works_with_a_deprecation_warning():
+    with pytest.warns(AirflowProviderDeprecationWarning, match="use validate_only="):
+        operator = PerkvilleAwardPointsOperator(task_id="t", awards=[], dry_run="true")
+
+    assert callable(operator.dry_run)
+    assert operator.settings().dry_run is True

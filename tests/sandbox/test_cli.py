@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -114,3 +115,19 @@ def test_reset_reseeds_a_database_file(tmp_path):
     assert str(db) in done.stdout
     with run_sandbox(db=db) as sandbox:
         assert sandbox.admin.ledger()["transactions"] == []
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line_without_a_traceback():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(  # noqa: S603 - our own interpreter
+            sandbox_command("serve", "--port", str(port)), capture_output=True, text=True, timeout=60
+        )
+
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"perkville-sandbox: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(choose another with --port, or --port 0 for a free one)"
+    ]

@@ -18,6 +18,13 @@ from perkville_provider.sandbox.schema import DATA_TABLES, SCHEMA
 from perkville_provider.sandbox.values import db_dt, parse_dt, parse_ref
 
 
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just wrote."""
+    if cursor.lastrowid is None:
+        raise LookupError("the INSERT wrote no row")
+    return cursor.lastrowid
+
+
 @dataclass(frozen=True)
 class TokenContext:
     """Who a bearer token acts as: its user, limited by the scopes granted to it."""
@@ -45,6 +52,7 @@ Seeder = Callable[[sqlite3.Connection], None]
 
 
 class StoreBase:
+    _settings_cache: dict[str, Any] | None = None
     """The database and the helpers every resource family shares. Not thread-safe by design."""
 
     def __init__(self, path: str = ":memory:", seeder: Seeder | None = None) -> None:
@@ -79,6 +87,13 @@ class StoreBase:
 
     def _one(self, sql: str, params: tuple | list = ()) -> sqlite3.Row | None:
         return self.db.execute(sql, params).fetchone()
+
+    def _row(self, sql: str, params: tuple | list = ()) -> sqlite3.Row:
+        """The one row that must exist (just written, or referenced by a foreign key)."""
+        row = self._one(sql, params)
+        if row is None:
+            raise LookupError(f"no row for {sql} {params!r}")
+        return row
 
     def reset(self) -> None:
         """Drop every row and load the seed data again (tokens included: a reset is a fresh Perkville)."""

@@ -81,17 +81,17 @@ class ConnectionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
                 "UPDATE connections SET status = ?, last_mod_dt = ? WHERE id = ?",
                 (status, db_dt(now_utc()), pk),
             )
-        return self.connection_api(self._one("SELECT * FROM connections WHERE id = ?", (pk,)))
+        return self.connection_api(self._row("SELECT * FROM connections WHERE id = ?", (pk,)))
 
     def _join_checks(self, connection: sqlite3.Row) -> None:
-        business = self._one("SELECT * FROM businesses WHERE id = ?", (connection["business_id"],))
+        business = self._row("SELECT * FROM businesses WHERE id = ?", (connection["business_id"],))
         errors = ErrorCollector()
         if (
             business["join_requires_active_membership"]
             and connection["external_membership_status"] != "ACTIVE"
         ):
             errors.add("status", "pv_connection_membership_not_active", MEMBERSHIP_NOT_ACTIVE_MESSAGE)
-        missing = self._one(
+        missing = self._row(
             "SELECT COUNT(*) FROM agreements a WHERE a.business_id = ? AND a.required = 1 AND a.active = 1 "
             "AND a.apply_to_join_flow = 1 AND NOT EXISTS (SELECT 1 FROM agreement_acceptances x "
             "WHERE x.agreement_id = a.id AND x.user_id = ?)",

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from perkville_provider.sandbox.errors import ErrorCollector, NotFound, ValidationFailed
 from perkville_provider.sandbox.modes import known_fields
 from perkville_provider.sandbox.store.auth import ADMIN_CUSTOMER_INFO, ADMIN_ROLES, AuthMixin
-from perkville_provider.sandbox.store.base import Page, TokenContext, WriteResult
+from perkville_provider.sandbox.store.base import Page, TokenContext, WriteResult, inserted_id
 from perkville_provider.sandbox.store.representations import RepresentationsMixin
 from perkville_provider.sandbox.store.settings import SettingsMixin
 from perkville_provider.sandbox.values import (
@@ -109,9 +110,7 @@ class MembersMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
                 values[field] = (
                     None
                     if data[field] in (None, "")
-                    else errors.collect(
-                        lambda f=field: db_dt(self._body_dt(data[f], f, business["timezone"]))
-                    )
+                    else errors.collect(partial(self._body_db_dt, data[field], field, business["timezone"]))
                 )
         if data.get("user_email") not in (None, ""):
             values["user_email"] = errors.collect(lambda: normalize_email(data["user_email"]))
@@ -152,7 +151,7 @@ class MembersMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
         with self._write() as db:
             user = self._user_by_email(values["user_email"])
             if user is None:
-                user_id = db.execute("INSERT INTO users (last_mod_dt) VALUES (?)", (stamp,)).lastrowid
+                user_id = inserted_id(db.execute("INSERT INTO users (last_mod_dt) VALUES (?)", (stamp,)))
                 db.execute(
                     "INSERT INTO user_emails (email, user_id, is_primary) VALUES (?, ?, 1)",
                     (values["user_email"], user_id),
@@ -161,21 +160,25 @@ class MembersMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
                 user_id = user["id"]
             connection = self._connection_for(business_id, user_id)
             if connection is None:
-                connection_id = db.execute(
-                    "INSERT INTO connections (business_id, user_id, status, last_mod_dt) "
-                    "VALUES (?, ?, 'IMPORTED', ?)",
-                    (business_id, user_id, stamp),
-                ).lastrowid
+                connection_id = inserted_id(
+                    db.execute(
+                        "INSERT INTO connections (business_id, user_id, status, last_mod_dt) "
+                        "VALUES (?, ?, 'IMPORTED', ?)",
+                        (business_id, user_id, stamp),
+                    )
+                )
             else:
                 connection_id = connection["id"]
-            member_id = db.execute(
-                "INSERT INTO external_members (business_id, user_id, connection_id, external_system_id, "
-                "external_member_id, created_dt, last_mod_dt) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (business_id, user_id, connection_id, *key.values(), stamp, stamp),
-            ).lastrowid
+            member_id = inserted_id(
+                db.execute(
+                    "INSERT INTO external_members (business_id, user_id, connection_id, external_system_id, "
+                    "external_member_id, created_dt, last_mod_dt) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (business_id, user_id, connection_id, *key.values(), stamp, stamp),
+                )
+            )
             self._apply_member_values(db, member_id, user_id, connection_id, values, stamp)
         return self.external_member_api(
-            self._one("SELECT * FROM external_members WHERE id = ?", (member_id,))
+            self._row("SELECT * FROM external_members WHERE id = ?", (member_id,))
         )
 
     def _update_member(self, record: sqlite3.Row, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,7 +188,7 @@ class MembersMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
                 db, record["id"], record["user_id"], record["connection_id"], values, stamp
             )
         return self.external_member_api(
-            self._one("SELECT * FROM external_members WHERE id = ?", (record["id"],))
+            self._row("SELECT * FROM external_members WHERE id = ?", (record["id"],))
         )
 
     def _apply_member_values(
@@ -234,7 +237,7 @@ class MembersMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
         record = self._one("SELECT * FROM external_members WHERE id = ?", (pk,))
         if record is None:
             raise NotFound(f"external member record {pk} does not exist")
-        business = self._one("SELECT * FROM businesses WHERE id = ?", (record["business_id"],))
+        business = self._row("SELECT * FROM businesses WHERE id = ?", (record["business_id"],))
         self.require_staff(ctx, business["id"], ADMIN_CUSTOMER_INFO, ADMIN_ROLES)
         data = self._external_member_body(body)
         errors = ErrorCollector()

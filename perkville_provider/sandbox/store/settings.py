@@ -17,11 +17,11 @@ from perkville_provider.sandbox.modes import (
     check_relation,
 )
 from perkville_provider.sandbox.store.base import StoreBase
-from perkville_provider.sandbox.values import parse_dt, parse_ref
+from perkville_provider.sandbox.values import db_dt, parse_dt, parse_ref
 
 DEFAULT_SETTINGS: dict[str, Any] = {"duplicate_mode": "error", **MODE_DEFAULTS}
 #: 400 naming the field (default); 200 with the existing transaction; 201 with it (idempotent create).
-DUPLICATE_MODES = ("error", "return_existing", "created_existing")
+DUPLICATE_MODES = ("error", "return_existing", "created_existing", "tastypie_form")
 
 
 class SettingsMixin(StoreBase):
@@ -82,6 +82,10 @@ class SettingsMixin(StoreBase):
         if value not in (None, ""):
             check_relation(value, "business", "businesses", self._setting("relations"))
         return value
+
+    def _body_db_dt(self, value: Any, field: str, tz: str) -> str:
+        """A request body's datetime as the database stores it."""
+        return db_dt(self._body_dt(value, field, tz))
 
     def _body_dt(self, value: Any, field: str, tz: str) -> datetime:
         """A datetime in a request body, in the form the ``datetime_input`` mode accepts."""

@@ -16,7 +16,7 @@ import pendulum
 from perkville_provider.sandbox.errors import ErrorCollector, NotFound, ValidationFailed
 from perkville_provider.sandbox.modes import known_fields
 from perkville_provider.sandbox.store.auth import ADMIN_CUSTOMER_GRANT_POINTS, AWARD_ROLES, AuthMixin
-from perkville_provider.sandbox.store.base import Page, TokenContext, WriteResult
+from perkville_provider.sandbox.store.base import Page, TokenContext, WriteResult, inserted_id
 from perkville_provider.sandbox.store.representations import RepresentationsMixin
 from perkville_provider.sandbox.store.settings import SettingsMixin
 from perkville_provider.sandbox.values import (
@@ -75,6 +75,11 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
             mode = self._setting("duplicate_mode")
             if mode in ("return_existing", "created_existing"):
                 return WriteResult(self.transaction_api(existing), created=mode == "created_existing")
+            if mode == "tastypie_form":  # stock tastypie's unique-field refusal, no code
+                message = "Transaction with this Trans source id already exists."
+                raise ValidationFailed(
+                    {"trans_source_id": [{"code": "", "message": message}]}, "transactions"
+                )
             raise ValidationFailed.one(
                 "trans_source_id",
                 "pv_duplicate_trans_source_id",
@@ -85,7 +90,7 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
             self._check_daily_limit(award, business)
         pk = self._record_award(business["id"], award)
         return WriteResult(
-            self.transaction_api(self._one("SELECT * FROM transactions WHERE id = ?", (pk,))), True
+            self.transaction_api(self._row("SELECT * FROM transactions WHERE id = ?", (pk,))), True
         )
 
     def _award_request(self, body: Mapping[str, Any], business: sqlite3.Row) -> AwardRequest:
@@ -135,24 +140,26 @@ class TransactionsMixin(SettingsMixin, AuthMixin, RepresentationsMixin):
             (perk["points"] * decimal.Decimal(award.quantity)).to_integral_value(decimal.ROUND_HALF_UP)
         )
         with self._write() as db:
-            pk = db.execute(
-                "INSERT INTO transactions (business_id, user_id, connection_id, perk_id, location_id, title, "
-                "classification, points, quantity, transaction_dt, transaction_status, trans_source_id, "
-                "created_dt) VALUES (?, ?, ?, ?, ?, ?, 'EARN', ?, ?, ?, 'ACTIVE', ?, ?)",
-                (
-                    business_id,
-                    connection["user_id"],
-                    connection["id"],
-                    perk["id"],
-                    award.location_id,
-                    perk["title"],
-                    perk["points"],
-                    award.quantity if isinstance(award.quantity, int) else float(award.quantity),
-                    stamp,
-                    award.trans_source_id,
-                    now,
-                ),
-            ).lastrowid
+            pk = inserted_id(
+                db.execute(
+                    "INSERT INTO transactions (business_id, user_id, connection_id, perk_id, location_id, "
+                    "title, classification, points, quantity, transaction_dt, transaction_status, "
+                    "trans_source_id, created_dt) VALUES (?, ?, ?, ?, ?, ?, 'EARN', ?, ?, ?, 'ACTIVE', ?, ?)",
+                    (
+                        business_id,
+                        connection["user_id"],
+                        connection["id"],
+                        perk["id"],
+                        award.location_id,
+                        perk["title"],
+                        perk["points"],
+                        award.quantity if isinstance(award.quantity, int) else float(award.quantity),
+                        stamp,
+                        award.trans_source_id,
+                        now,
+                    ),
+                )
+            )
             db.execute(
                 "UPDATE connections SET point_balance = point_balance + ?, "
                 "lifetime_earned_points = lifetime_earned_points + ?, "
