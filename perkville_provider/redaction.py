@@ -17,8 +17,9 @@ import threading
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from airflow.sdk.execution_time.secrets_masker import redact
-from airflow.sdk.log import mask_secret
+# Where Airflow's own common-compat provider takes it from (airflow.sdk.log re-exports the shared
+# masker's; airflow.sdk.execution_time.secrets_masker is deprecated and warns on import).
+from airflow.sdk.log import mask_secret, redact  # type: ignore[attr-defined]
 
 REPLACEMENT = "***"
 #: Longest server text kept whole; the rest is cut and the cut is said (a 1 MB error message
