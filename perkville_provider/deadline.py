@@ -36,6 +36,8 @@ class Attempt:
     runs, so cutting the outer cuts it.
     """
 
+    deadline_at: float
+
     def __init__(self, deadline_at: float, parent: Attempt | None = None) -> None:
         self.parent = parent
         self.inherited = parent is not None and parent.deadline_at <= deadline_at

@@ -253,7 +253,8 @@ def _hook_lineage() -> tuple[list[Dataset], list[Dataset]]:
         collected = get_hook_lineage_collector().collected_assets
     except Exception:  # another release's layout: the SQL inputs alone
         return [], []
-    inputs, outputs = [], []
+    inputs: list[Any] = []
+    outputs: list[Any] = []
     for found, into in ((collected.inputs, inputs), (collected.outputs, outputs)):
         translated = (translate_airflow_asset(info.asset, info.context) for info in found)
         _extend_unique(into, (dataset for dataset in translated if dataset is not None))

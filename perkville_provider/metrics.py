@@ -86,6 +86,7 @@ def task_scope(*, dag_id: str | None, task_id: str | None, business_id: Any = No
     emitted.
     """
     global _stats, _tags
+    stats: Any
     try:
         from airflow.sdk.observability import stats
     except ImportError:  # pragma: no cover - an Airflow without the Task SDK's stats

@@ -98,7 +98,10 @@ class Pace:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"{key} is {str(value)[:40]!r}, not a finite number")
-        return cls(**{key: None if value is None else float(value) for key, value in known.items()})
+        numbers: dict[str, Any] = {
+            key: None if value is None else float(value) for key, value in known.items()
+        }
+        return cls(**numbers)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from perkville_provider.exceptions import PerkvilleConfigurationError, PerkvilleNetworkError
@@ -140,7 +140,7 @@ class RedisSchedule:
         self.total_key = f"perkville:starts:{key}"
         self.rules = rules
         self.where = redacted_url(url)
-        self._redis = self.storage.storage
+        self._redis = cast(Any, self.storage).storage  # the redis client under limits' storage
         self._lock = threading.Lock()
         self._next_local = 0.0
         self._started = False

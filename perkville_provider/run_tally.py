@@ -124,7 +124,7 @@ def run_counts(run_dir: Any, prefix: str, *, added: str) -> dict[str, int]:
                 if final.get(key, {}).get("status") != added:
                     final[key] = line
     counts: Counter[str] = Counter(total=len(final))
-    for line in final.values():
-        counts[str(line.get("status"))] += 1
-        counts.update({name: int(value) for name, value in (line.get("metrics") or {}).items()})
+    for last in final.values():
+        counts[str(last.get("status"))] += 1
+        counts.update({name: int(value) for name, value in (last.get("metrics") or {}).items()})
     return dict(counts)

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter
 from requests.auth import AuthBase
 from requests.models import DEFAULT_REDIRECT_LIMIT
 
@@ -69,7 +69,7 @@ def base_url_of(connection: Any, conn_id: str | None = None) -> str:
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
-def build_session(extra: Mapping[str, Any], *, adapter: HTTPAdapter, auth: AuthBase) -> requests.Session:
+def build_session(extra: Mapping[str, Any], *, adapter: BaseAdapter, auth: AuthBase) -> requests.Session:
     """A session with the connection's TLS, proxy and redirect settings; no extra becomes a header.
 
     :param extra: the connection's extras (``proxies``/``proxy``, ``verify``/``verify_ssl``, ``cert``,

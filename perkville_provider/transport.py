@@ -242,10 +242,11 @@ class Transport:
 
     def _acquire(self, method: str, path: str) -> float | None:
         """Wait for this start's turn in the shared pace (cut short by :meth:`abort`)."""
-        if self.limiter is None:
+        limiter = self.limiter
+        if limiter is None:
             return None
         try:
-            return metrics.waited(lambda: self.limiter.acquire(self.deadlines.stopped))
+            return metrics.waited(lambda: limiter.acquire(self.deadlines.stopped))
         except WaitStopped:
             raise self._stopped(method, path) from None
         except PerkvilleNetworkError as error:  # the shared budget's store did not answer

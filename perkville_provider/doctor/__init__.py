@@ -56,8 +56,8 @@ def guarded_hook(
     """A new hook of ``conn_id`` whose every request passes the read-only guard."""
     hook = PerkvilleHook(perkville_conn_id=conn_id, retry_policy=retry_policy or DOCTOR_RETRIES)
     settings = read_settings(hook.get_connection(conn_id), conn_id)
-    guard = ReadOnlyAdapter(hook.adapter, settings.credentials.token_url)
-    hook.adapter = guard
+    guard = ReadOnlyAdapter(hook.pool_adapter, settings.credentials.token_url)
+    hook.send_through(guard)
     return hook, guard
 
 

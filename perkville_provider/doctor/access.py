@@ -138,7 +138,7 @@ def probe_paths(p: Prober) -> None:
         unknown = f"path of {name}"
         if answer.found:
             p.paths[name], p.lists[name] = path, answer
-            said = _ANSWERS_THERE.get(answer.status, "")
+            said = _ANSWERS_THERE.get(answer.status or 0, "")
             seen = f"{request_line(name, path, p.list_params(name))}: {answer.status}{said}"
             p.report.add(Finding(f"paths.{name}", unknown, seen, HOLDS))
             continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -89,7 +90,15 @@ class ReadOnlyAdapter(BaseAdapter):
         self.last_answer: requests.Response | None = None
         self._lock = threading.Lock()
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
         """Send a read or the token grant through the inner adapter; refuse anything else unsent."""
         method = (request.method or "").upper()
         url = request.url or ""
@@ -101,7 +110,9 @@ class ReadOnlyAdapter(BaseAdapter):
             )
         started = time.monotonic()
         try:
-            response = self.inner.send(request, **kwargs)
+            response = self.inner.send(
+                request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+            )
         except Exception:
             self._log(Exchange(method, _shown_path(url), None, time.monotonic() - started, grant=grant))
             raise

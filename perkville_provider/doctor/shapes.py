@@ -101,8 +101,10 @@ def probe_representations(p: Prober) -> None:
     else:
         strings = [(n, v) for n, v in numbers if isinstance(v, str)]
         fractions = [(n, v) for n, v in numbers if isinstance(v, float) or (isinstance(v, str) and "." in v)]
-        name, value = (strings or fractions or numbers)[0]
-        seen = f"{len(numbers) - len(strings)} of {len(numbers)} JSON numbers, e.g. {name}={value!r}"
+        example_name, example = (strings or fractions or numbers)[0]
+        seen = (
+            f"{len(numbers) - len(strings)} of {len(numbers)} JSON numbers, e.g. {example_name}={example!r}"
+        )
         p.report.add(
             Finding(
                 "answers.decimals",

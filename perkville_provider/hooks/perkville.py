@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
+from requests.adapters import BaseAdapter
 from requests.auth import AuthBase
 
 from perkville_provider.answers import CreationWitness, LookupGuard
@@ -131,7 +132,7 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
             idle=120, count=20, interval=30, pool_connections=2, pool_maxsize=self.pool_size, max_retries=0
         )
         super().__init__(method="GET", http_conn_id=perkville_conn_id, adapter=adapter)
-        self._pool_adapter = adapter  # HttpHook's own ``adapter`` is typed optional
+        self._pool_adapter: BaseAdapter = adapter  # HttpHook's own ``adapter`` is typed optional
         self.perkville_conn_id = perkville_conn_id
         if max_requests_per_second is not None and not float(max_requests_per_second) > 0:
             raise PerkvilleConfigurationError(
@@ -420,6 +421,18 @@ class PerkvilleHook(PerkvilleResourcesMixin, HttpHook):
         :raises PerkvilleConfigurationError: an extra that cannot be used (no request is sent)
         """
         return self._api()
+
+    @property
+    def pool_adapter(self) -> BaseAdapter:
+        """The adapter every session of this hook sends through (pooled, with attempt deadlines)."""
+        return self._pool_adapter
+
+    def send_through(self, adapter: BaseAdapter) -> None:
+        """Send through ``adapter``; call before the hook's first request (its session is built once).
+
+        The doctor's read-only guard wraps :attr:`pool_adapter` so that no write can leave.
+        """
+        self._pool_adapter = adapter
 
     def test_connection(self) -> tuple[bool, str]:
         """Read the business (when ``business_id`` is set), else ``users/me``; say which check ran.

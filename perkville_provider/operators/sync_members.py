@@ -280,5 +280,11 @@ class PerkvilleSyncMembersOperator(PerkvilleBatchOperator):
 def _deactivate(hook: PerkvilleHook, record: Deactivation, inactive_status: str) -> Outcome:
     """Set a member who left to the inactive status (one PATCH of its external member record)."""
     ref = record.get("resource_uri") or record.get("external_member_record_id")
+    if ref is None:  # listed by Perkville without a way to address it: nothing to PATCH
+        return Outcome(
+            "failed",
+            code="no_member_reference",
+            message="Perkville listed this member without a resource_uri",
+        )
     hook.update_external_member(ref, {"external_membership_status": inactive_status})
     return Outcome("deactivated", detail={"connection_uri": record.get("connection") or ""})

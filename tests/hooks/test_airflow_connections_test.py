@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from airflow import __version__ as airflow_version
 
 # Two runs of Airflow's CLI, each its own interpreter: make test-slow.
 pytestmark = pytest.mark.slow
-from airflow import __version__ as airflow_version
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 #: Airflow 3.3.0's ``connections test`` prints a failure but exits 0; 3.3.2 exits 1 (the matrix runs both).
