@@ -368,8 +368,14 @@ def read_manifests(root: Any, dag_id: str) -> Iterator[tuple[ObjectStoragePath, 
 
 
 def _staged_at(run_dir: ObjectStoragePath, manifest: dict[str, Any]) -> pendulum.DateTime | None:
+    """The manifest's ``staged_at`` when it is a full date and time; None (with a WARNING) otherwise.
+
+    Parsed ``exact``: a bare time ("12:30") would otherwise be read as today at 12:30, a date taken
+    from the wall clock, and a run could be deleted (or kept) on that guess.
+    """
+    value = manifest.get("staged_at")
     try:
-        moment = pendulum.parse(str(manifest.get("staged_at")), tz="UTC")
+        moment = pendulum.parse(value, exact=True, tz="UTC") if isinstance(value, str) else None
     except (ValueError, TypeError, OverflowError):
         moment = None
     if not isinstance(moment, pendulum.DateTime):

@@ -49,15 +49,22 @@ def test_settled_keys_come_only_from_reports_of_runs_that_covered_the_days(tmp_p
     assert keys == {"A:1", "A:3"}
 
 
-def test_cleanup_removes_only_runs_past_their_retention(tmp_path):
+def stage_runs_and_clean_up(tmp_path, staged: dict[str, object]) -> list[str]:
+    """Stage a run per name with its manifest's ``staged_at``; the names retention removed."""
     root = f"file://{tmp_path}"
-    for run_id, staged_at in (("old", "2026-10-01T00:00:00+00:00"), ("new", "2026-11-20T00:00:00+00:00")):
+    for run_id, staged_at in staged.items():
         staging.write_manifest(staging.run_staging_dir(root, "dag", run_id))
         (tmp_path / "dag" / run_id / staging.MANIFEST_NAME).write_text(json.dumps({"staged_at": staged_at}))
-
     removed = staging.remove_expired_runs(
         root, "dag", retention_days=30, now=pendulum.datetime(2026, 11, 22, tz="UTC")
     )
+    return [path.rsplit("/", 1)[-1] for path in removed]
 
-    assert [path.rsplit("/", 1)[-1] for path in removed] == ["old"]
+
+def test_cleanup_removes_only_runs_past_their_retention(tmp_path):
+    removed = stage_runs_and_clean_up(
+        tmp_path, {"old": "2026-10-01T00:00:00+00:00", "new": "2026-11-20T00:00:00+00:00"}
+    )
+
+    assert removed == ["old"]
     assert sorted(p.name for p in (tmp_path / "dag").iterdir()) == ["new"]
