@@ -52,7 +52,7 @@ def child(variant: str, source: str) -> None:
     from perkville_provider.operators._settings import as_records
     from perkville_provider.operators.award_points import PerkvilleAwardPointsOperator
 
-    operator = PerkvilleAwardPointsOperator(task_id="bench", awards=[], perk_id=501, dry_run=True)
+    operator = PerkvilleAwardPointsOperator(task_id="bench", awards=[], perk_id=501, validate_only=True)
     job = operator.build_job(hook=PerkvilleHook(), settings=operator.settings())
     run_batch([], job, dry_run=True)
     before = _peak_kib()

@@ -37,7 +37,7 @@ def awards(count: int) -> list[dict]:
 
 def _award_operator():
     return PerkvilleAwardPointsOperator.partial(
-        task_id="award_checkin_points", perk_id=501, dry_run=True, max_failure_ratio=1.0, max_workers=1
+        task_id="award_checkin_points", perk_id=501, validate_only=True, max_failure_ratio=1.0, max_workers=1
     )
 
 

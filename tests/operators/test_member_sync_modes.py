@@ -211,7 +211,7 @@ def test_the_dry_run_reports_planned_changes_and_writes_nothing(sandbox):
     ledger = _ledger(sandbox, system)
     writes = _writes(sandbox)
 
-    summary = _sync(source, system, on_missing="deactivate", dry_run=True, max_failure_ratio=1)
+    summary = _sync(source, system, on_missing="deactivate", validate_only=True, max_failure_ratio=1)
 
     assert summary["planned"] == {
         "create": 1,

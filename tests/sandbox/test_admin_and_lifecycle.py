@@ -49,17 +49,18 @@ def test_the_ledger_exports_transactions_members_connections_and_users(sandbox, 
 
 def test_stats_count_the_requests_still_in_flight(sandbox, admin_api):
     """What a test that cut a client's requests waits on before it reads the ledger as final."""
+    before = sandbox.admin.stats()["in_flight"]  # an earlier test's cut trickle may still run here
     sandbox.admin.set_faults(latency_ms=1_000)
     slow = threading.Thread(target=admin_api.get, args=(f"/v2/connections/{seed.CUSTOMER_CONNECTION_ID}/",))
     slow.start()
     deadline = time.monotonic() + 10
-    while sandbox.admin.stats()["in_flight"] == 0 and time.monotonic() < deadline:
+    while sandbox.admin.stats()["in_flight"] <= before and time.monotonic() < deadline:
         time.sleep(0.01)
     in_flight = sandbox.admin.stats()["in_flight"]
     slow.join(timeout=10)
 
-    assert in_flight == 1
-    assert sandbox.admin.stats()["in_flight"] == 0
+    assert in_flight >= 1
+    assert in_flight > sandbox.admin.stats()["in_flight"]  # answered: the count went down again
 
 
 def test_reset_reseeds_forgets_tokens_clears_stats_faults_and_settings(sandbox, admin_api):
@@ -69,11 +70,12 @@ def test_reset_reseeds_forgets_tokens_clears_stats_faults_and_settings(sandbox, 
 
     sandbox.admin.reset()
 
-    assert sandbox.admin.stats() == {
+    stats = sandbox.admin.stats()
+    assert isinstance(stats.pop("in_flight"), int)  # a live count, not state a reset clears
+    assert stats == {
         "requests": {},
-        "faults_injected": dict.fromkeys(sandbox.admin.stats()["faults_injected"], 0),
+        "faults_injected": dict.fromkeys(stats["faults_injected"], 0),
         "token_grants": 0,
-        "in_flight": 0,
     }
     ledger = sandbox.admin.ledger()
     assert ledger["transactions"] == []
