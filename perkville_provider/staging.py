@@ -273,6 +273,18 @@ def _write_text(path: ObjectStoragePath, lines: Iterable[str]) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+    _report_written(path)
+
+
+def _report_written(path: ObjectStoragePath) -> None:
+    """Tell Airflow's hook lineage that ``path`` was written, as ``ObjectStoragePath.open`` does.
+
+    The local write goes around ``ObjectStoragePath`` (for its modes and the rename), so it reports
+    the file itself: OpenLineage draws the extract's staged chunks from this.
+    """
+    from airflow.sdk.lineage import get_hook_lineage_collector
+
+    get_hook_lineage_collector().add_output_asset(context=path, uri=str(path))
 
 
 def write_records(path: ObjectStoragePath, records: Iterable[Any]) -> int:
