@@ -59,11 +59,11 @@ test: $(STAMP) | $(REDIS_SERVER)
 
 # The slow-by-nature tests. `slow` (Airflow's CLI, spawned worker processes) one at a time (-n 0):
 # the worker-process tests measure real-time rates on an otherwise idle machine. Then `soak` (the
-# fault soak, whole DAG runs with OpenLineage or StatsD listening, a PostgreSQL of their own) in
-# parallel, a file per worker.
+# fault soak, whole DAG runs with OpenLineage or StatsD listening, a PostgreSQL of their own), also
+# one at a time: the soak's paced retries are judged against a sandbox no other test loads.
 test-slow: $(STAMP) | $(REDIS_SERVER)
 	$(BIN)/python -m pytest -n 0 -m "slow and not soak"
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "soak"
+	$(BIN)/python -m pytest -n 0 -m "soak"
 
 # Browser tests of the Airflow UI (tests/ui): a real Airflow and the sandbox, driven through
 # Debian's chromium by playwright (whose own browser download is never used). The [ui] extra
