@@ -71,6 +71,7 @@ def _pace_of(hook) -> tuple[Pace, float | None]:
     return limiter.schedule.update(lambda pace, now: (Pace(**pace.as_dict()), limiter.rules.rate(pace, now)))
 
 
+@pytest.mark.slow  # real-time 429 pacing: judged on an otherwise idle machine (make test-slow)
 def test_429s_cut_the_pace_for_every_hook_on_the_connection_and_success_brings_it_back(
     make_hook, sandbox_control, caplog
 ):
@@ -102,6 +103,7 @@ def test_429s_cut_the_pace_for_every_hook_on_the_connection_and_success_brings_i
     assert rate == pytest.approx(pace.throttled_rate * HEADROOM)  # just under the rate refused
 
 
+@pytest.mark.slow  # real-time 429 pacing: judged on an otherwise idle machine (make test-slow)
 def test_without_a_budget_the_first_429_starts_pacing_below_the_rate_that_was_refused(
     make_hook, sandbox_control
 ):
