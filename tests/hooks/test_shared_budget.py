@@ -105,17 +105,30 @@ def test_429s_cut_the_pace_for_every_hook_on_the_connection_and_success_brings_i
 
 @pytest.mark.slow  # real-time 429 pacing: judged on an otherwise idle machine (make test-slow)
 def test_without_a_budget_the_first_429_starts_pacing_below_the_rate_that_was_refused(
-    make_hook, sandbox_control
+    make_hook, sandbox_control, caplog
 ):
+    """Judged on the first decrease, as the name says, and on the pace left at the end.
+
+    Under some timings later congestions drive the pace on down to its floor (0.5/s against a limit
+    of 4/s: seen in about one run in four since issue 22's merge, and as a 26 s run on the code
+    before it); at the floor the pace equals the refused rate. That collapse is issue 28's to cure
+    (evenly spaced starts); here the rule that the first 429 sets is what is asserted.
+    """
+    caplog.set_level(logging.INFO, logger="perkville_provider.rate_budget")
     hook = make_hook()
     hook.get_token()
     assert _pace_of(hook)[1] is None
     sandbox_control.faults(rate_limit_per_second=4, rate_limit_scope="client")
     _read_in_threads(hook, 32)
 
+    decreases = [r.getMessage() for r in caplog.records if "answered 429" in r.getMessage()]
+    first = re.search(r"pacing ([0-9.]+) -> ([0-9.]+) requests/s", decreases[0]) if decreases else None
+    assert first is not None, decreases
+    assert float(first.group(2)) < float(first.group(1))
     pace, rate = _pace_of(hook)
     assert pace.throttled_rate is not None
-    assert rate < pace.throttled_rate
+    assert rate is not None
+    assert rate <= pace.throttled_rate
     assert sandbox_control.requests_to(BUSINESS, "200") == 32
 
 
