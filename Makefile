@@ -61,7 +61,8 @@ test: $(STAMP) | $(REDIS_SERVER)
 # the worker-process tests measure real-time rates on an otherwise idle machine. Then `soak` (the
 # fault soak, whole DAG runs with OpenLineage or StatsD listening, a PostgreSQL of their own), also
 # one at a time: the soak's paced retries are judged against a sandbox no other test loads.
-test-slow: $(STAMP) | $(REDIS_SERVER)
+test-slow: $(CLUSTER_STAMP) | $(REDIS_SERVER)
+	test -d /usr/lib/postgresql || apt-get install -y postgresql || (apt-get update && apt-get install -y postgresql)
 	$(BIN)/python -m pytest -n 0 -m "slow and not soak"
 	$(BIN)/python -m pytest -n 0 -m "soak"
 
