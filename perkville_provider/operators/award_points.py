@@ -175,6 +175,7 @@ def award_outcome(result: AwardResult) -> Outcome:
         detail["recovered_after_lost_response"] = True
     points = result.points if result.status == "awarded" else 0
     recovered = int(result.recovered_after_lost_response)
-    recovered_points = transaction_points(transaction) if recovered else 0
+    # A lost answer settled without the transaction found (a duplicate refusal): its points unknown.
+    recovered_points = transaction_points(transaction) if recovered and transaction else 0
     metrics = {"points": points or 0, "recovered": recovered, "recovered_points": recovered_points}
     return Outcome(result.status, detail=detail, metrics=metrics)
