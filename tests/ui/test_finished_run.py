@@ -84,7 +84,7 @@ def test_the_report_log_shows_the_days_table(page: Page, stack: Stack, awards_ru
     ), "one try each: the run added what the chunks awarded"
     assert merged["tries"]["1"]["total"] == merged["total"]
     events = stack.api.call("GET", "/assets/events", params={"source_run_id": awards_run})["asset_events"]
-    (event,) = [e for e in events if e["uri"] == "perkville://9823/checkin_awards"]
+    (event,) = [e for e in events if e["uri"] == "perkville://api.perkville.com/business/9823/transactions"]
     assert event["extra"]["run"] == merged["run"]
     assert event["extra"]["tries"] == merged["tries"]
 
