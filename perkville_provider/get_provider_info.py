@@ -222,7 +222,8 @@ def get_provider_info() -> dict[str, Any]:
                     ),
                     "rate_limit_redis_url": _string_field(
                         "Rate budget Redis URL",
-                        "redis://:password@host:6379/0 shared by every worker, when no Redis connection id is given.",
+                        "redis://:password@host:6379/0 shared by every worker, when no Redis connection "
+                        "id is given.",
                         secret=True,
                     ),
                     "adaptive_pacing": _flag_field(
