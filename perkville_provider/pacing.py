@@ -40,6 +40,7 @@ thread lock, a machine-wide lock file or Redis (see :mod:`perkville_provider.rat
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -181,6 +182,25 @@ class PaceRules:
         if any(getattr(pace, name) < 0 for name in counters):
             return "a counter is negative"
         return None
+
+    def read_stored(
+        self, raw: bytes | str | None, now: float, *, max_bytes: int = 4096
+    ) -> tuple[Pace, str | None]:
+        """A pace read back from shared state (a file, Redis), and why it cannot be trusted (or None).
+
+        The one check for every store: at most ``max_bytes``, JSON, known keys finite numbers, then
+        :meth:`distrust`. An untrusted or empty state reads as a fresh :class:`Pace`.
+        """
+        if not raw:
+            return Pace(), None
+        try:
+            if len(raw) > max_bytes:
+                raise ValueError(f"it is over {max_bytes} bytes")
+            pace = Pace.from_dict(json.loads(raw))
+            problem = self.distrust(pace, now)
+        except (ValueError, TypeError, RecursionError) as error:
+            problem = str(error) or type(error).__name__
+        return (pace, None) if problem is None else (Pace(), problem)
 
     def rate(self, pace: Pace, now: float) -> float | None:
         """The current pace in requests per second, or None for no pacing at all."""

@@ -173,12 +173,7 @@ class RedisSchedule:
             ) from None
 
     def _read(self) -> Pace:
-        raw = self._redis.get(self.state_key)
-        try:
-            pace = Pace.from_dict(json.loads(raw)) if raw else Pace()
-            problem = self.rules.distrust(pace, time.time())
-        except (ValueError, TypeError, RecursionError) as error:
-            problem = str(error) or type(error).__name__
+        pace, problem = self.rules.read_stored(self._redis.get(self.state_key), time.time())
         if problem is None:
             return pace
         log.warning(

@@ -202,15 +202,7 @@ class MachineSchedule:
     def _read(self, fd: int, now: float) -> Pace:
         """The pace in the file; a fresh one (and one WARNING) when it cannot be trusted."""
         raw = os.pread(fd, MAX_STATE_BYTES + 1, 0)
-        if not raw:
-            return Pace()
-        try:
-            if len(raw) > MAX_STATE_BYTES:
-                raise ValueError(f"it is over {MAX_STATE_BYTES} bytes")
-            pace = Pace.from_dict(json.loads(raw))
-            problem = self.rules.distrust(pace, now)
-        except (ValueError, TypeError, RecursionError) as error:
-            problem = str(error) or type(error).__name__
+        pace, problem = self.rules.read_stored(raw, now, max_bytes=MAX_STATE_BYTES)
         if problem is None:
             return pace
         log.warning(
